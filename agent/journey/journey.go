@@ -1,0 +1,499 @@
+// Package journey runs a device's provisioning once its network is up: inventory, hello to
+// the line server, verification of the signed job, the scenario, the flash, the final result
+// and the after-action. Every dependency on hardware, trust, scenarios and the flash pipeline
+// comes in through Deps, so the whole journey, failures included, is tested with fakes.
+//
+// The rules it enforces, whatever the parts do:
+//   - a job that does not verify is refused: nothing runs, nothing is written;
+//   - a device whose scenario does not pass every step is never flashed;
+//   - the final result is retried until the server acknowledges it (it is idempotent by run id);
+//   - the console always ends with a large PASS or FAIL that names the failed step and why.
+package journey
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/flashline/flashline/agent/console"
+	"github.com/flashline/flashline/agent/lineclient"
+	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/agent/report"
+)
+
+// maxScenarioBytes bounds a scenario download; real scenarios are a few KiB.
+const maxScenarioBytes = 1 << 20
+
+// API is the line server as the journey uses it; *lineclient.Client implements it.
+type API interface {
+	Hello(ctx context.Context, h protocol.Hello) (*protocol.HelloResponse, error)
+	PostEvents(ctx context.Context, b protocol.EventBatch) (int64, error)
+	PutResult(ctx context.Context, r protocol.Result) (*protocol.ResultAck, error)
+	Fetch(ctx context.Context, ref string, limit int64) ([]byte, error)
+	Resolve(ref string) (string, error)
+}
+
+// Expect is what a job must be bound to: this device and this boot.
+type Expect struct {
+	Serial, MAC, Nonce string
+	Now                time.Time
+}
+
+// FlashRequest is what the journey asks the flash pipeline to do.
+type FlashRequest struct {
+	Source   string // absolute image URL
+	Target   string // block device path
+	SHA256   string
+	Size     int64
+	Options  protocol.FlashOptions
+	Progress func(done, total int64)
+}
+
+// Deps are the journey's parts.
+type Deps struct {
+	// Inventory describes the hardware.
+	Inventory func(ctx context.Context) (protocol.Inventory, error)
+	// VerifyJob checks the job's signature and that it is bound to want.
+	VerifyJob func(sj protocol.SignedJob, want Expect) (protocol.Job, error)
+	// RunScenario runs the scenario's steps, emitting step events as they happen. It returns
+	// every step's result; an error means the scenario could not be run at all.
+	RunScenario func(ctx context.Context, scenario []byte, inv protocol.Inventory, emit func(protocol.Event)) ([]protocol.StepResult, error)
+	// Flash writes the image.
+	Flash func(ctx context.Context, req FlashRequest) (protocol.FlashResult, error)
+	// After carries out the job's after-action (reboot, poweroff...).
+	After func(ctx context.Context, action string) error
+}
+
+// Env is what the boot part of the agent found out.
+type Env struct {
+	Console      *console.Console
+	Log          *slog.Logger
+	AgentVersion string
+	BootMAC      string
+	IP           string
+	// BootTimings are phases measured before the journey (kernel, modules, dhcp...).
+	BootTimings []protocol.PhaseTiming
+	// HelloBackoff bounds the wait between hellos when the server is away or has no job.
+	HelloMin, HelloMax time.Duration
+	// ReportEvery is how often live events are flushed.
+	ReportEvery time.Duration
+	// Now is the clock (tests fix it).
+	Now func() time.Time
+}
+
+func (e *Env) defaults() {
+	if e.Console == nil {
+		e.Console = console.Discard()
+	}
+	if e.Log == nil {
+		e.Log = slog.Default()
+	}
+	if e.HelloMin == 0 {
+		e.HelloMin = time.Second
+	}
+	if e.HelloMax == 0 {
+		e.HelloMax = 30 * time.Second
+	}
+	if e.ReportEvery == 0 {
+		e.ReportEvery = 500 * time.Millisecond
+	}
+	if e.Now == nil {
+		e.Now = time.Now
+	}
+}
+
+// Outcome is how a run ended.
+type Outcome struct {
+	Job    protocol.Job
+	Result protocol.Result
+	// Flashed is true when the image was written and verified.
+	Flashed bool
+}
+
+// ErrRefused wraps every reason a job was not accepted.
+var ErrRefused = errors.New("job refused")
+
+// Run does one whole journey. It returns when the result has been acknowledged by the server
+// (or ctx ends). It does not carry out the after-action: call Finish for that, so the caller
+// decides what to do on failure (a failed device stays on its FAIL screen).
+func Run(ctx context.Context, env Env, api API, deps Deps) (Outcome, error) {
+	env.defaults()
+	con := env.Console
+	var timings []protocol.PhaseTiming
+	timings = append(timings, env.BootTimings...)
+	phase := func(name string, start time.Time) {
+		timings = append(timings, protocol.PhaseTiming{Phase: name, DurationMS: env.Now().Sub(start).Milliseconds()})
+	}
+
+	t0 := env.Now()
+	con.Infof("inventory: reading the hardware")
+	inv, err := deps.Inventory(ctx)
+	if err != nil {
+		// A partial inventory is still worth sending: the server may know the device by MAC.
+		con.Warnf("inventory: %v", err)
+	}
+	phase("inventory", t0)
+	con.OKf("inventory: %s", describe(inv))
+
+	nonce := newNonce()
+	hello := protocol.Hello{AgentVersion: env.AgentVersion, BootMAC: env.BootMAC, IP: env.IP, Nonce: nonce, Inventory: inv, Timings: timings}
+	t0 = env.Now()
+	sj, err := helloUntilJob(ctx, env, api, hello)
+	if err != nil {
+		return Outcome{}, err
+	}
+	phase("hello", t0)
+
+	job, err := deps.VerifyJob(*sj, Expect{Serial: inv.DMI.Serial, MAC: env.BootMAC, Nonce: nonce, Now: env.Now()})
+	if err != nil {
+		err = fmt.Errorf("%w: %v", ErrRefused, err)
+		con.Banner(console.Fail, "FAIL: JOB REFUSED", oneLine(err.Error()), "nothing was run and nothing was written")
+		// Tell whoever sent it, once: a rogue server learns nothing it did not know.
+		if runID := unverifiedRunID(*sj); runID != "" {
+			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			_, _ = api.PutResult(rctx, protocol.Result{RunID: runID, Serial: inv.DMI.Serial, MAC: env.BootMAC,
+				Status: protocol.StatusError, Reason: oneLine(err.Error()), Finished: env.Now()})
+			cancel()
+		}
+		return Outcome{}, err
+	}
+	con.OKf("job %s: scenario %s, image %s (%s)", job.RunID, nameOf(job.Scenario), nameOf(job.Image), humanBytes(job.Image.Size))
+
+	rep := report.New(api, job.RunID, inv.DMI.Serial, env.ReportEvery, env.Log)
+	res := protocol.Result{RunID: job.RunID, Serial: inv.DMI.Serial, MAC: env.BootMAC}
+	out := Outcome{Job: job}
+	emitPhase := func(name string, st protocol.Status, msg string) {
+		rep.Emit(protocol.Event{Kind: protocol.EventPhase, Phase: name, Status: st, Message: msg})
+	}
+
+	fail := func(step, reason string, st protocol.Status) {
+		res.Status = st
+		res.FailedStep = step
+		res.Reason = oneLine(reason)
+	}
+
+	// The scenario, verified against the hash in the signed job before it is parsed.
+	t0 = env.Now()
+	emitPhase("scenario", protocol.StatusRunning, "")
+	scenario, err := fetchVerified(ctx, api, job.Scenario)
+	if err != nil {
+		fail("scenario", err.Error(), protocol.StatusError)
+	} else {
+		steps, err := deps.RunScenario(ctx, scenario, inv, rep.Emit)
+		res.Steps = steps
+		for _, s := range steps {
+			timings = append(timings, protocol.PhaseTiming{Phase: "step:" + s.Name, DurationMS: s.DurationMS})
+		}
+		switch {
+		case err != nil:
+			fail("scenario", "scenario: "+err.Error(), protocol.StatusError)
+		default:
+			if s, ok := firstFailed(steps); ok {
+				fail(s.Name, stepReason(s), protocol.StatusFail)
+			}
+		}
+	}
+	phase("scenario", t0)
+	emitPhase("scenario", statusOr(res.Status, protocol.StatusPass), res.Reason)
+
+	// The flash, only when every step passed.
+	if res.Status == "" {
+		t0 = env.Now()
+		emitPhase("flash", protocol.StatusRunning, "")
+		fr, err := flash(ctx, env, api, deps, job, inv, rep)
+		res.Flash = &fr
+		if err != nil {
+			fail("flash", err.Error(), protocol.StatusFail)
+		} else {
+			out.Flashed = true
+		}
+		phase("flash", t0)
+		emitPhase("flash", statusOr(res.Status, protocol.StatusPass), res.Reason)
+	}
+	if res.Status == "" {
+		res.Status = protocol.StatusPass
+	}
+
+	// Report: live events first (best effort, bounded), then the result until acknowledged.
+	t0 = env.Now()
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	if left := rep.Close(cctx); left > 0 {
+		con.Warnf("report: %d live events could not be delivered", left)
+	}
+	cancel()
+	res.Finished = env.Now()
+	res.Timings = append(timings, protocol.PhaseTiming{Phase: "report", DurationMS: env.Now().Sub(t0).Milliseconds()})
+	if err := putResult(ctx, env, api, res); err != nil {
+		banner(con, res)
+		return out, err
+	}
+	out.Result = res
+	banner(con, res)
+	return out, nil
+}
+
+// Finish carries out the job's after-action for a passed run. A failed device is left on its
+// FAIL screen (rebooting it would only run the same failing tests again); ctx ending releases it.
+func Finish(ctx context.Context, env Env, deps Deps, out Outcome) error {
+	env.defaults()
+	if out.Result.Status != protocol.StatusPass {
+		env.Console.Infof("the device stays here: fix it and power-cycle it to test again")
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	action := out.Job.After
+	if action == "" {
+		action = protocol.AfterReboot
+	}
+	env.Console.Infof("after: %s", action)
+	if action == protocol.AfterNone {
+		return nil
+	}
+	return deps.After(ctx, action)
+}
+
+func helloUntilJob(ctx context.Context, env Env, api API, h protocol.Hello) (*protocol.SignedJob, error) {
+	b := lineclient.Backoff{Min: env.HelloMin, Max: env.HelloMax}
+	con := env.Console
+	for attempt := 1; ; attempt++ {
+		resp, err := api.Hello(ctx, h)
+		var wait time.Duration
+		switch {
+		case err != nil:
+			wait = b.Next()
+			con.Warnf("no answer from the line server: %v; retrying in %s", oneLine(err.Error()), wait.Round(time.Second))
+		case resp.Job != nil:
+			return resp.Job, nil
+		default:
+			wait = b.Next()
+			if resp.RetryAfter > 0 {
+				wait = time.Duration(resp.RetryAfter) * time.Second
+			}
+			msg := resp.Message
+			if msg == "" {
+				msg = "no job for this device yet"
+			}
+			con.Warnf("line server: %s; asking again in %s", msg, wait.Round(time.Second))
+		}
+		if err := lineclient.Sleep(ctx, wait); err != nil {
+			return nil, fmt.Errorf("hello: gave up after %d attempts: %w", attempt, err)
+		}
+	}
+}
+
+func fetchVerified(ctx context.Context, api API, a protocol.Artifact) ([]byte, error) {
+	b, err := api.Fetch(ctx, a.URL, maxScenarioBytes)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(b)
+	if got := hex.EncodeToString(sum[:]); !strings.EqualFold(got, a.SHA256) {
+		return nil, fmt.Errorf("scenario %s: sha256 %s does not match the signed job's %s", a.URL, got, a.SHA256)
+	}
+	return b, nil
+}
+
+func flash(ctx context.Context, env Env, api API, deps Deps, job protocol.Job, inv protocol.Inventory, rep *report.Reporter) (protocol.FlashResult, error) {
+	con := env.Console
+	target, err := chooseTarget(job.Target, inv)
+	if err != nil {
+		return protocol.FlashResult{}, err
+	}
+	src, err := api.Resolve(job.Image.URL)
+	if err != nil {
+		return protocol.FlashResult{Target: target}, err
+	}
+	con.Infof("flash: %s -> %s (%s)", src, target, humanBytes(job.Image.Size))
+	var lastPct int64 = -1
+	fr, err := deps.Flash(ctx, FlashRequest{
+		Source: src, Target: target, SHA256: job.Image.SHA256, Size: job.Image.Size, Options: job.Flash,
+		Progress: func(done, total int64) {
+			rep.Emit(protocol.Event{Kind: protocol.EventProgress, Phase: "flash", Done: done, Total: total})
+			if total > 0 {
+				// A line per 10% keeps a serial console readable.
+				if pct := done * 10 / total; pct != lastPct {
+					lastPct = pct
+					con.Infof("flash: %3d%% %s of %s", pct*10, humanBytes(done), humanBytes(total))
+				}
+			}
+		},
+	})
+	if fr.Target == "" {
+		fr.Target = target
+	}
+	if err != nil {
+		con.Failf("flash: %v", oneLine(err.Error()))
+		return fr, err
+	}
+	con.OKf("flash: %s written and verified (sha256 %s) in %.1fs", humanBytes(fr.Bytes), short(fr.SHA256), float64(fr.DurationMS)/1000)
+	return fr, nil
+}
+
+// chooseTarget picks the disk to flash: the job's explicit device, or the first non-removable
+// disk matching the rule. A removable disk is never chosen by a rule: it may be the boot stick.
+func chooseTarget(t protocol.Target, inv protocol.Inventory) (string, error) {
+	if t.Device != "" {
+		return t.Device, nil
+	}
+	for _, d := range inv.Disks {
+		if d.Removable || d.ReadOnly {
+			continue
+		}
+		if t.Transport != "" && !strings.EqualFold(t.Transport, d.Transport) {
+			continue
+		}
+		if d.SizeBytes < t.MinSize {
+			continue
+		}
+		if d.Path == "" {
+			d.Path = "/dev/" + d.Name
+		}
+		return d.Path, nil
+	}
+	return "", fmt.Errorf("no disk matches the job's target (transport %q, min size %s) among %d disks", t.Transport, humanBytes(t.MinSize), len(inv.Disks))
+}
+
+func putResult(ctx context.Context, env Env, api API, res protocol.Result) error {
+	b := lineclient.Backoff{Min: env.HelloMin, Max: env.HelloMax}
+	for {
+		ack, err := api.PutResult(ctx, res)
+		if err == nil {
+			if ack.Duplicate {
+				env.Console.OKf("result: already stored by the server")
+			} else {
+				env.Console.OKf("result: stored by the server")
+			}
+			return nil
+		}
+		var se *lineclient.StatusError
+		if errors.As(err, &se) && !se.Temporary() {
+			env.Console.Failf("result: the server refused it: %v", err)
+			return fmt.Errorf("report result: %w", err)
+		}
+		wait := b.Next()
+		env.Console.Warnf("result: not acknowledged (%v); retrying in %s", oneLine(err.Error()), wait.Round(100*time.Millisecond))
+		if err := lineclient.Sleep(ctx, wait); err != nil {
+			return fmt.Errorf("report result: %w", err)
+		}
+	}
+}
+
+func banner(con *console.Console, res protocol.Result) {
+	if res.Status == protocol.StatusPass {
+		lines := []string{"PASS", fmt.Sprintf("%d steps passed", len(res.Steps))}
+		if res.Flash != nil {
+			lines = append(lines, fmt.Sprintf("flashed %s to %s", humanBytes(res.Flash.Bytes), res.Flash.Target))
+		}
+		con.Banner(console.OK, lines...)
+		return
+	}
+	lines := []string{"FAIL", "step: " + res.FailedStep, "why:  " + res.Reason}
+	for _, s := range res.Steps {
+		if s.Name == res.FailedStep && len(s.Measurements) > 0 {
+			lines = append(lines, "measured: "+measurements(s.Measurements))
+		}
+	}
+	lines = append(lines, "the device was NOT flashed", "run "+res.RunID)
+	if res.FailedStep == "flash" {
+		lines[len(lines)-2] = "the flash did not complete: the disk was left unbootable on purpose"
+	}
+	con.Banner(console.Fail, lines...)
+}
+
+func firstFailed(steps []protocol.StepResult) (protocol.StepResult, bool) {
+	for _, s := range steps {
+		if s.Status == protocol.StatusFail || s.Status == protocol.StatusError {
+			return s, true
+		}
+	}
+	return protocol.StepResult{}, false
+}
+
+func stepReason(s protocol.StepResult) string {
+	r := s.Message
+	if r == "" {
+		r = string(s.Status)
+	}
+	if len(s.Measurements) > 0 {
+		r += " (measured " + measurements(s.Measurements) + ")"
+	}
+	return r
+}
+
+func measurements(ms []protocol.Measurement) string {
+	var parts []string
+	for _, m := range ms {
+		v := m.Text
+		if m.Value != nil {
+			v = fmt.Sprintf("%g", *m.Value)
+		}
+		parts = append(parts, strings.TrimSpace(fmt.Sprintf("%s=%s %s", m.Name, v, m.Unit)))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func statusOr(s, def protocol.Status) protocol.Status {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func unverifiedRunID(sj protocol.SignedJob) string {
+	j, err := protocol.OpenJob(sj, nil)
+	if err != nil {
+		return ""
+	}
+	return j.RunID
+}
+
+func newNonce() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails on Linux (it panics instead).
+	return hex.EncodeToString(b)
+}
+
+func describe(inv protocol.Inventory) string {
+	s := fmt.Sprintf("%s %s serial %q, %d cores, %s RAM, %d disks, %d NICs", inv.DMI.Vendor, inv.DMI.Product, inv.DMI.Serial, inv.CPU.Cores, humanBytes(int64(inv.MemoryBytes)), len(inv.Disks), len(inv.NICs))
+	if len(inv.Modules) > 0 {
+		s += ", modules " + strings.Join(inv.Modules, ",")
+	}
+	return strings.TrimSpace(s)
+}
+
+func nameOf(a protocol.Artifact) string {
+	if a.Name != "" {
+		return a.Name
+	}
+	return a.URL
+}
+
+func short(h string) string {
+	if len(h) > 12 {
+		return h[:12]
+	}
+	return h
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
