@@ -1,0 +1,89 @@
+// Package netlab makes a private test network for a QEMU device and the line server: a network
+// namespace holding a tap device with the server's address. The device's NIC is the tap, so
+// the reference server's real DHCP, TFTP and HTTP answer it, and nothing leaves the namespace.
+// It needs root (CI and the demo run as root).
+package netlab
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+)
+
+// Lab is one namespace with one tap device.
+type Lab struct {
+	NS     string       // network namespace name
+	Tap    string       // tap device inside NS, for QEMU's -netdev tap,ifname=
+	Server netip.Prefix // the server's address on the tap, e.g. 10.77.0.1/24
+}
+
+// Config chooses names and addresses; zero fields take defaults.
+type Config struct {
+	NS     string
+	Tap    string
+	Server netip.Prefix
+}
+
+// New creates the namespace and the tap. A stale namespace of the same name (from a run that
+// was killed) is removed first.
+func New(ctx context.Context, cfg Config) (*Lab, error) {
+	if os.Geteuid() != 0 {
+		return nil, fmt.Errorf("netlab: creating network namespaces needs root")
+	}
+	l := &Lab{NS: cfg.NS, Tap: cfg.Tap, Server: cfg.Server}
+	if l.NS == "" {
+		l.NS = fmt.Sprintf("flashline-%d", os.Getpid())
+	}
+	if l.Tap == "" {
+		l.Tap = "fltap0"
+	}
+	if !l.Server.IsValid() {
+		l.Server = netip.MustParsePrefix("10.77.0.1/24")
+	}
+	_ = run(ctx, "ip", "netns", "del", l.NS) // a leftover from a killed run
+	steps := [][]string{
+		{"ip", "netns", "add", l.NS},
+		{"ip", "-n", l.NS, "link", "set", "lo", "up"},
+		{"ip", "-n", l.NS, "tuntap", "add", "dev", l.Tap, "mode", "tap"},
+		{"ip", "-n", l.NS, "addr", "add", l.Server.String(), "dev", l.Tap},
+		{"ip", "-n", l.NS, "link", "set", l.Tap, "up"},
+	}
+	for _, s := range steps {
+		if err := run(ctx, s[0], s[1:]...); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("netlab: %w", err)
+		}
+	}
+	return l, nil
+}
+
+// ServerIP is the server's address without the prefix length.
+func (l *Lab) ServerIP() string { return l.Server.Addr().String() }
+
+// Command returns a command that runs inside the namespace.
+func (l *Lab) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", l.NS, name}, args...)...)
+}
+
+// Wrap returns the argv prefix that runs a program inside the namespace (for harnesses that
+// build their own command lines).
+func (l *Lab) Wrap() []string { return []string{"ip", "netns", "exec", l.NS} }
+
+// Close deletes the namespace and with it the tap.
+func (l *Lab) Close() error {
+	return run(context.Background(), "ip", "netns", "del", l.NS)
+}
+
+func run(ctx context.Context, name string, args ...string) error {
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return nil
+}
