@@ -26,7 +26,7 @@ type testClient struct {
 type result struct {
 	data     []byte
 	oack     map[string]string
-	oacks    int // OACK packets received
+	oacks    int            // OACK packets received
 	dataPkts map[uint16]int // how many times each wire block number arrived
 	tid      *net.UDPAddr
 }
