@@ -6,16 +6,17 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"sync/atomic"
 	"testing"
 
 	"github.com/flashline/flashline/server/pxecfg"
 	"github.com/flashline/flashline/server/tftp"
 )
 
-type oneDevice struct{ mode pxecfg.Mode }
+type oneDevice struct{ mode atomic.Int32 }
 
 func (o *oneDevice) BootMode(context.Context, net.HardwareAddr) (pxecfg.Mode, error) {
-	return o.mode, nil
+	return pxecfg.Mode(o.mode.Load()), nil
 }
 
 // The generated file reaches a real TFTP client through the TFTP server, and
@@ -25,7 +26,7 @@ func TestServedOverTFTP(t *testing.T) {
 	if err != nil {
 		t.Skip("curl not installed")
 	}
-	dev := &oneDevice{mode: pxecfg.Provision}
+	dev := &oneDevice{}
 	gen, err := pxecfg.New(pxecfg.Config{ServerURL: "http://10.77.0.1:8080"}, pxecfg.Deps{State: dev})
 	if err != nil {
 		t.Fatal(err)
@@ -46,7 +47,7 @@ func TestServedOverTFTP(t *testing.T) {
 	mac := net.HardwareAddr{0x52, 0x54, 0x00, 0x12, 0x34, 0x56}
 	url := fmt.Sprintf("tftp://127.0.0.1:%d/%s", srv.Addr().Port(), pxecfg.ConfigName(mac))
 	for _, mode := range []pxecfg.Mode{pxecfg.Provision, pxecfg.LocalBoot, pxecfg.Provision} {
-		dev.mode = mode
+		dev.mode.Store(int32(mode))
 		out, err := exec.Command(curl, "-sS", "--max-time", "10", url).Output()
 		if err != nil {
 			t.Fatalf("curl %s: %v", url, err)
