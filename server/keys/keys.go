@@ -43,7 +43,7 @@ func Generate(dir string) (Keypair, error) {
 		return Keypair{}, err
 	}
 	kp := Keypair{Private: filepath.Join(dir, PrivateKeyFile), Public: filepath.Join(dir, PublicKeyFile)}
-	if err := refuseExisting(kp.Private, kp.Public); err != nil {
+	if err := refuseExisting("agents built with the old key would no longer obey this server", kp.Private, kp.Public); err != nil {
 		return Keypair{}, err
 	}
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
@@ -166,10 +166,11 @@ func secretDir(dir string) error {
 	return nil
 }
 
-func refuseExisting(paths ...string) error {
+// refuseExisting fails when any of paths exists; why says what overwriting would break.
+func refuseExisting(why string, paths ...string) error {
 	for _, p := range paths {
 		if _, err := os.Lstat(p); err == nil {
-			return fmt.Errorf("%s already exists: refusing to overwrite a key (agents built with it would no longer trust this server); move it away first", p)
+			return fmt.Errorf("%s already exists: refusing to overwrite it (%s); move it away first", p, why)
 		} else if !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("check %s: %w", p, err)
 		}

@@ -58,12 +58,12 @@ func InitTLS(dir string, hosts []string, now time.Time) (TLSFiles, error) {
 		ServerCert: filepath.Join(dir, ServerCertFile), ServerKey: filepath.Join(dir, ServerKeyFile),
 		Hosts: hosts,
 	}
-	if err := refuseExisting(f.ServerCert, f.ServerKey); err != nil {
+	if err := refuseExisting("to issue a new server certificate from the same CA, move server.pem and server.key away", f.ServerCert, f.ServerKey); err != nil {
 		return TLSFiles{}, err
 	}
 	ca, caKey, err := loadCA(f.CACert, f.CAKey)
 	if errors.Is(err, fs.ErrNotExist) {
-		if err := refuseExisting(f.CACert, f.CAKey); err != nil {
+		if err := refuseExisting("agents pin this CA", f.CACert, f.CAKey); err != nil {
 			return TLSFiles{}, fmt.Errorf("half a CA in %s: %w", dir, err)
 		}
 		ca, caKey, err = newCA(now)
