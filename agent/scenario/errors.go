@@ -58,7 +58,14 @@ func (l ErrorList) sortDedup() ErrorList {
 type errs struct {
 	file string
 	list ErrorList
+	// nodes counts the nodes substitution has copied: aliases are expanded, and a few nested
+	// anchors could otherwise expand exponentially ("billion laughs").
+	nodes    int
+	overflow bool
 }
+
+// maxNodes bounds the nodes of a scenario after alias expansion.
+const maxNodes = 100000
 
 func (e *errs) at(n *yaml.Node, format string, args ...any) {
 	line, col := 1, 1

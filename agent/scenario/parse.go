@@ -346,9 +346,13 @@ func subst(e *errs, n *yaml.Node, vars map[string]string, depth int) *yaml.Node 
 	if n == nil {
 		return nil
 	}
-	if depth > 100 {
-		e.at(n, "nested too deeply")
-		return n
+	e.nodes++
+	if depth > 100 || e.nodes > maxNodes {
+		if !e.overflow {
+			e.overflow = true
+			e.at(n, "nested too deeply or too many aliases: expands beyond %d nodes", maxNodes)
+		}
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: n.Line, Column: n.Column}
 	}
 	c := *n
 	switch n.Kind {

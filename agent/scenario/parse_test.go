@@ -273,3 +273,19 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestAliasBomb(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("name: x\nsteps:\n  - name: a\n    exec:\n      command: [x]\n      env:\n        a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n")
+	for i := 1; i < 9; i++ {
+		fmt.Fprintf(&b, "        a%d: &a%d [*a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d]\n", i, i, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1)
+	}
+	start := time.Now()
+	errs := Lint("bomb.yaml", []byte(b.String()), testRegistry(t))
+	if len(errs) == 0 || !strings.Contains(errs.Error(), "beyond") {
+		t.Errorf("errors = %v", errs)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("lint took %s", d)
+	}
+}
