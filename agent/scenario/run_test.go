@@ -85,7 +85,9 @@ func TestRunner(t *testing.T) {
 			protocol.StatusFail, "a", []string{"fail/1/no", "pass/1/ok"}},
 		{"timeout", []Planned{step("a", 0, false, sc(blockCtx))}, protocol.StatusFail, "a", []string{"fail/1/timed out after 50ms"}},
 		{"check ignoring ctx is abandoned", []Planned{step("a", 0, false, sc(ignoreCtx))}, protocol.StatusFail, "a", []string{"fail/1/timed out"}},
-		{"error", []Planned{step("a", 0, false, sc(func(context.Context) (checks.Outcome, error) { return checks.Outcome{}, errors.New("open /dev/ttyUSB2: permission denied") }))},
+		{"error", []Planned{step("a", 0, false, sc(func(context.Context) (checks.Outcome, error) {
+			return checks.Outcome{}, errors.New("open /dev/ttyUSB2: permission denied")
+		}))},
 			protocol.StatusFail, "a", []string{"error/1/permission denied"}},
 		{"panic", []Planned{step("a", 0, false, sc(func(context.Context) (checks.Outcome, error) { panic("boom") }))},
 			protocol.StatusFail, "a", []string{"error/1/check panicked: boom"}},
@@ -119,7 +121,6 @@ func TestRunner(t *testing.T) {
 		})
 	}
 }
-
 
 func TestRunnerMeasurementsOnFailAndPrompt(t *testing.T) {
 	op := &promptRec{}
