@@ -78,7 +78,9 @@ func dryLoader(files *[]string) *Loader {
 		Root:   root,
 		KVer:   "test",
 		Settle: time.Millisecond,
-		DryRun: func(p string) { *files = append(*files, strings.TrimPrefix(p, filepath.Join(root, "lib/modules/test")+"/")) },
+		DryRun: func(p string) {
+			*files = append(*files, strings.TrimPrefix(p, filepath.Join(root, "lib/modules/test")+"/"))
+		},
 	}
 }
 
