@@ -1,0 +1,107 @@
+package store
+
+// migrations are applied in order; PRAGMA user_version records how many ran. Never edit a
+// released migration: append a new one.
+var migrations = []string{
+	// 1: devices, runs, steps, measurements, events, phase timings.
+	`
+CREATE TABLE devices (
+	mac          TEXT PRIMARY KEY,
+	serial       TEXT NOT NULL DEFAULT '',
+	product      TEXT NOT NULL DEFAULT '',
+	boot_mode    TEXT NOT NULL DEFAULT 'provision',
+	mode_changed INTEGER NOT NULL DEFAULT 0,
+	last_run_id  TEXT NOT NULL DEFAULT '',
+	first_seen   INTEGER NOT NULL,
+	last_seen    INTEGER NOT NULL,
+	inventory    TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX devices_serial ON devices(serial);
+CREATE INDEX devices_last_seen ON devices(last_seen);
+
+CREATE TABLE runs (
+	run_id            TEXT PRIMARY KEY,
+	serial            TEXT NOT NULL,
+	mac               TEXT NOT NULL,
+	product           TEXT NOT NULL DEFAULT '',
+	rule              TEXT NOT NULL DEFAULT '',
+	scenario          TEXT NOT NULL DEFAULT '',
+	image             TEXT NOT NULL DEFAULT '',
+	agent_version     TEXT NOT NULL DEFAULT '',
+	ip                TEXT NOT NULL DEFAULT '',
+	issued_at         INTEGER NOT NULL,
+	expires_at        INTEGER NOT NULL,
+	updated_at        INTEGER NOT NULL,
+	status            TEXT NOT NULL DEFAULT 'issued',
+	phase             TEXT NOT NULL DEFAULT '',
+	step              TEXT NOT NULL DEFAULT '',
+	message           TEXT NOT NULL DEFAULT '',
+	progress_done     INTEGER NOT NULL DEFAULT 0,
+	progress_total    INTEGER NOT NULL DEFAULT 0,
+	acked_seq         INTEGER NOT NULL DEFAULT 0,
+	last_seq          INTEGER NOT NULL DEFAULT 0,
+	finished_at       INTEGER,
+	failed_step       TEXT NOT NULL DEFAULT '',
+	reason            TEXT NOT NULL DEFAULT '',
+	flash_target      TEXT NOT NULL DEFAULT '',
+	flash_bytes       INTEGER NOT NULL DEFAULT 0,
+	flash_sha256      TEXT NOT NULL DEFAULT '',
+	flash_format      TEXT NOT NULL DEFAULT '',
+	flash_duration_ms INTEGER NOT NULL DEFAULT 0,
+	flash_resumes     INTEGER NOT NULL DEFAULT 0,
+	result            TEXT
+);
+CREATE INDEX runs_serial ON runs(serial, issued_at);
+CREATE INDEX runs_mac ON runs(mac, issued_at);
+
+CREATE TABLE steps (
+	run_id      TEXT NOT NULL REFERENCES runs(run_id),
+	idx         INTEGER NOT NULL,
+	name        TEXT NOT NULL,
+	check_kind  TEXT NOT NULL DEFAULT '',
+	status      TEXT NOT NULL,
+	message     TEXT NOT NULL DEFAULT '',
+	attempts    INTEGER NOT NULL DEFAULT 0,
+	started     INTEGER NOT NULL DEFAULT 0,
+	duration_ms INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (run_id, idx)
+) WITHOUT ROWID;
+
+CREATE TABLE measurements (
+	run_id   TEXT NOT NULL,
+	step_idx INTEGER NOT NULL,
+	idx      INTEGER NOT NULL,
+	name     TEXT NOT NULL,
+	value    REAL,
+	text     TEXT NOT NULL DEFAULT '',
+	unit     TEXT NOT NULL DEFAULT '',
+	PRIMARY KEY (run_id, step_idx, idx),
+	FOREIGN KEY (run_id, step_idx) REFERENCES steps(run_id, idx)
+) WITHOUT ROWID;
+
+CREATE TABLE events (
+	run_id       TEXT NOT NULL REFERENCES runs(run_id),
+	seq          INTEGER NOT NULL,
+	time         INTEGER NOT NULL,
+	kind         TEXT NOT NULL,
+	phase        TEXT NOT NULL DEFAULT '',
+	step         TEXT NOT NULL DEFAULT '',
+	status       TEXT NOT NULL DEFAULT '',
+	message      TEXT NOT NULL DEFAULT '',
+	done         INTEGER NOT NULL DEFAULT 0,
+	total        INTEGER NOT NULL DEFAULT 0,
+	measurements TEXT NOT NULL DEFAULT '',
+	PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+
+-- source is "hello" (timings measured before the job) or "result" (the rest of the journey).
+CREATE TABLE timings (
+	run_id      TEXT NOT NULL REFERENCES runs(run_id),
+	source      TEXT NOT NULL,
+	idx         INTEGER NOT NULL,
+	phase       TEXT NOT NULL,
+	duration_ms INTEGER NOT NULL,
+	PRIMARY KEY (run_id, source, idx)
+) WITHOUT ROWID;
+`,
+}
