@@ -1,0 +1,113 @@
+package decompress
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"strings"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/klauspost/pgzip"
+)
+
+// Options tune the decoders. The zero value is fine.
+type Options struct {
+	// Concurrency is how many cores a decoder may use; 0 means GOMAXPROCS.
+	Concurrency int
+}
+
+func (o Options) concurrency() int {
+	if o.Concurrency > 0 {
+		return o.Concurrency
+	}
+	return runtime.GOMAXPROCS(0)
+}
+
+// Reader yields the decompressed image. Close releases the decoder's goroutines; it does not
+// close the underlying stream.
+type Reader struct {
+	io.Reader
+	Format Format
+	close  func()
+}
+
+// Close stops the decoder's background work.
+func (r *Reader) Close() error {
+	if r.close != nil {
+		r.close()
+	}
+	return nil
+}
+
+// zstdMaxWindow bounds the decoder's history; zstd levels up to 19 use at most 8 MiB windows,
+// and --long images up to 128 MiB would blow the agent's memory budget, so they are refused
+// with a clear error rather than allowed to eat the ramdisk.
+const zstdMaxWindow = 32 << 20
+
+// NewReader sniffs the format of r and returns a reader of the decompressed bytes. Every
+// decoder treats a stream that stops early as io.ErrUnexpectedEOF, never as a clean end.
+func NewReader(r io.Reader, opts Options) (*Reader, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	head, err := br.Peek(SniffLen)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("read image header: %w", err)
+	}
+	format := Sniff(head)
+	switch format {
+	case Gzip:
+		// pgzip inflates in its own goroutine with read-ahead of decoded blocks, so the
+		// CRC, the network and the caller's hashing overlap with inflation.
+		zr, err := pgzip.NewReaderN(br, 1<<20, 4)
+		if err != nil {
+			return nil, fmt.Errorf("gzip header: %w", eofIsUnexpected(err))
+		}
+		return &Reader{Reader: &errMapper{r: zr, format: Gzip}, Format: Gzip, close: func() { zr.Close() }}, nil
+	case Zstd:
+		zr, err := zstd.NewReader(br,
+			zstd.WithDecoderConcurrency(opts.concurrency()),
+			zstd.WithDecoderMaxWindow(zstdMaxWindow),
+			zstd.WithDecoderLowmem(true))
+		if err != nil {
+			return nil, fmt.Errorf("zstd: %w", err)
+		}
+		return &Reader{Reader: &errMapper{r: zr, format: Zstd}, Format: Zstd, close: zr.Close}, nil
+	case Xz:
+		xr := newXZReader(br, opts.concurrency())
+		return &Reader{Reader: &errMapper{r: xr, format: Xz}, Format: Xz, close: xr.Close}, nil
+	}
+	return &Reader{Reader: br, Format: Raw}, nil
+}
+
+// errMapper names the format in decoder errors and makes sure a truncated stream can never
+// pass for a complete one: some decoders report a cut inside a frame as plain io.EOF.
+type errMapper struct {
+	r      io.Reader
+	format Format
+	err    error
+}
+
+func (m *errMapper) Read(p []byte) (int, error) {
+	if m.err != nil {
+		return 0, m.err
+	}
+	n, err := m.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = eofIsUnexpected(err)
+		if strings.HasPrefix(err.Error(), string(m.format)+":") {
+			m.err = err
+		} else {
+			m.err = fmt.Errorf("%s: %w", m.format, err)
+		}
+		return n, m.err
+	}
+	return n, err
+}
+
+func eofIsUnexpected(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}

@@ -1,0 +1,689 @@
+package decompress
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/crc32"
+	"hash/crc64"
+	"io"
+	"sync"
+
+	"github.com/ulikunitz/xz/lzma"
+)
+
+// The xz container (tukaani.org xz-file-format 1.2.0) is parsed here rather than by
+// ulikunitz/xz's Reader because that Reader decodes one block after another on one core, and
+// its API exposes no block boundaries. `xz -T` writes the compressed and uncompressed size in
+// every block header, so the blocks can be cut out of the stream as it arrives and handed to
+// workers; each worker runs ulikunitz's LZMA2 decoder (lzma.Reader2) on its block. Blocks
+// without a compressed size (single-threaded xz) or too large to buffer are decoded inline
+// from the stream, one after the other, so memory stays bounded either way.
+
+const (
+	xzPieceSize = 1 << 20
+	// xzLookahead is how many decoded pieces one block may hold while earlier blocks are still
+	// being consumed. It trades memory for parallelism: a worker stalls once it is this far
+	// ahead of the writer.
+	xzLookahead = 12
+	// xzMaxBuffered is the largest compressed block read into memory for a worker.
+	xzMaxBuffered = 16 << 20
+	// xzMaxParallelDict is the largest LZMA2 dictionary a worker may allocate; blocks with a
+	// bigger one (xz -8/-9) are decoded inline so only one such dictionary exists at a time.
+	xzMaxParallelDict = 16 << 20
+)
+
+var crc64Table = crc64.MakeTable(crc64.ECMA)
+
+// xzPiece is a run of decoded bytes; a nil buf stands for n zero bytes, which costs no memory
+// while it waits (disk images are largely zeros).
+type xzPiece struct {
+	buf []byte
+	n   int
+}
+
+// xzJob is one block's decoded output, delivered in order to the consumer.
+type xzJob struct {
+	out chan xzPiece
+	// Set by the producer before out is closed:
+	err      error
+	size     int64 // uncompressed bytes
+	unpadded int64 // header + compressed data + check, as the index records it
+	// index, when not nil, makes this a marker job: the stream's index, checked by the
+	// consumer against the blocks it received.
+	index []xzRecord
+}
+
+type xzRecord struct{ unpadded, size int64 }
+
+// xzBlock is what a worker needs to decode one buffered block.
+type xzBlock struct {
+	job   *xzJob
+	hdr   xzBlockHeader
+	check byte
+	data  []byte // compressed data, padding and check
+}
+
+type xzReader struct {
+	done    chan struct{}
+	once    sync.Once
+	order   chan *xzJob
+	work    chan xzBlock
+	free    chan []byte
+	wg      sync.WaitGroup
+	splitMu sync.Mutex
+	split   error // the splitter's error, valid once order is closed
+
+	cur     *xzJob
+	records []xzRecord
+	piec    xzPiece
+	off     int
+	err     error
+}
+
+func newXZReader(r *bufio.Reader, workers int) *xzReader {
+	if workers < 1 {
+		workers = 1
+	}
+	x := &xzReader{
+		done:  make(chan struct{}),
+		order: make(chan *xzJob, workers),
+		work:  make(chan xzBlock),
+		free:  make(chan []byte, (workers+1)*(xzLookahead+1)+1),
+	}
+	for range workers {
+		x.wg.Add(1)
+		go x.worker()
+	}
+	go x.splitter(r)
+	return x
+}
+
+// Close stops every goroutine of the decoder.
+func (x *xzReader) Close() {
+	x.once.Do(func() { close(x.done) })
+}
+
+func (x *xzReader) getBuf() []byte {
+	select {
+	case b := <-x.free:
+		return b
+	default:
+		return make([]byte, xzPieceSize)
+	}
+}
+
+func (x *xzReader) putBuf(b []byte) {
+	select {
+	case x.free <- b:
+	default:
+	}
+}
+
+func (x *xzReader) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		if x.err != nil {
+			return n, x.err
+		}
+		if x.off < x.piec.n {
+			var k int
+			if x.piec.buf == nil {
+				k = min(len(p)-n, x.piec.n-x.off)
+				clear(p[n : n+k])
+			} else {
+				k = copy(p[n:], x.piec.buf[x.off:x.piec.n])
+			}
+			x.off += k
+			n += k
+			continue
+		}
+		if x.piec.buf != nil {
+			x.putBuf(x.piec.buf)
+		}
+		x.piec, x.off = xzPiece{}, 0
+		if n > 0 {
+			// Hand over what we have rather than block on the next block.
+			return n, nil
+		}
+		x.err = x.next()
+	}
+	return n, nil
+}
+
+// next loads the next piece, moving on to the next block when one is finished.
+func (x *xzReader) next() error {
+	for {
+		if x.cur == nil {
+			select {
+			case j, ok := <-x.order:
+				if !ok {
+					x.splitMu.Lock()
+					defer x.splitMu.Unlock()
+					if x.split != nil {
+						return x.split
+					}
+					return io.EOF
+				}
+				if j.index != nil {
+					if err := checkIndex(j.index, x.records); err != nil {
+						return err
+					}
+					x.records = x.records[:0]
+					continue
+				}
+				x.cur = j
+			case <-x.done:
+				return errors.New("xz: reader closed")
+			}
+		}
+		select {
+		case pc, ok := <-x.cur.out:
+			if !ok {
+				if x.cur.err != nil {
+					return x.cur.err
+				}
+				x.records = append(x.records, xzRecord{x.cur.unpadded, x.cur.size})
+				x.cur = nil
+				continue
+			}
+			x.piec = pc
+			return nil
+		case <-x.done:
+			return errors.New("xz: reader closed")
+		}
+	}
+}
+
+func (x *xzReader) worker() {
+	defer x.wg.Done()
+	for {
+		select {
+		case b := <-x.work:
+			x.decodeBuffered(b)
+		case <-x.done:
+			return
+		}
+	}
+}
+
+func (x *xzReader) decodeBuffered(b xzBlock) {
+	job := b.job
+	defer close(job.out)
+	csize := int(b.hdr.compressed)
+	pad := (4 - csize%4) % 4
+	rd := bytes.NewReader(b.data[:csize])
+	sum, err := x.decodeLZMA2(job, rd, b.hdr, b.check)
+	if err == nil && rd.Len() != 0 {
+		err = errors.New("xz: block data longer than the LZMA2 stream")
+	}
+	if err == nil {
+		err = verifyPadCheck(b.data[csize:], pad, sum)
+	}
+	job.err = err
+}
+
+// decodeLZMA2 decodes one block's LZMA2 stream from r into job.out and returns its check
+// value. It enforces the uncompressed size the header announced.
+func (x *xzReader) decodeLZMA2(job *xzJob, r io.Reader, h xzBlockHeader, check byte) ([]byte, error) {
+	cfg := lzma.Reader2Config{DictCap: int(h.dictCap)}
+	lr, err := cfg.NewReader2(r)
+	if err != nil {
+		return nil, fmt.Errorf("xz: %w", err)
+	}
+	hs := newXZHash(check)
+	var total int64
+	for {
+		buf := x.getBuf()
+		n, rerr := io.ReadFull(lr, buf)
+		if n > 0 {
+			if hs != nil {
+				hs.Write(buf[:n])
+			}
+			total += int64(n)
+			if h.uncompressed >= 0 && total > h.uncompressed {
+				return nil, errors.New("xz: block longer than its header says")
+			}
+			pc := xzPiece{buf: buf, n: n}
+			if isZero(buf[:n]) {
+				x.putBuf(buf)
+				pc.buf = nil
+			}
+			select {
+			case job.out <- pc:
+			case <-x.done:
+				return nil, errors.New("xz: reader closed")
+			}
+		} else {
+			x.putBuf(buf)
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF && lr.EOS() {
+			break
+		}
+		if rerr != nil {
+			return nil, fmt.Errorf("xz: %w", eofIsUnexpected(rerr))
+		}
+	}
+	if !lr.EOS() {
+		return nil, fmt.Errorf("xz: %w", io.ErrUnexpectedEOF)
+	}
+	if h.uncompressed >= 0 && total != h.uncompressed {
+		return nil, errors.New("xz: block shorter than its header says")
+	}
+	job.size = total
+	return xzSum(hs), nil
+}
+
+var zeroPiece = make([]byte, xzPieceSize)
+
+func isZero(b []byte) bool { return bytes.Equal(b, zeroPiece[:len(b)]) }
+
+func verifyPadCheck(tail []byte, pad int, sum []byte) error {
+	if len(tail) != pad+len(sum) {
+		return errors.New("xz: block padding or check truncated")
+	}
+	if !isZero(tail[:pad]) {
+		return errors.New("xz: non-zero block padding")
+	}
+	if !bytes.Equal(tail[pad:], sum) {
+		return errors.New("xz: block check mismatch (corrupt data)")
+	}
+	return nil
+}
+
+// xzSum returns the check as stored in the file: CRCs little-endian, SHA-256 as is (Go's hash
+// package gives CRCs big-endian).
+func xzSum(h hash.Hash) []byte {
+	switch h := h.(type) {
+	case nil:
+		return nil
+	case hash.Hash32:
+		return binary.LittleEndian.AppendUint32(nil, h.Sum32())
+	case hash.Hash64:
+		return binary.LittleEndian.AppendUint64(nil, h.Sum64())
+	}
+	return h.Sum(nil)
+}
+
+// newXZHash returns the hash for an xz check type, nil for "none".
+func newXZHash(check byte) hash.Hash {
+	switch check {
+	case 0x01:
+		return crc32.NewIEEE()
+	case 0x04:
+		return crc64.New(crc64Table)
+	case 0x0a:
+		return sha256.New()
+	}
+	return nil
+}
+
+func checkSize(check byte) (int, error) {
+	switch check {
+	case 0x00:
+		return 0, nil
+	case 0x01:
+		return 4, nil
+	case 0x04:
+		return 8, nil
+	case 0x0a:
+		return 32, nil
+	}
+	return 0, fmt.Errorf("xz: unsupported check type %#x", check)
+}
+
+func checkIndex(index, got []xzRecord) error {
+	if len(index) != len(got) {
+		return fmt.Errorf("xz: index lists %d blocks, stream has %d", len(index), len(got))
+	}
+	for i := range index {
+		if index[i] != got[i] {
+			return fmt.Errorf("xz: index record %d does not match block", i)
+		}
+	}
+	return nil
+}
+
+// xzBlockHeader is the part of a block header the decoder needs. Sizes are -1 when absent.
+type xzBlockHeader struct {
+	size         int // header length in bytes
+	compressed   int64
+	uncompressed int64
+	dictCap      int64
+}
+
+// splitter walks the container: stream headers, blocks, indexes, footers and padding. It
+// owns the input; jobs go to the consumer in stream order.
+func (x *xzReader) splitter(r *bufio.Reader) {
+	err := x.splitStreams(r)
+	x.splitMu.Lock()
+	x.split = err
+	x.splitMu.Unlock()
+	close(x.order)
+}
+
+func (x *xzReader) sendJob(j *xzJob) error {
+	select {
+	case x.order <- j:
+		return nil
+	case <-x.done:
+		return errors.New("xz: reader closed")
+	}
+}
+
+func (x *xzReader) splitStreams(r *bufio.Reader) error {
+	for first := true; ; first = false {
+		if !first {
+			// Stream padding: zero bytes in multiples of four, then another stream or the end.
+			pad := 0
+			for {
+				b, err := r.ReadByte()
+				if err == io.EOF {
+					if pad%4 != 0 {
+						return errors.New("xz: stream padding not a multiple of four bytes")
+					}
+					return nil
+				}
+				if err != nil {
+					return fmt.Errorf("xz: %w", err)
+				}
+				if b != 0 {
+					r.UnreadByte()
+					break
+				}
+				pad++
+			}
+			if pad%4 != 0 {
+				return errors.New("xz: stream padding not a multiple of four bytes")
+			}
+		}
+		if err := x.splitStream(r); err != nil {
+			return err
+		}
+	}
+}
+
+func readFullXZ(r io.Reader, p []byte) error {
+	if _, err := io.ReadFull(r, p); err != nil {
+		return fmt.Errorf("xz: %w", eofIsUnexpected(err))
+	}
+	return nil
+}
+
+func (x *xzReader) splitStream(r *bufio.Reader) error {
+	var sh [12]byte
+	if err := readFullXZ(r, sh[:]); err != nil {
+		return err
+	}
+	if !bytes.Equal(sh[:6], xzMagic) {
+		return errors.New("xz: bad stream header magic")
+	}
+	if crc32.ChecksumIEEE(sh[6:8]) != binary.LittleEndian.Uint32(sh[8:12]) {
+		return errors.New("xz: stream header CRC mismatch")
+	}
+	if sh[6] != 0 || sh[7]&0xf0 != 0 {
+		return errors.New("xz: unsupported stream flags")
+	}
+	check := sh[7]
+	csz, err := checkSize(check)
+	if err != nil {
+		return err
+	}
+	for {
+		b, err := r.ReadByte()
+		if err != nil {
+			return fmt.Errorf("xz: %w", eofIsUnexpected(err))
+		}
+		if b == 0 {
+			return x.readIndexAndFooter(r, sh[6:8])
+		}
+		hdr, err := readXZBlockHeader(r, b)
+		if err != nil {
+			return err
+		}
+		job := &xzJob{out: make(chan xzPiece, xzLookahead)}
+		if hdr.compressed >= 0 && hdr.compressed <= xzMaxBuffered && hdr.dictCap <= xzMaxParallelDict {
+			pad := (4 - hdr.compressed%4) % 4
+			data := make([]byte, hdr.compressed+pad+int64(csz))
+			if err := readFullXZ(r, data); err != nil {
+				return err
+			}
+			job.unpadded = int64(hdr.size) + hdr.compressed + int64(csz)
+			if err := x.sendJob(job); err != nil {
+				return err
+			}
+			select {
+			case x.work <- xzBlock{job: job, hdr: hdr, check: check, data: data}:
+			case <-x.done:
+				return errors.New("xz: reader closed")
+			}
+			continue
+		}
+		// Inline: decode straight from the stream. The consumer gets the job first so it
+		// can drain the output while we produce it.
+		if err := x.sendJob(job); err != nil {
+			return err
+		}
+		if err := x.decodeInline(r, job, hdr, check, csz); err != nil {
+			return err
+		}
+	}
+}
+
+func (x *xzReader) decodeInline(r *bufio.Reader, job *xzJob, hdr xzBlockHeader, check byte, csz int) error {
+	cr := &countReader{r: r}
+	var src io.Reader = cr
+	if hdr.compressed >= 0 {
+		src = io.LimitReader(cr, hdr.compressed)
+	}
+	sum, err := x.decodeLZMA2(job, src, hdr, check)
+	if err == nil && hdr.compressed >= 0 && cr.n != hdr.compressed {
+		err = errors.New("xz: block data longer than the LZMA2 stream")
+	}
+	if err == nil {
+		pad := int((4 - cr.n%4) % 4)
+		tail := make([]byte, pad+csz)
+		if err = readFullXZ(r, tail); err == nil {
+			err = verifyPadCheck(tail, pad, sum)
+		}
+	}
+	job.unpadded = int64(hdr.size) + cr.n + int64(csz)
+	job.err = err
+	close(job.out)
+	// The consumer reports the error; stopping here keeps the stream position sane.
+	return err
+}
+
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// readXZBlockHeader parses a block header whose first (size) byte is b.
+func readXZBlockHeader(r io.Reader, b byte) (xzBlockHeader, error) {
+	h := xzBlockHeader{size: (int(b) + 1) * 4, compressed: -1, uncompressed: -1}
+	buf := make([]byte, h.size)
+	buf[0] = b
+	if err := readFullXZ(r, buf[1:]); err != nil {
+		return h, err
+	}
+	if crc32.ChecksumIEEE(buf[:h.size-4]) != binary.LittleEndian.Uint32(buf[h.size-4:]) {
+		return h, errors.New("xz: block header CRC mismatch")
+	}
+	return parseXZBlockHeader(buf)
+}
+
+// parseXZBlockHeader decodes a CRC-checked block header (size byte included, CRC excluded
+// from parsing).
+func parseXZBlockHeader(buf []byte) (xzBlockHeader, error) {
+	h := xzBlockHeader{size: len(buf), compressed: -1, uncompressed: -1}
+	body := buf[:len(buf)-4]
+	flags := body[1]
+	if flags&0x3c != 0 {
+		return h, errors.New("xz: reserved block flags set")
+	}
+	p := body[2:]
+	var err error
+	if flags&0x40 != 0 {
+		if h.compressed, p, err = xzVarint(p); err != nil {
+			return h, err
+		}
+		if h.compressed == 0 {
+			return h, errors.New("xz: zero compressed size")
+		}
+	}
+	if flags&0x80 != 0 {
+		if h.uncompressed, p, err = xzVarint(p); err != nil {
+			return h, err
+		}
+	}
+	nf := int(flags&3) + 1
+	for i := range nf {
+		var id, psz int64
+		if id, p, err = xzVarint(p); err != nil {
+			return h, err
+		}
+		if psz, p, err = xzVarint(p); err != nil {
+			return h, err
+		}
+		if psz > int64(len(p)) {
+			return h, errors.New("xz: filter properties overrun the block header")
+		}
+		props := p[:psz]
+		p = p[psz:]
+		if id != 0x21 || i != nf-1 {
+			return h, fmt.Errorf("xz: filter %#x not supported (only LZMA2)", id)
+		}
+		if len(props) != 1 {
+			return h, errors.New("xz: bad LZMA2 filter properties")
+		}
+		if h.dictCap, err = lzma.DecodeDictCap(props[0]); err != nil {
+			return h, fmt.Errorf("xz: %w", err)
+		}
+	}
+	if !isZero(p) {
+		return h, errors.New("xz: non-zero block header padding")
+	}
+	return h, nil
+}
+
+// xzVarint decodes the xz multibyte integer at the start of p.
+func xzVarint(p []byte) (int64, []byte, error) {
+	var v uint64
+	for i := 0; i < 9 && i < len(p); i++ {
+		b := p[i]
+		v |= uint64(b&0x7f) << (7 * i)
+		if b&0x80 == 0 {
+			if b == 0 && i > 0 {
+				return 0, nil, errors.New("xz: non-minimal integer encoding")
+			}
+			if v > 1<<63-1 {
+				return 0, nil, errors.New("xz: integer overflow")
+			}
+			return int64(v), p[i+1:], nil
+		}
+	}
+	return 0, nil, errors.New("xz: truncated integer")
+}
+
+// readIndexAndFooter reads an index (its indicator byte already consumed) and the stream
+// footer, then queues the index for the consumer to match against the blocks it decoded.
+func (x *xzReader) readIndexAndFooter(r *bufio.Reader, flags []byte) error {
+	crc := crc32.NewIEEE()
+	crc.Write([]byte{0})
+	tr := io.TeeReader(r, crc)
+	var br bufByteReader
+	br.r = tr
+	count, err := readUvarint(&br)
+	if err != nil {
+		return err
+	}
+	if count > 1<<24 {
+		return errors.New("xz: implausible index record count")
+	}
+	index := make([]xzRecord, 0, count)
+	for range count {
+		u, err := readUvarint(&br)
+		if err != nil {
+			return err
+		}
+		s, err := readUvarint(&br)
+		if err != nil {
+			return err
+		}
+		index = append(index, xzRecord{int64(u), int64(s)})
+	}
+	size := 1 + br.n
+	pad := make([]byte, (4-size%4)%4)
+	if err := readFullXZ(tr, pad); err != nil {
+		return err
+	}
+	if !isZero(pad) {
+		return errors.New("xz: non-zero index padding")
+	}
+	size += int64(len(pad))
+	var sum [4]byte
+	if err := readFullXZ(r, sum[:]); err != nil {
+		return err
+	}
+	if crc.Sum32() != binary.LittleEndian.Uint32(sum[:]) {
+		return errors.New("xz: index CRC mismatch")
+	}
+	size += 4
+	var ft [12]byte
+	if err := readFullXZ(r, ft[:]); err != nil {
+		return err
+	}
+	if crc32.ChecksumIEEE(ft[4:10]) != binary.LittleEndian.Uint32(ft[0:4]) {
+		return errors.New("xz: stream footer CRC mismatch")
+	}
+	if string(ft[10:12]) != "YZ" || !bytes.Equal(ft[8:10], flags) {
+		return errors.New("xz: bad stream footer")
+	}
+	if (int64(binary.LittleEndian.Uint32(ft[4:8]))+1)*4 != size {
+		return errors.New("xz: footer backward size does not match the index")
+	}
+	return x.sendJob(&xzJob{index: index})
+}
+
+type bufByteReader struct {
+	r io.Reader
+	b [1]byte
+	n int64
+}
+
+func (b *bufByteReader) ReadByte() (byte, error) {
+	if _, err := io.ReadFull(b.r, b.b[:]); err != nil {
+		return 0, fmt.Errorf("xz: index: %w", eofIsUnexpected(err))
+	}
+	b.n++
+	return b.b[0], nil
+}
+
+func readUvarint(br *bufByteReader) (uint64, error) {
+	var v uint64
+	for i := range 9 {
+		b, err := br.ReadByte()
+		if err != nil {
+			return 0, err
+		}
+		v |= uint64(b&0x7f) << (7 * i)
+		if b&0x80 == 0 {
+			if b == 0 && i > 0 {
+				return 0, errors.New("xz: non-minimal integer encoding")
+			}
+			return v, nil
+		}
+	}
+	return 0, errors.New("xz: index integer too long")
+}
