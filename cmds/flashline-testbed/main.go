@@ -1,0 +1,43 @@
+// Command flashline-testbed emulates line hardware inside a test VM: it is
+// shipped only in test initramfs images and started in the background before
+// the agent runs a scenario.
+//
+//	flashline-testbed wifi-ap --ssid LINE-TEST      # mac80211_hwsim AP (+DHCP, TCP sink)
+//	flashline-testbed bt-peer --address C0:FF:EE:00:00:01   # vhci controller hearing a peer
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	if len(os.Args) < 2 {
+		usage()
+		os.Exit(2)
+	}
+	var code int
+	switch os.Args[1] {
+	case "wifi-ap":
+		code = cmdWifiAP(ctx, os.Args[2:])
+	case wifiAPNetnsCmd:
+		code = cmdWifiAPNetns(ctx, os.Args[2:])
+	case "bt-peer":
+		code = cmdBTPeer(ctx, os.Args[2:])
+	default:
+		usage()
+		code = 2
+	}
+	os.Exit(code)
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: flashline-testbed wifi-ap --ssid SSID [flags] | bt-peer --address ADDR [flags]")
+}

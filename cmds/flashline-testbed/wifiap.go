@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+
+	"github.com/flashline/flashline/agent/emul/hwsimap"
+	"github.com/flashline/flashline/agent/kmod"
+	mwifi "github.com/mdlayher/wifi"
+)
+
+const wifiAPNetnsCmd = "wifi-ap-netns"
+
+type apFlags struct {
+	fs      *flag.FlagSet
+	ssid    *string
+	freq    *int
+	iface   *string
+	netns   *bool
+	addr    *string
+	sink    *int
+	noAssoc *bool
+}
+
+func newAPFlags(name string) *apFlags {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	return &apFlags{
+		fs:      fs,
+		ssid:    fs.String("ssid", "LINE-TEST", "SSID to beacon"),
+		freq:    fs.Int("freq", 2412, "channel frequency in MHz"),
+		iface:   fs.String("interface", "", "Wi-Fi interface for the AP (default: the last hwsim radio's)"),
+		netns:   fs.Bool("netns", true, "run the AP in its own network namespace (needed for traffic to cross the emulated air)"),
+		addr:    fs.String("addr", "192.168.77.1/24", "the AP's address; DHCP hands out .100-.199 of its subnet"),
+		sink:    fs.Int("sink-port", 5201, "TCP sink port on the AP's address (0: none)"),
+		noAssoc: fs.Bool("beacon-only", false, "beacon and answer probes, refuse association"),
+	}
+}
+
+func (f *apFlags) config() hwsimap.LineConfig {
+	return hwsimap.LineConfig{
+		AP:       hwsimap.Config{SSID: *f.ssid, Frequency: *f.freq, Interface: *f.iface, NoAssociation: *f.noAssoc, Logger: slog.Default()},
+		Address:  *f.addr,
+		SinkPort: *f.sink,
+		Logger:   slog.Default(),
+	}
+}
+
+func cmdWifiAP(ctx context.Context, args []string) int {
+	f := newAPFlags("wifi-ap")
+	if err := f.fs.Parse(args); err != nil {
+		return 2
+	}
+	if err := kmod.Load(ctx, "mac80211_hwsim"); err != nil {
+		slog.Warn("wifi-ap: load mac80211_hwsim", "err", err)
+	}
+	ifi, err := pickRadio(ctx, *f.iface)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "wifi-ap: %v\n", err)
+		return 1
+	}
+	*f.iface = ifi.Name
+	if !*f.netns {
+		return runLine(ctx, f.config())
+	}
+	// Re-run ourselves in a new network namespace and move the radio there.
+	child := exec.CommandContext(ctx, os.Args[0], append([]string{wifiAPNetnsCmd}, args...)...)
+	child.Args = append(child.Args, "--interface", ifi.Name)
+	child.Stdout, child.Stderr = os.Stdout, os.Stderr
+	child.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET, Pdeathsig: syscall.SIGTERM}
+	child.Cancel = func() error { return child.Process.Signal(syscall.SIGTERM) }
+	if err := child.Start(); err != nil {
+		fmt.Fprintf(os.Stderr, "wifi-ap: start AP namespace: %v\n", err)
+		return 1
+	}
+	if err := hwsimap.MoveWiphy(ctx, ifi.PHY, child.Process.Pid); err != nil {
+		fmt.Fprintf(os.Stderr, "wifi-ap: %v\n", err)
+		_ = child.Process.Kill()
+		_ = child.Wait()
+		return 1
+	}
+	if err := child.Wait(); err != nil && ctx.Err() == nil {
+		fmt.Fprintf(os.Stderr, "wifi-ap: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func cmdWifiAPNetns(ctx context.Context, args []string) int {
+	f := newAPFlags(wifiAPNetnsCmd)
+	if err := f.fs.Parse(args); err != nil {
+		return 2
+	}
+	return runLine(ctx, f.config())
+}
+
+func runLine(ctx context.Context, cfg hwsimap.LineConfig) int {
+	err := hwsimap.RunLine(ctx, cfg, func(l *hwsimap.Line) {
+		fmt.Printf("wifi-ap: beaconing %q on %s (BSSID %s, %d MHz)\n", cfg.AP.SSID, l.AP.Interface().Name, l.AP.Interface().HardwareAddr, cfg.AP.Frequency)
+	})
+	if err != nil && ctx.Err() == nil {
+		fmt.Fprintf(os.Stderr, "wifi-ap: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// pickRadio waits for the hwsim radios and returns the interface of the last
+// one (or the named one), leaving the first for the device under test.
+func pickRadio(ctx context.Context, name string) (*mwifi.Interface, error) {
+	c, err := mwifi.New()
+	if err != nil {
+		return nil, fmt.Errorf("nl80211: %w", err)
+	}
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ifis, err := c.Interfaces()
+		if err != nil {
+			return nil, fmt.Errorf("list Wi-Fi interfaces: %w", err)
+		}
+		var pick *mwifi.Interface
+		n := 0
+		for _, ifi := range ifis {
+			if ifi.Index == 0 {
+				continue
+			}
+			n++
+			if (name == "" && (pick == nil || ifi.PHY > pick.PHY)) || ifi.Name == name {
+				pick = ifi
+			}
+		}
+		if pick != nil && (name != "" || n >= 2) {
+			return pick, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("no spare Wi-Fi radio (%d interfaces; load mac80211_hwsim with radios=2 or more)", n)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,49 @@
+//go:build e2e
+
+package scenarios
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRadioProbes boots a minimal initramfs whose /init (radioinit) starts
+// the Wi-Fi AP and Bluetooth peer emulators and runs the probes against them.
+func TestRadioProbes(t *testing.T) {
+	dir := t.TempDir()
+	goBuild(t, "./scripts/e2e/scenarios/radioinit", filepath.Join(dir, "init"))
+	goBuild(t, "./cmds/flashline-testbed", filepath.Join(dir, "flashline-testbed"))
+	img := filepath.Join(dir, "initrd.gz")
+	initramfs(t, img, map[string]string{
+		"init":                  filepath.Join(dir, "init"),
+		"bin/flashline-testbed": filepath.Join(dir, "flashline-testbed"),
+	}, moduleClosure(t, "mac80211_hwsim", "hci_vhci"))
+	extra := os.Getenv("RADIOTEST_APPEND")
+	out := bootDirect(t, img, extra, 5*time.Minute)
+	if p := os.Getenv("RADIOTEST_CONSOLE"); p != "" {
+		_ = os.WriteFile(p, []byte(out), 0o644)
+	}
+	var lines []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "RADIOTEST") || strings.Contains(l, "wifi-ap:") || strings.Contains(l, "bt-peer:") {
+			lines = append(lines, strings.TrimSpace(l))
+		}
+	}
+	t.Logf("console:\n%s", strings.Join(lines, "\n"))
+	if !strings.Contains(out, "RADIOTEST done") {
+		t.Fatalf("guest did not finish; full console:\n%s", out)
+	}
+	for _, l := range lines {
+		if strings.HasPrefix(l, "RADIOTEST ") && strings.Contains(l, " FAIL") {
+			t.Errorf("%s", l)
+		}
+	}
+	for _, c := range []string{"wifi.scan", "wifi.scan-wrong-ssid", "bluetooth.scan-bredr", "bluetooth.scan-le", "bluetooth.scan-both", "bluetooth.scan-missing"} {
+		if !strings.Contains(out, "RADIOTEST "+c+" PASS") {
+			t.Errorf("case %s did not pass", c)
+		}
+	}
+}
