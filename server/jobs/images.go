@@ -1,0 +1,293 @@
+package jobs
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
+
+	"github.com/flashline/flashline/server/config"
+)
+
+// Image is an image file with what a job needs to know about its decompressed content.
+type Image struct {
+	Name     string
+	File     string // path under the images directory, as served under /images/
+	Path     string // path on this host
+	SHA256   string // of the decompressed image
+	Size     int64  // decompressed size
+	Format   string // raw, gzip, zstd, xz (sniffed from the file's magic)
+	FileSize int64
+	ModTime  time.Time
+	Source   string // where SHA256 and Size came from: config, sidecar, computed, cache
+}
+
+// ImageOptions controls how image metadata is found.
+type ImageOptions struct {
+	Dir string
+	// Compute hashes (and decompresses) an image whose SHA-256 or size neither the config nor
+	// a sidecar gives.
+	Compute bool
+	// CacheFile, when set, remembers computed values keyed by file, size and mtime, so a
+	// restart does not hash gigabytes again.
+	CacheFile string
+	Logger    *slog.Logger
+}
+
+// LoadImages resolves every configured image: the file must exist; its SHA-256 and size come
+// from the config, then a sidecar "<file>.sha256", then (if allowed) hashing the file.
+func LoadImages(ctx context.Context, imgs []config.Image, opt ImageOptions) (map[string]Image, error) {
+	log := opt.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cache := loadCache(opt.CacheFile)
+	cacheDirty := false
+	out := make(map[string]Image, len(imgs))
+	var errs []error
+	for _, ci := range imgs {
+		im, computed, err := loadImage(ctx, ci, opt, cache, log)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("image %q: %w", ci.Name, err))
+			continue
+		}
+		cacheDirty = cacheDirty || computed
+		out[ci.Name] = im
+	}
+	if cacheDirty && opt.CacheFile != "" {
+		if err := saveCache(opt.CacheFile, cache); err != nil {
+			log.Warn("could not save the image hash cache", "file", opt.CacheFile, "err", err)
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+type cacheEntry struct {
+	FileSize int64  `json:"file_size"`
+	ModTime  int64  `json:"mtime_ns"`
+	SHA256   string `json:"sha256"`
+	Size     int64  `json:"size"`
+}
+
+func loadCache(path string) map[string]cacheEntry {
+	c := map[string]cacheEntry{}
+	if path == "" {
+		return c
+	}
+	b, err := os.ReadFile(path)
+	if err == nil {
+		json.Unmarshal(b, &c) // a broken cache is only a cache: recompute
+	}
+	return c
+}
+
+func saveCache(path string, c map[string]cacheEntry) error {
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o640); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func loadImage(ctx context.Context, ci config.Image, opt ImageOptions, cache map[string]cacheEntry, log *slog.Logger) (Image, bool, error) {
+	if err := config.CheckRelPath(ci.File); err != nil {
+		return Image{}, false, err
+	}
+	root, err := os.OpenRoot(opt.Dir)
+	if err != nil {
+		return Image{}, false, fmt.Errorf("images directory: %w", err)
+	}
+	defer root.Close()
+	f, err := root.Open(filepath.FromSlash(ci.File))
+	if err != nil {
+		return Image{}, false, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return Image{}, false, err
+	}
+	if !fi.Mode().IsRegular() {
+		return Image{}, false, fmt.Errorf("%s is not a regular file", ci.File)
+	}
+	format, err := sniff(f)
+	if err != nil {
+		return Image{}, false, fmt.Errorf("%s: %w", ci.File, err)
+	}
+	im := Image{Name: ci.Name, File: ci.File, Path: filepath.Join(opt.Dir, filepath.FromSlash(ci.File)), Format: format,
+		FileSize: fi.Size(), ModTime: fi.ModTime(), SHA256: strings.ToLower(ci.SHA256), Size: int64(ci.Size), Source: "config"}
+	if im.Size == 0 && format == "raw" {
+		im.Size = fi.Size()
+	}
+	if im.SHA256 == "" || im.Size == 0 {
+		sc, err := root.Open(filepath.FromSlash(ci.File) + ".sha256")
+		if err == nil {
+			sum, size, perr := ParseSidecar(io.LimitReader(sc, 64<<10))
+			sc.Close()
+			if perr != nil {
+				return Image{}, false, fmt.Errorf("%s.sha256: %w", ci.File, perr)
+			}
+			if im.SHA256 == "" {
+				im.SHA256 = sum
+			}
+			if im.Size == 0 {
+				im.Size = size
+			}
+			im.Source = "sidecar"
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return Image{}, false, fmt.Errorf("%s.sha256: %w", ci.File, err)
+		}
+	}
+	if im.SHA256 != "" && im.Size != 0 {
+		return im, false, nil
+	}
+	key := im.Path
+	if e, ok := cache[key]; ok && e.FileSize == fi.Size() && e.ModTime == fi.ModTime().UnixNano() {
+		im.SHA256, im.Size, im.Source = e.SHA256, e.Size, "cache"
+		return im, false, nil
+	}
+	if !opt.Compute {
+		return Image{}, false, fmt.Errorf("%s: no sha256/size in the config or a .sha256 sidecar, and computing is off", ci.File)
+	}
+	log.Info("hashing image (decompressing if needed); put sha256 and size into the config or a sidecar to skip this",
+		"image", ci.Name, "file", ci.File, "format", format, "bytes", fi.Size())
+	start := time.Now()
+	sum, size, err := HashImage(ctx, f)
+	if err != nil {
+		return Image{}, false, fmt.Errorf("%s: %w", ci.File, err)
+	}
+	log.Info("image hashed", "image", ci.Name, "sha256", sum, "size", size, "took", time.Since(start).Round(time.Millisecond))
+	if im.SHA256 != "" && im.SHA256 != sum {
+		return Image{}, false, fmt.Errorf("%s: configured sha256 %s but the content hashes to %s", ci.File, im.SHA256, sum)
+	}
+	im.SHA256, im.Size, im.Source = sum, size, "computed"
+	cache[key] = cacheEntry{FileSize: fi.Size(), ModTime: fi.ModTime().UnixNano(), SHA256: sum, Size: size}
+	return im, true, nil
+}
+
+// ParseSidecar reads a "<image>.sha256" file: the first field is the 64-hex-digit SHA-256 of
+// the decompressed image (sha256sum's output format works: "HASH  name"); an optional
+// "size=BYTES" field anywhere gives the decompressed size.
+func ParseSidecar(r io.Reader) (sum string, size int64, err error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), 64<<10)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		for _, f := range strings.Fields(line) {
+			switch {
+			case sum == "" && len(f) == 64 && isHex(f):
+				sum = strings.ToLower(f)
+			case strings.HasPrefix(f, "size="):
+				v, err := config.ParseBytes(strings.TrimPrefix(f, "size="))
+				if err != nil {
+					return "", 0, err
+				}
+				size = v
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return "", 0, err
+	}
+	if sum == "" {
+		return "", 0, errors.New("no SHA-256 (64 hex digits) found")
+	}
+	return sum, size, nil
+}
+
+func isHex(s string) bool {
+	_, err := hex.DecodeString(s)
+	return err == nil
+}
+
+// sniff names the compression of an image by its magic bytes, as the agent does.
+func sniff(f *os.File) (string, error) {
+	var b [6]byte
+	n, err := f.ReadAt(b[:], 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	return formatOf(b[:n]), nil
+}
+
+func formatOf(b []byte) string {
+	switch {
+	case bytes.HasPrefix(b, []byte{0x1f, 0x8b}):
+		return "gzip"
+	case bytes.HasPrefix(b, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		return "zstd"
+	case bytes.HasPrefix(b, []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}):
+		return "xz"
+	}
+	return "raw"
+}
+
+// HashImage returns the SHA-256 and length of r's content after decompressing it according to
+// its magic bytes.
+func HashImage(ctx context.Context, r io.Reader) (string, int64, error) {
+	br := bufio.NewReaderSize(r, 1<<20)
+	head, _ := br.Peek(6)
+	var src io.Reader = br
+	switch formatOf(head) {
+	case "gzip":
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return "", 0, fmt.Errorf("gzip: %w", err)
+		}
+		defer zr.Close()
+		src = zr
+	case "zstd":
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(0))
+		if err != nil {
+			return "", 0, fmt.Errorf("zstd: %w", err)
+		}
+		defer zr.Close()
+		src = zr
+	case "xz":
+		zr, err := xz.NewReader(br)
+		if err != nil {
+			return "", 0, fmt.Errorf("xz: %w", err)
+		}
+		src = zr
+	}
+	h := sha256.New()
+	buf := make([]byte, 1<<20)
+	var n int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return "", 0, err
+		}
+		k, err := src.Read(buf)
+		h.Write(buf[:k])
+		n += int64(k)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return "", 0, fmt.Errorf("decompress after %s bytes: %w", strconv.FormatInt(n, 10), err)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
