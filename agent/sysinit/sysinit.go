@@ -192,3 +192,14 @@ func unescapeOctal(s string) string {
 }
 
 func isOctal(c byte) bool { return c >= '0' && c <= '7' }
+
+// InInitramfs reports whether / is an initramfs (ramfs or tmpfs), i.e. the agent runs on a
+// netbooted device and owns the machine, rather than on a developer's host where it must not
+// mount, load modules or reconfigure NICs.
+func InInitramfs() bool {
+	var st unix.Statfs_t
+	if err := unix.Statfs("/", &st); err != nil {
+		return false
+	}
+	return st.Type == unix.RAMFS_MAGIC || st.Type == unix.TMPFS_MAGIC
+}

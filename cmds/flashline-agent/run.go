@@ -2,12 +2,144 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"os"
+	"os/exec"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/flashline/flashline/agent/bootstrap"
+	"github.com/flashline/flashline/agent/console"
+	"github.com/flashline/flashline/agent/lineclient"
 )
 
-// cmdRun is not written yet: its owner replaces this file.
+// cmdRun is the whole journey: boot (command line, mounts, modules, DHCP), then the line
+// server's job. As the initramfs' uinit it never returns: u-root's init would power off or
+// drop to a shell, leaving the operator a dead screen, so every failure is printed with a
+// hint and retried (after an operator shell when flashline.debug is set).
 func cmdRun(ctx context.Context, args []string) int {
-	fmt.Fprintln(os.Stderr, "flashline-agent run: not implemented yet")
-	return 1
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	server := fs.String("server", "", "line server base URL, e.g. http://10.0.2.2:8080 (overrides flashline.server= on the kernel command line)")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: flashline-agent run [--server URL]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return 2
+	}
+	con := console.New(os.Stdout)
+	// Started by u-root's init (or being init): there is nobody to return to.
+	owner := os.Getpid() == 1 || os.Getppid() == 1
+	if owner {
+		// Signals must not end the device's only program.
+		ctx = context.WithoutCancel(ctx)
+	}
+	retry := &lineclient.Backoff{Min: 5 * time.Second, Max: time.Minute}
+	for {
+		env, err := runOnce(ctx, con, *server)
+		if err == nil {
+			return 0
+		}
+		if !owner && ctx.Err() != nil {
+			con.Failf("stopped: %v", err)
+			return 1
+		}
+		con.Banner(console.Fail, "flashline-agent could not go on:", firstLine(err.Error()), hint(err))
+		if rest := moreLines(err.Error()); rest != "" {
+			con.Failf("%s", rest)
+		}
+		if !owner {
+			return 1
+		}
+		if env != nil && env.Params.Debug {
+			operatorShell(con)
+		}
+		wait := retry.Next()
+		con.Infof("starting over in %s", wait.Round(time.Second))
+		_ = lineclient.Sleep(ctx, wait)
+	}
+}
+
+// runOnce boots and runs the journey once. A panic anywhere on this goroutine becomes an
+// error so that the caller can show it and start over.
+func runOnce(ctx context.Context, con *console.Console, server string) (env *bootstrap.Env, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("internal error: %v\n%s", r, debug.Stack())
+		}
+	}()
+	env, err = bootstrap.Boot(ctx, bootstrap.Options{Server: server, Console: con})
+	if err != nil {
+		return env, err
+	}
+	return env, journeyStep(ctx, env)
+}
+
+// journeyStep is what follows booting. Until agent/journey is wired in here (one call,
+// journey.Run with env's fields), it waits for the server's job and shows it.
+func journeyStep(ctx context.Context, env *bootstrap.Env) error {
+	api, err := lineclient.New(env.Server, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := bootstrap.AwaitJob(ctx, env, api, env.Hello(), &lineclient.Backoff{Min: time.Second, Max: 30 * time.Second}, lineclient.Sleep)
+	if err != nil {
+		return err
+	}
+	env.Console.Infof("job: %s", resp.Job.Job)
+	env.Console.Warnf("this build has no journey step yet: waiting")
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// hint tells the operator what to check for the usual failures.
+func hint(err error) string {
+	s := err.Error()
+	switch {
+	case strings.Contains(s, "internal error"):
+		return "hint: this is a bug in the agent; boot with flashline.debug for a shell, report the lines above"
+	case strings.Contains(s, "--server"), strings.Contains(s, "line server URL"):
+		return "hint: flashline.server= must be http(s)://host[:port]"
+	case strings.Contains(s, "network"):
+		return "hint: check the cable and the line's DHCP server"
+	}
+	return "hint: boot with flashline.debug on the kernel command line for an operator shell"
+}
+
+// operatorShell runs a shell on the console for the operator (flashline.debug); the journey
+// starts over when it exits.
+func operatorShell(con *console.Console) {
+	for _, sh := range []string{"/bin/defaultsh", "/bin/sh", "/bbin/gosh", "/bin/gosh"} {
+		if _, err := os.Stat(sh); err != nil {
+			continue
+		}
+		con.Infof("flashline.debug: shell %s on the console; exit it to start over", sh)
+		cmd := exec.Command(sh)
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+		if err := cmd.Run(); err != nil {
+			con.Warnf("shell: %v", err)
+		}
+		return
+	}
+	con.Warnf("flashline.debug: no shell in this initramfs")
+}
+
+func firstLine(s string) string {
+	first, _, _ := strings.Cut(s, "\n")
+	return first
+}
+
+func moreLines(s string) string {
+	_, rest, _ := strings.Cut(s, "\n")
+	return rest
 }
