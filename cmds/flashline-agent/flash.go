@@ -2,12 +2,130 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
+	"log/slog"
 	"os"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/flashline/flashline/agent/flash"
 )
 
-// cmdFlash is not written yet: its owner replaces this file.
+// cmdFlash is `flashline-agent flash [flags] SOURCE TARGET` (a contract, see design.md).
 func cmdFlash(ctx context.Context, args []string) int {
-	fmt.Fprintln(os.Stderr, "flashline-agent flash: not implemented yet")
-	return 1
+	fs := flag.NewFlagSet("flash", flag.ContinueOnError)
+	fs.SetOutput(os.Stderr)
+	var opts flash.Options
+	var size string
+	fs.StringVar(&opts.SHA256, "sha256", "", "SHA-256 (hex) of the decompressed image; the flash fails unless it matches")
+	fs.StringVar(&size, "size", "", "exact length of the decompressed image in bytes")
+	fs.BoolVar(&opts.Force, "force", false, "allow removable media")
+	fs.BoolVar(&opts.VerifyReadback, "verify-readback", false, "re-read the written image and compare its hash")
+	fs.BoolVar(&opts.GrowLastPartition, "grow", false, "grow the last GPT partition to the end of the target")
+	fs.DurationVar(&opts.StallTimeout, "stall-timeout", 30*time.Second, "HTTP: treat this long without data as a dropped connection")
+	fs.IntVar(&opts.Retries, "retries", 5, "HTTP: consecutive failed reconnects before giving up")
+	fs.DurationVar(&opts.RetryBackoff, "retry-backoff", time.Second, "HTTP: wait before the first retry (doubles up to 16x)")
+	fs.BoolVar(&opts.NoDirect, "no-direct", false, "do not use O_DIRECT")
+	fs.BoolVar(&opts.NoZeroSkip, "no-zero-skip", false, "write zero blocks even where the target reads back zeros")
+	fs.IntVar(&opts.BufferSize, "buffer-size", 0, "pipeline buffer size in bytes (default 4 MiB)")
+	fs.IntVar(&opts.Buffers, "buffers", 0, "number of pipeline buffers (default 6)")
+	verbose := fs.Bool("v", false, "log retries and warnings to stderr")
+	fs.Usage = func() {
+		fmt.Fprintln(os.Stderr, "usage: flashline-agent flash [--sha256 HEX] [--size BYTES] [flags] SOURCE TARGET\n\nSOURCE is an http(s) URL, a file or - (stdin); TARGET a block device or a regular file.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	var pos []string
+	for rest := args; ; {
+		if err := fs.Parse(rest); err != nil {
+			if err == flag.ErrHelp {
+				return 0
+			}
+			return 2
+		}
+		rest = fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		pos = append(pos, rest[0]) // flags may also follow the operands
+		rest = rest[1:]
+	}
+	if len(pos) != 2 {
+		fmt.Fprintln(os.Stderr, "flash: need SOURCE and TARGET")
+		fs.Usage()
+		return 2
+	}
+	opts.Source, opts.Target = pos[0], pos[1]
+	if size != "" {
+		n, err := strconv.ParseInt(size, 10, 64)
+		if err != nil || n <= 0 {
+			fmt.Fprintf(os.Stderr, "flash: --size %q is not a positive number of bytes\n", size)
+			return 2
+		}
+		opts.Size = n
+	}
+	if opts.Retries == 0 {
+		opts.Retries = -1 // the flag's 0 means "no retries", the library's 0 means default
+	}
+	level := slog.LevelError
+	if *verbose {
+		level = slog.LevelInfo
+	}
+	opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	// The agent runs from a ramdisk on devices with little RAM: keep the heap near the
+	// pipeline's fixed buffers instead of letting the GC double it.
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(48 << 20)
+	}
+	term := isTerminal(os.Stderr)
+	if term {
+		opts.Progress = func(p flash.Progress) { fmt.Fprint(os.Stderr, "\r"+progressLine(p)+"\033[K") }
+	}
+	res, err := flash.Write(ctx, opts)
+	if term {
+		fmt.Fprintln(os.Stderr)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	for _, w := range res.Warnings {
+		fmt.Fprintln(os.Stderr, "flash: warning:", w)
+	}
+	fmt.Fprintf(os.Stderr, "flash: wrote %d bytes (%s) sha256 %s in %.1fs (%s/s), %d resumes, %s zero bytes skipped\n",
+		res.Bytes, res.Format, res.SHA256, res.Duration.Seconds(),
+		human(float64(res.Bytes)/max(res.Duration.Seconds(), 1e-9)), res.Resumes, human(float64(res.ZeroSkipped)))
+	return 0
+}
+
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+func progressLine(p flash.Progress) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-8s %s", p.Phase, human(float64(p.Written)))
+	if p.Total > 0 {
+		fmt.Fprintf(&b, " / %s (%d%%)", human(float64(p.Total)), p.Written*100/p.Total)
+	}
+	fmt.Fprintf(&b, "  %s/s", human(p.Rate))
+	if p.ETA > 0 {
+		fmt.Fprintf(&b, "  ETA %s", p.ETA.Round(time.Second))
+	}
+	return b.String()
+}
+
+func human(v float64) string {
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
+	i := 0
+	for v >= 1024 && i < len(units)-1 {
+		v /= 1024
+		i++
+	}
+	return strconv.FormatFloat(v, 'f', 1, 64) + " " + units[i]
 }

@@ -1,0 +1,254 @@
+// Package flash writes a disk image onto a block device or a file, the core of Flashline.
+//
+//	res, err := flash.Write(ctx, flash.Options{
+//		Source: "http://server/images/os.img.zst", // or a path, or "-" for stdin
+//		Target: "/dev/vda",
+//		SHA256: "9f86d0...",        // of the decompressed image; optional
+//		Size:   8 << 30,            // exact image length; optional
+//		Progress: func(p flash.Progress) { ... }, // at most 4 calls a second, one goroutine
+//	})
+//
+// The pipeline is source (HTTP with Range resume, file or stdin) -> format sniffing by magic
+// (raw, gzip, zstd, xz) -> decoder -> SHA-256 -> writers, each stage its own goroutine
+// passing large aligned buffers, so that download, decoding, hashing and writing overlap and
+// memory stays bounded (a fixed set of buffers) whatever the image size.
+//
+// Power-loss safety: before writing, the target's first MiB (partition tables, boot code) is
+// wiped; the image's first MiB is held in memory and written only after the rest is written,
+// synced and its hash checked (and read back, with VerifyReadback). A target whose flash
+// failed or was interrupted has no partition table, so it cannot boot half an image and
+// netboots again; on failure Write wipes the first MiB once more.
+//
+// Errors are one line, starting with "flash: ", fit for a console and for the server.
+package flash
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/flashline/flashline/agent/flash/decompress"
+	"github.com/flashline/flashline/agent/flash/source"
+	"github.com/flashline/flashline/agent/flash/target"
+)
+
+// HoldBack is how much of the image's start is written last.
+const HoldBack = 1 << 20
+
+// Options describe one flash.
+type Options struct {
+	Source string // http(s) URL, file path, or "-" for standard input
+	Target string // block device or regular file (created when missing)
+	SHA256 string // hex SHA-256 of the decompressed image; "" skips the comparison
+	Size   int64  // exact decompressed length; <= 0 when unknown
+
+	Force             bool // allow removable media
+	VerifyReadback    bool // re-read the written image and compare its hash
+	GrowLastPartition bool // after the GPT fix-up, extend the last partition to the disk's end
+	NoDirect          bool // never use O_DIRECT
+	NoZeroSkip        bool // write zero blocks even where the target reads back zeros
+
+	StallTimeout time.Duration // HTTP: no byte for this long counts as a drop (default 30 s)
+	Retries      int           // HTTP: consecutive failed reconnects allowed (default 5)
+	RetryBackoff time.Duration // HTTP: first retry delay (default 1 s)
+	HTTPClient   *http.Client
+
+	// Progress, when set, receives progress from a single goroutine, at most every
+	// ProgressInterval (default 250 ms), plus a final call when Write ends successfully.
+	Progress         func(Progress)
+	ProgressInterval time.Duration
+
+	// BufferSize and Buffers size the pipeline (defaults 4 MiB x 6); BufferSize is rounded
+	// up to a multiple of HoldBack.
+	BufferSize int
+	Buffers    int
+
+	Logger  *slog.Logger
+	Checker *target.Checker // where the target safety checks look; nil for the live system
+}
+
+// Progress is a snapshot of a running flash.
+type Progress struct {
+	Phase   string        // "write", "sync", "verify", "finalize", "done"
+	Written int64         // image bytes handled (written or skipped as zeros)
+	Total   int64         // image length, 0 when not known yet
+	Rate    float64       // bytes per second, smoothed
+	ETA     time.Duration // 0 when unknown
+	// SourceRead and SourceTotal count the (possibly compressed) source bytes; they give an
+	// ETA when only the source's length is known.
+	SourceRead, SourceTotal int64
+}
+
+// Result describes a finished flash.
+type Result struct {
+	Bytes       int64  // image length
+	SHA256      string // hex SHA-256 of the image
+	Format      string // raw, gzip, zstd, xz
+	Duration    time.Duration
+	Resumes     int   // HTTP reconnections that continued the stream
+	ZeroSkipped int64 // bytes of zero blocks not written because the target reads zeros
+	Direct      bool  // O_DIRECT was used
+	GPT         target.GPTResult
+	Warnings    []string
+}
+
+func fail(format string, args ...any) error {
+	return fmt.Errorf("flash: "+format, args...)
+}
+
+// oneLine makes sure an error from a library stays on one line.
+func oneLine(err error) error {
+	s := err.Error()
+	if !strings.ContainsAny(s, "\r\n") {
+		return err
+	}
+	return errors.New(strings.Join(strings.Fields(s), " "))
+}
+
+// Write flashes opts.Source onto opts.Target. See the package documentation.
+func Write(ctx context.Context, opts Options) (res Result, err error) {
+	start := time.Now()
+	defer func() {
+		res.Duration = time.Since(start)
+		if err != nil {
+			err = oneLine(err)
+		}
+	}()
+	if opts.Source == "" || opts.Target == "" {
+		return res, fail("source and target are required")
+	}
+	var want []byte
+	if opts.SHA256 != "" {
+		want, err = hex.DecodeString(strings.ToLower(opts.SHA256))
+		if err != nil || len(want) != sha256.Size {
+			return res, fail("--sha256 must be 64 hex digits")
+		}
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := newPipeline(opts, log)
+
+	src, err := source.Open(ctx, opts.Source, source.Options{
+		Client: opts.HTTPClient, StallTimeout: opts.StallTimeout, Retries: opts.Retries,
+		Backoff: opts.RetryBackoff, Logger: log,
+	})
+	if err != nil {
+		return res, fail("%v", err)
+	}
+	defer src.Close()
+	p.src = src
+	dec, err := decompress.NewReader(src, decompress.Options{})
+	if err != nil {
+		return res, fail("%v", err)
+	}
+	defer dec.Close()
+	res.Format = string(dec.Format)
+
+	p.size = -1
+	if opts.Size > 0 {
+		p.size = opts.Size
+	} else if dec.Format == decompress.Raw && src.Size() >= 0 {
+		p.size = src.Size()
+	}
+	if opts.Size > 0 && dec.Format == decompress.Raw && src.Size() >= 0 && src.Size() != opts.Size {
+		return res, fail("source is %d bytes, --size says %d", src.Size(), opts.Size)
+	}
+
+	tgt, err := target.Open(opts.Target, target.Options{
+		Force: opts.Force, NoDirect: opts.NoDirect, ImageSize: p.size, Checker: opts.Checker,
+	})
+	if err != nil {
+		return res, fail("%v", err)
+	}
+	p.tgt = tgt
+	closed := false
+	defer func() {
+		if err != nil {
+			// Whatever happened, leave no partition table behind: the device netboots again.
+			if werr := tgt.Wipe(0, HoldBack); werr != nil {
+				err = fmt.Errorf("%w (and wiping the first MiB failed: %v)", err, werr)
+			}
+		}
+		if !closed {
+			tgt.Close()
+		}
+	}()
+
+	if err := p.prepare(); err != nil {
+		return res, err
+	}
+	p.startProgress()
+	defer p.stopProgress()
+
+	n, sum, err := p.run(ctx, dec)
+	res.ZeroSkipped = p.skipped.Load()
+	res.Resumes = src.Stats().Resumes
+	res.Direct = tgt.Direct()
+	if err != nil {
+		return res, err
+	}
+	res.Bytes, res.SHA256 = n, hex.EncodeToString(sum)
+	if opts.Size > 0 && n != opts.Size {
+		return res, fail("source ended after %d of %d bytes", n, opts.Size)
+	}
+	if want != nil && !equalBytes(sum, want) {
+		return res, fail("sha256 mismatch: got %s want %s", res.SHA256, strings.ToLower(opts.SHA256))
+	}
+
+	p.setPhase("sync")
+	if err := tgt.Sync(n); err != nil {
+		return res, fail("%v", err)
+	}
+	if opts.VerifyReadback {
+		p.setPhase("verify")
+		if err := p.verifyReadback(ctx, n, sum); err != nil {
+			return res, err
+		}
+	}
+	p.setPhase("finalize")
+	if err := p.commitHead(opts.VerifyReadback); err != nil {
+		return res, err
+	}
+	if n < tgt.Size() || opts.GrowLastPartition {
+		g, err := tgt.FixGPT(opts.GrowLastPartition)
+		if err != nil {
+			return res, fail("%v", err)
+		}
+		res.GPT = g
+	}
+	if err := tgt.Sync(n); err != nil {
+		return res, fail("%v", err)
+	}
+	closed = true
+	if err := tgt.Close(); err != nil {
+		return res, fail("close target: %v", err)
+	}
+	if err := target.RereadPartitions(ctx, opts.Target); err != nil {
+		// The image is written and durable; only the kernel's view is stale.
+		res.Warnings = append(res.Warnings, err.Error())
+		log.Warn("partition table re-read failed", "err", err)
+	}
+	p.stopProgress()
+	p.setPhase("done")
+	p.emitFinal()
+	return res, nil
+}
+
+func equalBytes(a, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	var d byte
+	for i := range a {
+		d |= a[i] ^ b[i]
+	}
+	return d == 0
+}

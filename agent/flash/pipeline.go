@@ -1,0 +1,405 @@
+package flash
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/flashline/flashline/agent/flash/source"
+	"github.com/flashline/flashline/agent/flash/target"
+)
+
+// zeroSeg is the granularity of zero skipping: small enough to catch the free blocks of a
+// filesystem, large enough that a run of data is one big write.
+const zeroSeg = 128 << 10
+
+var zeroBlock = make([]byte, zeroSeg)
+
+// chunk is one buffer's worth of the image at a fixed offset.
+type chunk struct {
+	buf []byte
+	off int64
+	n   int
+}
+
+type pipeline struct {
+	opts Options
+	log  *slog.Logger
+	src  source.Source
+	tgt  *target.Target
+	size int64 // expected image length, -1 when unknown
+
+	bufSize  int
+	nBufs    int
+	skipZero bool
+	head     []byte // the held-back first MiB
+	headLen  int
+
+	written atomic.Int64 // bytes handled by the writers
+	skipped atomic.Int64
+
+	phase    atomic.Value // string
+	progStop chan struct{}
+	progDone chan struct{}
+	progOnce sync.Once
+	rate     float64
+	lastT    time.Time
+	lastW    int64
+	lastEmit time.Time
+}
+
+func newPipeline(opts Options, log *slog.Logger) *pipeline {
+	p := &pipeline{opts: opts, log: log, bufSize: opts.BufferSize, nBufs: opts.Buffers}
+	if p.bufSize <= 0 {
+		p.bufSize = 4 << 20
+	}
+	p.bufSize = (p.bufSize + HoldBack - 1) / HoldBack * HoldBack
+	if p.nBufs < 3 {
+		p.nBufs = 6
+	}
+	p.phase.Store("write")
+	return p
+}
+
+// prepare makes the target safe to write: its old partition table is wiped so that a flash
+// cut short leaves nothing bootable, and zeroing is arranged where it is cheap and certain.
+func (p *pipeline) prepare() error {
+	if p.tgt.Bounded() {
+		if err := p.tgt.Wipe(0, HoldBack); err != nil {
+			return fail("%v", err)
+		}
+		// An old backup GPT at the disk's end could resurrect the old table.
+		if sz := p.tgt.Size(); sz > 2*HoldBack && (p.size < 0 || p.size < sz-HoldBack) {
+			if err := p.tgt.Wipe(sz-HoldBack, HoldBack); err != nil {
+				return fail("%v", err)
+			}
+		}
+	}
+	if !p.opts.NoZeroSkip {
+		if !p.tgt.ReadsZeros() && p.size > 0 {
+			p.tgt.ZeroRange(0, p.size)
+		}
+		p.skipZero = p.tgt.ReadsZeros()
+	}
+	p.head = target.AlignedBuffer(HoldBack)
+	return nil
+}
+
+// run streams the image through reader -> hasher -> writers and returns its length and hash.
+func (p *pipeline) run(ctx context.Context, dec io.Reader) (int64, []byte, error) {
+	g, gctx := errgroup.WithContext(ctx)
+	free := make(chan []byte, p.nBufs)
+	for range p.nBufs {
+		free <- target.AlignedBuffer(p.bufSize)
+	}
+	toHash := make(chan chunk, p.nBufs)
+	toWrite := make(chan chunk, p.nBufs)
+	var total int64
+	var sum []byte
+
+	g.Go(func() error {
+		defer close(toHash)
+		var off int64
+		for {
+			var buf []byte
+			select {
+			case buf = <-free:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+			n, err := io.ReadFull(dec, buf)
+			if n > 0 {
+				if p.size >= 0 && off+int64(n) > p.size {
+					return fail("image is longer than %d bytes", p.size)
+				}
+				if p.tgt.Bounded() && off+int64(n) > p.tgt.Size() {
+					return fail("image is larger than the target (%d bytes)", p.tgt.Size())
+				}
+				select {
+				case toHash <- chunk{buf: buf, off: off, n: n}:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+				off += int64(n)
+			}
+			switch {
+			case err == nil:
+				continue
+			// io.ReadFull reports the stream's normal end inside a buffer as a bare
+			// io.ErrUnexpectedEOF; decoders and sources report a truncated stream with a
+			// wrapped error, which is a failure.
+			case err == io.EOF, err == io.ErrUnexpectedEOF && n > 0:
+				total = off
+				return nil
+			}
+			if ctx.Err() != nil {
+				return fail("interrupted after %d bytes: %v", off, ctx.Err())
+			}
+			return fail("after %d image bytes: %v", off, err)
+		}
+	})
+	g.Go(func() error {
+		defer close(toWrite)
+		h := sha256.New()
+		for c := range toHash {
+			h.Write(c.buf[:c.n])
+			select {
+			case toWrite <- c:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		}
+		sum = h.Sum(nil)
+		return nil
+	})
+	writers := 2
+	for range writers {
+		g.Go(func() error {
+			for c := range toWrite {
+				if err := p.writeChunk(c); err != nil {
+					return err
+				}
+				free <- c.buf
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return 0, nil, err
+	}
+	return total, sum, nil
+}
+
+// writeChunk writes one buffer, keeping the first MiB back and skipping zero segments when
+// the target reads zeros.
+func (p *pipeline) writeChunk(c chunk) error {
+	data, off := c.buf[:c.n], c.off
+	if off < HoldBack {
+		k := copy(p.head[off:], data)
+		p.headLen = max(p.headLen, int(off)+k)
+		data, off = data[k:], off+int64(k)
+		p.written.Add(int64(k))
+	}
+	for len(data) > 0 {
+		seg := data
+		if p.skipZero {
+			// Find the next run of non-zero segments and write it in one call.
+			i := 0
+			for i < len(data) && bytes.Equal(data[i:min(i+zeroSeg, len(data))], zeroBlock[:min(zeroSeg, len(data)-i)]) {
+				i += zeroSeg
+			}
+			i = min(i, len(data))
+			if i > 0 {
+				p.skipped.Add(int64(i))
+				p.written.Add(int64(i))
+				data, off = data[i:], off+int64(i)
+				continue
+			}
+			j := zeroSeg
+			for j < len(data) && !bytes.Equal(data[j:min(j+zeroSeg, len(data))], zeroBlock[:min(zeroSeg, len(data)-j)]) {
+				j += zeroSeg
+			}
+			seg = data[:min(j, len(data))]
+		}
+		if err := p.writeAt(seg, off); err != nil {
+			return err
+		}
+		p.written.Add(int64(len(seg)))
+		data, off = data[len(seg):], off+int64(len(seg))
+	}
+	return nil
+}
+
+// writeAt writes p at off, splitting an unaligned tail off so the bulk still goes O_DIRECT.
+func (p *pipeline) writeAt(b []byte, off int64) error {
+	al := len(b) &^ (target.Align - 1)
+	for _, part := range [][]byte{b[:al], b[al:]} {
+		if len(part) == 0 {
+			continue
+		}
+		n, err := p.tgt.WriteAt(part, off)
+		if err == nil && n != len(part) {
+			err = io.ErrShortWrite
+		}
+		if err != nil {
+			return fail("write at byte %d: %v", off, err)
+		}
+		off += int64(n)
+	}
+	return nil
+}
+
+// verifyReadback hashes what the target now holds (first MiB from memory, where it still
+// waits) and compares it with the stream's hash.
+func (p *pipeline) verifyReadback(ctx context.Context, n int64, want []byte) error {
+	h := sha256.New()
+	h.Write(p.head[:min(int64(p.headLen), n)])
+	buf := target.AlignedBuffer(p.bufSize)
+	p.written.Store(min(n, HoldBack))
+	for off := int64(HoldBack); off < n; {
+		if ctx.Err() != nil {
+			return fail("read-back interrupted: %v", ctx.Err())
+		}
+		k := min(int64(len(buf)), n-off)
+		al := k &^ (target.Align - 1)
+		if al == 0 {
+			al = k
+		}
+		m, err := p.tgt.ReadAt(buf[:al], off)
+		if int64(m) != al {
+			return fail("read-back at byte %d: %v", off, errOr(err, io.ErrUnexpectedEOF))
+		}
+		h.Write(buf[:m])
+		off += int64(m)
+		p.written.Store(off)
+	}
+	if got := h.Sum(nil); !equalBytes(got, want) {
+		return fail("read-back sha256 mismatch: got %x want %x", got, want)
+	}
+	return nil
+}
+
+func errOr(err, def error) error {
+	if err != nil {
+		return err
+	}
+	return def
+}
+
+// commitHead writes the held-back first MiB, syncs, and with verify reads it back.
+func (p *pipeline) commitHead(verify bool) error {
+	if p.headLen == 0 {
+		return nil
+	}
+	if err := p.writeAt(p.head[:p.headLen], 0); err != nil {
+		return err
+	}
+	if err := p.tgt.Sync(int64(p.headLen)); err != nil {
+		return fail("%v", err)
+	}
+	if verify {
+		back := target.AlignedBuffer(HoldBack)
+		al := p.headLen &^ (target.Align - 1)
+		for _, r := range [][2]int{{0, al}, {al, p.headLen}} {
+			if r[1] == r[0] {
+				continue
+			}
+			if m, err := p.tgt.ReadAt(back[r[0]:r[1]], int64(r[0])); m != r[1]-r[0] {
+				return fail("read-back of the first MiB: %v", errOr(err, io.ErrUnexpectedEOF))
+			}
+		}
+		if !bytes.Equal(back[:p.headLen], p.head[:p.headLen]) {
+			return fail("read-back of the first MiB differs from the image")
+		}
+	}
+	return nil
+}
+
+// --- progress ---
+
+func (p *pipeline) setPhase(s string) { p.phase.Store(s) }
+
+func (p *pipeline) interval() time.Duration {
+	if p.opts.ProgressInterval > 0 {
+		return p.opts.ProgressInterval
+	}
+	return 250 * time.Millisecond
+}
+
+func (p *pipeline) startProgress() {
+	if p.opts.Progress == nil {
+		return
+	}
+	p.progStop = make(chan struct{})
+	p.progDone = make(chan struct{})
+	p.lastT = time.Now()
+	go func() {
+		defer close(p.progDone)
+		t := time.NewTicker(p.interval())
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				p.emit()
+			case <-p.progStop:
+				return
+			}
+		}
+	}()
+}
+
+func (p *pipeline) stopProgress() {
+	if p.progStop == nil {
+		return
+	}
+	p.progOnce.Do(func() {
+		close(p.progStop)
+		<-p.progDone
+	})
+}
+
+func (p *pipeline) snapshot() Progress {
+	now := time.Now()
+	w := p.written.Load()
+	if dt := now.Sub(p.lastT).Seconds(); dt > 0 {
+		inst := float64(w-p.lastW) / dt
+		if p.rate == 0 {
+			p.rate = inst
+		} else {
+			p.rate = 0.7*p.rate + 0.3*inst
+		}
+	}
+	p.lastT, p.lastW = now, w
+	pr := Progress{Phase: p.phase.Load().(string), Written: w, Rate: p.rate}
+	if p.size > 0 {
+		pr.Total = p.size
+	}
+	if p.src != nil {
+		pr.SourceRead, pr.SourceTotal = p.src.Stats().Read, p.src.Size()
+		if pr.SourceTotal < 0 {
+			pr.SourceTotal = 0
+		}
+	}
+	switch {
+	case pr.Total > 0 && p.rate > 0:
+		pr.ETA = time.Duration(float64(pr.Total-w) / p.rate * float64(time.Second))
+	case pr.SourceTotal > 0 && pr.SourceRead > 0 && w > 0 && p.rate > 0:
+		// Scale the image bytes still to come by the source's progress.
+		est := float64(w) * float64(pr.SourceTotal) / float64(pr.SourceRead)
+		pr.ETA = time.Duration((est - float64(w)) / p.rate * float64(time.Second))
+	}
+	if pr.ETA < 0 {
+		pr.ETA = 0
+	}
+	return pr
+}
+
+func (p *pipeline) emit() { p.emitProgress(p.snapshot()) }
+
+// emitFinal reports the end, once the ticker is stopped.
+func (p *pipeline) emitFinal() {
+	if p.opts.Progress == nil {
+		return
+	}
+	if wait := p.interval() - time.Since(p.lastEmit); wait > 0 {
+		time.Sleep(wait)
+	}
+	pr := p.snapshot()
+	pr.ETA = 0
+	if pr.Total == 0 {
+		pr.Total = pr.Written
+	}
+	p.emitProgress(pr)
+}
+
+func (p *pipeline) emitProgress(pr Progress) {
+	p.lastEmit = time.Now()
+	p.opts.Progress(pr)
+}
