@@ -31,8 +31,8 @@ func cmdBTPeer(ctx context.Context, args []string) int {
 		fmt.Fprintf(os.Stderr, "bt-peer: bad flags: %v\n", err)
 		return 2
 	}
-	if err := kmod.Load(ctx, "hci_vhci"); err != nil {
-		slog.Warn("bt-peer: load hci_vhci", "err", err)
+	if err := kmod.Load(ctx, "hci_vhci", "cmac"); err != nil {
+		slog.Warn("bt-peer: load hci_vhci and cmac (for LE crypto)", "err", err)
 	}
 	c, f, err := vhci.Open(ctx, vhci.Config{
 		Address: own,

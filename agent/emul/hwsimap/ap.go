@@ -115,7 +115,7 @@ func Start(ctx context.Context, ctl, frames *genetlink.Conn, links Links, cfg Co
 	}); err != nil {
 		return nil, fmt.Errorf("hwsimap: start AP %q on %s: %w", cfg.SSID, a.ifi.Name, err)
 	}
-	a.log.Info("hwsimap: AP started", "ssid", cfg.SSID, "interface", a.ifi.Name, "bssid", a.ifi.HardwareAddr, "freq", cfg.Frequency)
+	a.log.Info("hwsimap: AP started", "ssid", cfg.SSID, "interface", a.ifi.Name, "bssid", a.ifi.HardwareAddr.String(), "freq", cfg.Frequency)
 	return a, nil
 }
 
@@ -249,7 +249,7 @@ func (a *AP) handle(raw []byte) error {
 		case seq != 1:
 			status = statusAuthSeqOutOfSeq
 		}
-		a.log.Info("hwsimap: authentication", "station", f.SA, "status", status)
+		a.log.Info("hwsimap: authentication", "station", f.SA.String(), "status", status)
 		return a.send(authResponse(bssid, f.SA, alg, status))
 	case fcAssocReq, fcReassocReq:
 		reassoc := f.Subtype == fcReassocReq
@@ -265,7 +265,7 @@ func (a *AP) handle(raw []byte) error {
 			_ = a.send(assocResponse(reassoc, bssid, f.SA, 1, 0))
 			return err
 		}
-		a.log.Info("hwsimap: associated", "station", f.SA, "aid", aid)
+		a.log.Info("hwsimap: associated", "station", f.SA.String(), "aid", aid)
 		return a.send(assocResponse(reassoc, bssid, f.SA, statusSuccess, aid))
 	case fcDisassoc, fcDeauth:
 		return a.delStation(f.SA)

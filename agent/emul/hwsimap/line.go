@@ -149,7 +149,7 @@ func (l *leases) handle(log *slog.Logger) server4.Handler {
 		}
 		ip, err := l.lease(m.ClientHWAddr)
 		if err != nil {
-			log.Warn("line DHCP", "client", m.ClientHWAddr, "err", err)
+			log.Warn("line DHCP", "client", m.ClientHWAddr.String(), "err", err)
 			return
 		}
 		resp, err := dhcpv4.NewReplyFromRequest(m,
@@ -169,6 +169,6 @@ func (l *leases) handle(log *slog.Logger) server4.Handler {
 			log.Warn("line DHCP send", "err", err)
 			return
 		}
-		log.Info("line DHCP", "type", typ, "client", m.ClientHWAddr, "ip", ip)
+		log.Info("line DHCP", "type", typ, "client", m.ClientHWAddr.String(), "ip", ip)
 	}
 }

@@ -20,7 +20,7 @@ func TestRadioProbes(t *testing.T) {
 	initramfs(t, img, map[string]string{
 		"init":                  filepath.Join(dir, "init"),
 		"bin/flashline-testbed": filepath.Join(dir, "flashline-testbed"),
-	}, moduleClosure(t, "mac80211_hwsim", "hci_vhci"))
+	}, moduleClosure(t, "mac80211_hwsim", "hci_vhci", "cmac"))
 	extra := os.Getenv("RADIOTEST_APPEND")
 	out := bootDirect(t, img, extra, 5*time.Minute)
 	if p := os.Getenv("RADIOTEST_CONSOLE"); p != "" {
@@ -41,7 +41,7 @@ func TestRadioProbes(t *testing.T) {
 			t.Errorf("%s", l)
 		}
 	}
-	for _, c := range []string{"wifi.scan", "wifi.scan-wrong-ssid", "bluetooth.scan-bredr", "bluetooth.scan-le", "bluetooth.scan-both", "bluetooth.scan-missing"} {
+	for _, c := range []string{"wifi.scan", "wifi.scan-wrong-ssid", "bluetooth.scan-bredr", "bluetooth.scan-le", "bluetooth.scan-both", "bluetooth.scan-missing", "wifi.throughput", "wifi.throughput-wrong-ssid"} {
 		if !strings.Contains(out, "RADIOTEST "+c+" PASS") {
 			t.Errorf("case %s did not pass", c)
 		}

@@ -44,9 +44,8 @@ func main() {
 	minSignal := -70
 	wifiCase(ctx, "wifi.scan", wifi.ScanRequest{SSID: "LINE-TEST", MinSignalDBm: &minSignal, InterfaceWait: 20 * time.Second}, 30*time.Second, true)
 	wifiCase(ctx, "wifi.scan-wrong-ssid", wifi.ScanRequest{SSID: "NO-SUCH-AP", InterfaceWait: 5 * time.Second}, 8*time.Second, false)
-	if strings.Contains(string(cmdline), "radiotest.throughput") {
-		throughputCase(ctx)
-	}
+	throughputCase(ctx, "wifi.throughput", "LINE-TEST", 0.5, true)
+	throughputCase(ctx, "wifi.throughput-wrong-ssid", "NO-SUCH-AP", 0.5, false)
 
 	peer, _ := net.ParseMAC("C0:FF:EE:00:00:01")
 	missing, _ := net.ParseMAC("C0:FF:EE:00:00:99")
@@ -122,4 +121,21 @@ func btCase(ctx context.Context, name string, req bluetooth.Request, d time.Dura
 	report(name, wantPass, err, detail)
 }
 
-func throughputCase(ctx context.Context) {}
+func throughputCase(ctx context.Context, name, ssid string, minMbps float64, wantPass bool) {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	c, err := mwifi.New()
+	if err != nil {
+		report(name, wantPass, err, "")
+		return
+	}
+	defer c.Close()
+	start := time.Now()
+	res, err := wifi.Throughput(ctx, c, wifi.KernelLinks{}, wifi.KernelNetwork{}, wifi.ThroughputRequest{
+		SSID: ssid, Sink: "192.168.77.1:5201", Duration: 5 * time.Second, MinMbps: minMbps,
+		AssociateTimeout: 20 * time.Second, Logger: slog.Default(),
+	})
+	detail := fmt.Sprintf("iface=%s bssid=%s freq=%d signal=%.0fdBm addr=%s bytes=%d elapsed=%s mbps=%.2f took=%s",
+		res.Interface, res.BSSID, res.FrequencyMHz, res.SignalDBm, res.Address, res.Bytes, res.Elapsed.Round(time.Millisecond), res.Mbps, time.Since(start).Round(time.Millisecond))
+	report(name, wantPass, err, detail)
+}
