@@ -63,6 +63,8 @@ func DefaultAt(sys System) *Registry {
 		USBPresent(),
 		CPU(),
 		EthernetLink(SystemLinks{Sys: sys.sys()}),
+		LTEModem(SystemModems{Sys: sys.sys(), Dev: sys.dev()}),
+		ButtonPress(SystemKeys{Sys: sys.sys(), Dev: sys.dev()}),
 		Exec(),
 	}
 	kinds = append(kinds, radioKinds(sys)...)
