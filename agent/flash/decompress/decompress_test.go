@@ -1,0 +1,353 @@
+package decompress
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
+)
+
+// testdata/*.xz were made by the xz tool from one 400000-byte image (see testdata/README):
+// multi-block files with sizes in the headers (xz -T2 --block-size), a single-block file
+// without them (xz -T1), every check type, concatenated streams with padding, empty input.
+const testdataSHA = "71d3a258075d998637c4856e09e3ee9a1a520473bc35cb8033f1b7a6d1e4f4b0"
+
+// image returns n bytes of mixed compressibility: text, zero runs and random data.
+func image(n int, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, 1))
+	b := make([]byte, 0, n)
+	for len(b) < n {
+		k := min(n-len(b), 1000+r.IntN(200000))
+		switch r.IntN(3) {
+		case 0:
+			b = append(b, make([]byte, k)...)
+		case 1:
+			for range k {
+				b = append(b, byte(r.Uint32()))
+			}
+		default:
+			for len(b) < cap(b) && k > 0 {
+				s := "block device image pipeline "
+				s = s[:min(len(s), k)]
+				b = append(b, s...)
+				k -= len(s)
+			}
+		}
+	}
+	return b
+}
+
+func gz(t testing.TB, members ...[]byte) []byte {
+	var buf bytes.Buffer
+	for _, m := range members {
+		w := gzip.NewWriter(&buf)
+		w.Write(m)
+		w.Close()
+	}
+	return buf.Bytes()
+}
+
+func zst(t testing.TB, frames ...[]byte) []byte {
+	var buf bytes.Buffer
+	for _, f := range frames {
+		w, err := zstd.NewWriter(&buf, zstd.WithEncoderCRC(true))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(f)
+		w.Close()
+	}
+	return buf.Bytes()
+}
+
+func goXZ(t testing.TB, data []byte) []byte {
+	var buf bytes.Buffer
+	w, err := xz.WriterConfig{BlockSize: 50000, DictCap: 1 << 16}.NewWriter(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(data)
+	w.Close()
+	return buf.Bytes()
+}
+
+func decodeAll(t testing.TB, in []byte, workers int) ([]byte, Format, error) {
+	t.Helper()
+	r, err := NewReader(bytes.NewReader(in), Options{Concurrency: workers})
+	if err != nil {
+		return nil, "", err
+	}
+	defer r.Close()
+	done := make(chan struct{})
+	var out []byte
+	go func() {
+		out, err = io.ReadAll(r)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("decoder hung")
+	}
+	return out, r.Format, err
+}
+
+func TestFormats(t *testing.T) {
+	img := image(300000, 1)
+	img2 := image(100000, 2)
+	both := append(append([]byte{}, img...), img2...)
+	for _, tc := range []struct {
+		name   string
+		in     []byte
+		want   []byte
+		format Format
+	}{
+		{"raw", img, img, Raw},
+		{"raw tiny", []byte{1, 2}, []byte{1, 2}, Raw},
+		{"raw empty", nil, nil, Raw},
+		{"gzip", gz(t, img), img, Gzip},
+		{"gzip members", gz(t, img, img2), both, Gzip},
+		{"zstd", zst(t, img), img, Zstd},
+		{"zstd frames", zst(t, img, img2), both, Zstd},
+		{"xz go writer", goXZ(t, img), img, Xz},
+		{"xz streams", append(goXZ(t, img), goXZ(t, img2)...), both, Xz},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, f, err := decodeAll(t, tc.in, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f != tc.format {
+				t.Errorf("format %s, want %s", f, tc.format)
+			}
+			if !bytes.Equal(got, tc.want) {
+				t.Errorf("output differs: %d bytes, want %d", len(got), len(tc.want))
+			}
+		})
+	}
+}
+
+// TestXZFiles decodes files made by the C xz tool and cross-checks with ulikunitz's
+// sequential reader.
+func TestXZFiles(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.xz")
+	if len(files) < 7 {
+		t.Fatalf("testdata missing: %v", files)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			in, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ref, err := xz.NewReader(bytes.NewReader(in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := io.ReadAll(ref)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, workers := range []int{1, 3} {
+				got, _, err := decodeAll(t, in, workers)
+				if err != nil {
+					t.Fatalf("workers %d: %v", workers, err)
+				}
+				if !bytes.Equal(got, want) {
+					t.Fatalf("workers %d: output differs from ulikunitz/xz", workers)
+				}
+			}
+			if s := sha256.Sum256(want); len(want) == 400000 && hex.EncodeToString(s[:]) != testdataSHA {
+				t.Errorf("sha256 %x", s)
+			}
+		})
+	}
+}
+
+// Every cut of a compressed stream must be an error, never a shorter clean image.
+func TestTruncated(t *testing.T) {
+	img := image(200000, 3)
+	multi, _ := os.ReadFile("testdata/multi.xz")
+	single, _ := os.ReadFile("testdata/single.xz")
+	for name, in := range map[string][]byte{
+		"gzip": gz(t, img), "zstd": zst(t, img), "xz": goXZ(t, img),
+		"xz multi": multi, "xz single": single,
+	} {
+		t.Run(name, func(t *testing.T) {
+			cuts := []int{len(in) - 1, len(in) - 4, len(in) - 13, len(in) / 2, 40, 13}
+			for range 5 {
+				cuts = append(cuts, 12+rand.IntN(len(in)-13))
+			}
+			for _, cut := range cuts {
+				_, _, err := decodeAll(t, in[:cut], 2)
+				if err == nil {
+					t.Fatalf("cut at %d of %d: no error", cut, len(in))
+				}
+			}
+		})
+	}
+}
+
+// A flipped byte must be detected by the format's own check.
+func TestCorrupt(t *testing.T) {
+	img := image(200000, 4)
+	multi, _ := os.ReadFile("testdata/multi.xz")
+	for name, in := range map[string][]byte{
+		"gzip": gz(t, img), "zstd": zst(t, img), "xz": goXZ(t, img), "xz multi": multi,
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := rand.New(rand.NewPCG(5, 5))
+			for range 8 {
+				bad := append([]byte{}, in...)
+				i := 20 + r.IntN(len(bad)-40)
+				bad[i] ^= 0x10
+				got, _, err := decodeAll(t, bad, 2)
+				if err == nil && !bytes.Equal(got, img) && name != "xz multi" {
+					t.Fatalf("flip at %d: decoded %d wrong bytes without error", i, len(got))
+				}
+				if name == "xz multi" && err == nil {
+					if s := sha256.Sum256(got); hex.EncodeToString(s[:]) != testdataSHA {
+						t.Fatalf("flip at %d: wrong output without error", i)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestTrailingGarbage(t *testing.T) {
+	img := image(100000, 6)
+	multi, _ := os.ReadFile("testdata/multi.xz")
+	for name, in := range map[string][]byte{
+		"gzip": gz(t, img), "zstd": zst(t, img), "xz": goXZ(t, img), "xz multi": multi,
+	} {
+		bad := append(append([]byte{}, in...), []byte("garbage!")...)
+		if _, _, err := decodeAll(t, bad, 2); err == nil {
+			t.Errorf("%s: trailing garbage accepted", name)
+		}
+	}
+}
+
+func TestXZErrorsNamed(t *testing.T) {
+	multi, _ := os.ReadFile("testdata/multi.xz")
+	_, _, err := decodeAll(t, multi[:len(multi)/2], 2)
+	if err == nil || !strings.HasPrefix(err.Error(), "xz:") || strings.Contains(err.Error(), "xz: xz:") {
+		t.Errorf("error %v", err)
+	}
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("truncation is not io.ErrUnexpectedEOF: %v", err)
+	}
+}
+
+func TestSniff(t *testing.T) {
+	for _, tc := range []struct {
+		head []byte
+		want Format
+	}{
+		{[]byte{0x1f, 0x8b, 0x08, 0, 0, 0}, Gzip},
+		{[]byte{0x1f, 0x8b}, Raw},
+		{[]byte{0x28, 0xb5, 0x2f, 0xfd, 0, 0}, Zstd},
+		{[]byte{0x50, 0x2a, 0x4d, 0x18, 0, 0}, Zstd},
+		{[]byte{0x5f, 0x2a, 0x4d, 0x18}, Zstd},
+		{[]byte{0x60, 0x2a, 0x4d, 0x18}, Raw},
+		{[]byte{0xfd, '7', 'z', 'X', 'Z', 0}, Xz},
+		{[]byte{0xfd, '7', 'z', 'X', 'Z'}, Raw},
+		{[]byte{0xeb, 0x63, 0x90}, Raw}, // an MBR boot sector
+		{nil, Raw},
+	} {
+		if got := Sniff(tc.head); got != tc.want {
+			t.Errorf("Sniff(% x) = %s, want %s", tc.head, got, tc.want)
+		}
+	}
+}
+
+func FuzzSniff(f *testing.F) {
+	f.Add([]byte{0x1f, 0x8b, 0x08})
+	f.Add([]byte{0x28, 0xb5, 0x2f, 0xfd})
+	f.Add([]byte{0xfd, '7', 'z', 'X', 'Z', 0})
+	f.Fuzz(func(t *testing.T, head []byte) {
+		got := Sniff(head)
+		// Sniffing must only depend on the first SniffLen bytes.
+		if len(head) > SniffLen && Sniff(head[:SniffLen]) != got {
+			t.Fatalf("Sniff depends on bytes past SniffLen")
+		}
+		// A raw verdict must survive the decoder: raw images come back unchanged.
+		if got == Raw {
+			out, f, err := decodeAll(t, head, 1)
+			if err != nil || f != Raw || !bytes.Equal(out, head) {
+				t.Fatalf("raw round trip: %v %s", err, f)
+			}
+		}
+	})
+}
+
+// FuzzXZ compares the block-parallel decoder with ulikunitz's sequential one: on any input
+// ours must not hang or panic, and must never return data the reference rejects, nor
+// different data.
+func FuzzXZ(f *testing.F) {
+	for _, name := range []string{"multi.xz", "single.xz", "crc32.xz", "empty.xz"} {
+		b, err := os.ReadFile(filepath.Join("testdata", name))
+		if err == nil && len(b) < 60000 {
+			f.Add(b)
+		}
+	}
+	f.Add(goXZ(f, image(20000, 9)))
+	small := make([]byte, 0)
+	for _, b := range [][]byte{goXZ(f, []byte("hello")), goXZ(f, image(70000, 10))} {
+		small = append(small, b...)
+	}
+	f.Add(small)
+	f.Fuzz(func(t *testing.T, in []byte) {
+		if len(in) < 6 || Sniff(in) != Xz {
+			return
+		}
+		got, _, err := decodeAll(t, in, 2)
+		ref, rerr := xz.NewReader(bytes.NewReader(in))
+		var want []byte
+		if rerr == nil {
+			want, rerr = io.ReadAll(ref)
+		}
+		if err == nil && rerr != nil {
+			t.Fatalf("accepted input the reference rejects (%v)", rerr)
+		}
+		if err == nil && !bytes.Equal(got, want) {
+			t.Fatalf("output differs from the reference")
+		}
+	})
+}
+
+func FuzzXZVarint(f *testing.F) {
+	f.Add([]byte{0x80, 0x01})
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f})
+	f.Fuzz(func(t *testing.T, p []byte) {
+		v, rest, err := xzVarint(p)
+		if err != nil {
+			return
+		}
+		if v < 0 || len(rest) >= len(p) {
+			t.Fatalf("v=%d rest=%d", v, len(rest))
+		}
+		// Re-encode: the minimal encoding must be exactly what was consumed.
+		var enc []byte
+		u := uint64(v)
+		for u >= 0x80 {
+			enc = append(enc, byte(u)|0x80)
+			u >>= 7
+		}
+		enc = append(enc, byte(u))
+		if !bytes.Equal(enc, p[:len(p)-len(rest)]) {
+			t.Fatalf("non-canonical encoding accepted: % x", p[:len(p)-len(rest)])
+		}
+	})
+}
