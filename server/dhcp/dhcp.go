@@ -325,8 +325,14 @@ func (s *Server) Close() error {
 func (s *Server) Serve(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	s.log.Info("serving", "mode", string(s.cfg.Mode), "addr", s.Addr().String(), "pxe_addr", s.PXEAddr().String(),
-		"interface", s.cfg.Interface, "server_ip", s.cfg.ServerIP.String(), "next_server", s.cfg.NextServer.String())
+	attrs := []any{"mode", string(s.cfg.Mode), "addr", s.Addr().String(), "interface", s.cfg.Interface,
+		"server_ip", s.cfg.ServerIP.String(), "next_server", s.cfg.NextServer.String()}
+	if s.pconn != nil {
+		attrs = append(attrs, "pxe_addr", s.PXEAddr().String())
+	} else {
+		attrs = append(attrs, "range", s.cfg.RangeStart.String()+"-"+s.cfg.RangeEnd.String(), "lease_file", s.cfg.LeaseFile)
+	}
+	s.log.Info("serving", attrs...)
 
 	type port struct {
 		conn *net.UDPConn

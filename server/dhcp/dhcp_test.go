@@ -453,7 +453,7 @@ func TestMalformedPacketsDropped(t *testing.T) {
 			gb := good.ToBytes()
 			bad := [][]byte{
 				{}, {1}, bytes.Repeat([]byte{0xff}, 300), gb[:100], gb[:240],
-				append(append([]byte{}, gb[:240]...), 53, 200), // option longer than the packet
+				append(append([]byte{}, gb[:240]...), 53, 200),    // option longer than the packet
 				append(append([]byte{}, gb[:236]...), 1, 2, 3, 4), // bad magic cookie
 			}
 			// A reply (op 2) and a 16-byte hardware address are ignored too.
