@@ -22,6 +22,7 @@ func cmdBTPeer(ctx context.Context, args []string) int {
 	le := fs.Bool("le", true, "report the peer in LE scans")
 	bredr := fs.Bool("bredr", true, "report the peer in BR/EDR inquiry")
 	ctrl := fs.String("controller", "00:AA:01:00:00:01", "the emulated controller's own address")
+	ready := fs.String("ready", "", "file to create once the controller exists")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -45,6 +46,7 @@ func cmdBTPeer(ctx context.Context, args []string) int {
 	}
 	defer f.Close()
 	fmt.Printf("bt-peer: hci%d up, reporting %s %q at %d dBm\n", c.Index(), peer, *name, *rssi)
+	markReady(*ready)
 	if err := c.Serve(ctx); err != nil && ctx.Err() == nil {
 		fmt.Fprintf(os.Stderr, "bt-peer: %v\n", err)
 		return 1

@@ -26,6 +26,7 @@ type apFlags struct {
 	addr    *string
 	sink    *int
 	noAssoc *bool
+	ready   *string
 }
 
 func newAPFlags(name string) *apFlags {
@@ -39,6 +40,7 @@ func newAPFlags(name string) *apFlags {
 		addr:    fs.String("addr", "192.168.77.1/24", "the AP's address; DHCP hands out .100-.199 of its subnet"),
 		sink:    fs.Int("sink-port", 5201, "TCP sink port on the AP's address (0: none)"),
 		noAssoc: fs.Bool("beacon-only", false, "beacon and answer probes, refuse association"),
+		ready:   fs.String("ready", "", "file to create once the AP beacons"),
 	}
 }
 
@@ -66,7 +68,7 @@ func cmdWifiAP(ctx context.Context, args []string) int {
 	}
 	*f.iface = ifi.Name
 	if !*f.netns {
-		return runLine(ctx, f.config())
+		return runLine(ctx, f.config(), *f.ready)
 	}
 	// Re-run ourselves in a new network namespace and move the radio there.
 	child := exec.CommandContext(ctx, os.Args[0], append([]string{wifiAPNetnsCmd}, args...)...)
@@ -96,12 +98,14 @@ func cmdWifiAPNetns(ctx context.Context, args []string) int {
 	if err := f.fs.Parse(args); err != nil {
 		return 2
 	}
-	return runLine(ctx, f.config())
+	return runLine(ctx, f.config(), *f.ready)
 }
 
-func runLine(ctx context.Context, cfg hwsimap.LineConfig) int {
+func runLine(ctx context.Context, cfg hwsimap.LineConfig, ready string) int {
 	err := hwsimap.RunLine(ctx, cfg, func(l *hwsimap.Line) {
-		fmt.Printf("wifi-ap: beaconing %q on %s (BSSID %s, %d MHz)\n", cfg.AP.SSID, l.AP.Interface().Name, l.AP.Interface().HardwareAddr, cfg.AP.Frequency)
+		fmt.Printf("wifi-ap: beaconing %q on %s (BSSID %s, %d MHz), line %s, sink port %d\n",
+			cfg.AP.SSID, l.AP.Interface().Name, l.AP.Interface().HardwareAddr, cfg.AP.Frequency, cfg.Address, cfg.SinkPort)
+		markReady(ready)
 	})
 	if err != nil && ctx.Err() == nil {
 		fmt.Fprintf(os.Stderr, "wifi-ap: %v\n", err)

@@ -1,0 +1,34 @@
+package main
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/flashline/flashline/agent/cmdline"
+)
+
+func TestParseSpec(t *testing.T) {
+	line := `console=ttyS0 rdinit=/bin/flashline-testbed flashline.testbed="wifi-ap --ssid LINE-TEST; bt-peer --address C0:FF:EE:00:00:01 --rssi -50" quiet`
+	p, err := cmdline.Parse(line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, ok := p.Flag(testbedParam)
+	if !ok {
+		t.Fatal("no flashline.testbed parameter")
+	}
+	got, err := parseSpec(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][]string{{"wifi-ap", "--ssid", "LINE-TEST"}, {"bt-peer", "--address", "C0:FF:EE:00:00:01", "--rssi", "-50"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if cmds, err := parseSpec(""); err != nil || len(cmds) != 0 {
+		t.Errorf("empty spec: %q %v", cmds, err)
+	}
+	if _, err := parseSpec("wifi-ap; rm -rf /"); err == nil {
+		t.Error("unknown command accepted")
+	}
+}
