@@ -30,10 +30,10 @@ type KeyWatch interface {
 
 // ButtonPressParams configure button.press.
 type ButtonPressParams struct {
-	Key    string `yaml:"key" json:"key" jsonschema:"description=Kernel key name: KEY_POWER, KEY_RESTART, KEY_PROG1, BTN_0 ..."`
-	Prompt string `yaml:"prompt" json:"prompt,omitempty" jsonschema:"description=What the operator is asked; default: Press <key>"`
+	Key    string `yaml:"key" json:"key" jsonschema_description:"Kernel key name: KEY_POWER, KEY_RESTART, KEY_PROG1, BTN_0 ..."`
+	Prompt string `yaml:"prompt" json:"prompt,omitempty" jsonschema_description:"What the operator is asked; default: Press <key>"`
 	// Release requires the key to be released again before the step passes.
-	Release bool `yaml:"release" json:"release,omitempty" jsonschema:"default=true,description=Wait for the release too"`
+	Release bool `yaml:"release" json:"release,omitempty" jsonschema:"default=true" jsonschema_description:"Wait for the release too"`
 }
 
 // ButtonPress is button.press: the operator presses a key and it is seen on evdev.

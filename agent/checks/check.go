@@ -6,7 +6,7 @@
 // A kind is a Kind value, usually made with Define:
 //
 //	type ScanParams struct {
-//		SSID         string `yaml:"ssid" json:"ssid" jsonschema:"description=Network name to find"`
+//		SSID         string `yaml:"ssid" json:"ssid" jsonschema_description:"Network name to find"`
 //		MinSignalDBm int    `yaml:"min_signal_dbm" json:"min_signal_dbm,omitempty" jsonschema:"minimum=-120,maximum=0"`
 //	}
 //

@@ -29,11 +29,11 @@ type LinkReader interface {
 
 // EthernetLinkParams configure ethernet.link.
 type EthernetLinkParams struct {
-	Interface    string `yaml:"interface" json:"interface,omitempty" jsonschema:"description=Glob on the interface name (eth0, enp*); empty: any wired NIC"`
-	MAC          string `yaml:"mac" json:"mac,omitempty" jsonschema:"pattern=^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$,description=Only the NIC with this MAC address"`
-	MinSpeedMbps int    `yaml:"min_speed_mbps" json:"min_speed_mbps,omitempty" jsonschema:"minimum=0,description=Least negotiated speed in Mbit/s (10, 100, 1000, 2500, 10000...)"`
+	Interface    string `yaml:"interface" json:"interface,omitempty" jsonschema_description:"Glob on the interface name (eth0, enp*); empty: any wired NIC"`
+	MAC          string `yaml:"mac" json:"mac,omitempty" jsonschema:"pattern=^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$" jsonschema_description:"Only the NIC with this MAC address"`
+	MinSpeedMbps int    `yaml:"min_speed_mbps" json:"min_speed_mbps,omitempty" jsonschema:"minimum=0" jsonschema_description:"Least negotiated speed in Mbit/s (10, 100, 1000, 2500, 10000...)"`
 	Duplex       string `yaml:"duplex" json:"duplex,omitempty" jsonschema:"enum=full,enum=half"`
-	Count        int    `yaml:"count" json:"count,omitempty" jsonschema:"minimum=1,default=1,description=How many NICs must have a good link"`
+	Count        int    `yaml:"count" json:"count,omitempty" jsonschema:"minimum=1,default=1" jsonschema_description:"How many NICs must have a good link"`
 }
 
 // EthernetLink is ethernet.link: a wired NIC has carrier at a least speed.

@@ -15,9 +15,9 @@ import (
 
 // ExecParams configure exec.
 type ExecParams struct {
-	Command []string          `yaml:"command" json:"command" jsonschema:"minItems=1,description=Program and arguments: a u-root command or a binary in the initramfs (no shell)"`
-	Env     map[string]string `yaml:"env" json:"env,omitempty" jsonschema:"description=Extra environment variables"`
-	Exit    int               `yaml:"exit" json:"exit,omitempty" jsonschema:"minimum=0,maximum=255,default=0,description=Exit status that passes"`
+	Command []string          `yaml:"command" json:"command" jsonschema:"minItems=1" jsonschema_description:"Program and arguments: a u-root command or a binary in the initramfs (no shell)"`
+	Env     map[string]string `yaml:"env" json:"env,omitempty" jsonschema_description:"Extra environment variables"`
+	Exit    int               `yaml:"exit" json:"exit,omitempty" jsonschema:"minimum=0,maximum=255,default=0" jsonschema_description:"Exit status that passes"`
 	// Measure extracts a number from the output (the first capture group of Regexp) and
 	// records it as a measurement named Name; Min and Max bound it.
 	Measure *ExecMeasure `yaml:"measure" json:"measure,omitempty"`
@@ -25,8 +25,8 @@ type ExecParams struct {
 
 // ExecMeasure extracts one numeric measurement from a command's output.
 type ExecMeasure struct {
-	Name   string   `yaml:"name" json:"name" jsonschema:"description=Measurement name, e.g. mbit_s"`
-	Regexp string   `yaml:"regexp" json:"regexp" jsonschema:"description=Go regular expression; its first group is the number"`
+	Name   string   `yaml:"name" json:"name" jsonschema_description:"Measurement name, e.g. mbit_s"`
+	Regexp string   `yaml:"regexp" json:"regexp" jsonschema_description:"Go regular expression; its first group is the number"`
 	Unit   string   `yaml:"unit" json:"unit,omitempty"`
 	Min    *float64 `yaml:"min" json:"min,omitempty"`
 	Max    *float64 `yaml:"max" json:"max,omitempty"`

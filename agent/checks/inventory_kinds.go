@@ -15,10 +15,10 @@ var Transports = []string{"virtio", "nvme", "sata", "mmc", "usb", "scsi"}
 
 // DiskPresentParams configure disk.present.
 type DiskPresentParams struct {
-	MinSize   Size   `yaml:"min_size" json:"min_size,omitempty" jsonschema:"description=Smallest acceptable size: bytes or 16GB (decimal) / 16GiB (binary)"`
-	Transport string `yaml:"transport" json:"transport,omitempty" jsonschema:"enum=virtio,enum=nvme,enum=sata,enum=mmc,enum=usb,enum=scsi,description=How the disk is attached"`
-	Model     string `yaml:"model" json:"model,omitempty" jsonschema:"description=Glob on the disk model (* and ?; case-insensitive)"`
-	Count     int    `yaml:"count" json:"count,omitempty" jsonschema:"minimum=1,default=1,description=How many matching disks there must be"`
+	MinSize   Size   `yaml:"min_size" json:"min_size,omitempty" jsonschema_description:"Smallest acceptable size: bytes or 16GB (decimal) / 16GiB (binary)"`
+	Transport string `yaml:"transport" json:"transport,omitempty" jsonschema:"enum=virtio,enum=nvme,enum=sata,enum=mmc,enum=usb,enum=scsi" jsonschema_description:"How the disk is attached"`
+	Model     string `yaml:"model" json:"model,omitempty" jsonschema_description:"Glob on the disk model (* and ?; case-insensitive)"`
+	Count     int    `yaml:"count" json:"count,omitempty" jsonschema:"minimum=1,default=1" jsonschema_description:"How many matching disks there must be"`
 }
 
 // DiskPresent is disk.present: at least Count disks of the transport, model and size.
@@ -113,7 +113,7 @@ func cmpInt[T int | int64 | float64](a, b T) int {
 
 // MemoryMinParams configure memory.min.
 type MemoryMinParams struct {
-	Min Size `yaml:"min" json:"min" jsonschema:"description=Least RAM: bytes or 4GB / 4GiB. The inventory reports installed RAM from SMBIOS when the firmware lists it and the kernel's MemTotal otherwise (a little less than installed)"`
+	Min Size `yaml:"min" json:"min" jsonschema_description:"Least RAM: bytes or 4GB / 4GiB. The inventory reports installed RAM from SMBIOS when the firmware lists it and the kernel's MemTotal otherwise (a little less than installed)"`
 }
 
 // MemoryMin is memory.min: the device has at least Min bytes of RAM.
@@ -145,8 +145,8 @@ var usbIDRE = regexp.MustCompile(`^[0-9a-fA-F]{4}:([0-9a-fA-F]{4}|\*)$`)
 
 // USBPresentParams configure usb.present.
 type USBPresentParams struct {
-	ID      string `yaml:"id" json:"id" jsonschema:"pattern=^[0-9a-fA-F]{4}:([0-9a-fA-F]{4}|\\*)$,description=vid:pid in hex (2c7c:0125); pid * for any product of the vendor"`
-	Product string `yaml:"product" json:"product,omitempty" jsonschema:"description=Glob on the USB product string"`
+	ID      string `yaml:"id" json:"id" jsonschema:"pattern=^[0-9a-fA-F]{4}:([0-9a-fA-F]{4}|\\*)$" jsonschema_description:"vid:pid in hex (2c7c:0125); pid * for any product of the vendor"`
+	Product string `yaml:"product" json:"product,omitempty" jsonschema_description:"Glob on the USB product string"`
 	Count   int    `yaml:"count" json:"count,omitempty" jsonschema:"minimum=1,default=1"`
 }
 
@@ -194,9 +194,9 @@ func USBPresent() Kind {
 
 // CPUParams configure cpu.
 type CPUParams struct {
-	Model    string `yaml:"model" json:"model,omitempty" jsonschema:"description=Glob on the CPU model name (e.g. *Atom*x6425E*; case-insensitive)"`
+	Model    string `yaml:"model" json:"model,omitempty" jsonschema_description:"Glob on the CPU model name (e.g. *Atom*x6425E*; case-insensitive)"`
 	MinCores int    `yaml:"min_cores" json:"min_cores,omitempty" jsonschema:"minimum=0"`
-	Cores    int    `yaml:"cores" json:"cores,omitempty" jsonschema:"minimum=0,description=Exact number of logical CPUs"`
+	Cores    int    `yaml:"cores" json:"cores,omitempty" jsonschema:"minimum=0" jsonschema_description:"Exact number of logical CPUs"`
 }
 
 // CPU is cpu: the processor's model and core count.

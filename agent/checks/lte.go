@@ -28,14 +28,14 @@ func (s SystemModems) Probe(ctx context.Context, port string) (lte.Info, error) 
 
 // LTEModemParams configure lte.modem.
 type LTEModemParams struct {
-	Port         string `yaml:"port" json:"port,omitempty" jsonschema:"description=AT port device (/dev/ttyUSB2); empty: found in sysfs (option/qcserial/cdc_acm driver and interface number)"`
-	Model        string `yaml:"model" json:"model,omitempty" jsonschema:"description=Glob on the model (AT+CGMM), e.g. EC25*"`
-	IMEI         bool   `yaml:"imei" json:"imei,omitempty" jsonschema:"default=true,description=Require a valid 15-digit IMEI (Luhn checked)"`
-	SIM          string `yaml:"sim" json:"sim,omitempty" jsonschema:"enum=ready,enum=absent,enum=any,default=ready,description=Required SIM state"`
-	ICCID        string `yaml:"iccid" json:"iccid,omitempty" jsonschema:"description=Glob the SIM's ICCID must match (89*); empty: any readable ICCID when sim is ready"`
-	Registered   bool   `yaml:"registered" json:"registered,omitempty" jsonschema:"description=Require network registration (home or roaming)"`
-	MinCSQ       int    `yaml:"min_csq" json:"min_csq,omitempty" jsonschema:"minimum=0,maximum=31,description=Least signal quality (AT+CSQ rssi, 0..31; dBm = -113 + 2*csq)"`
-	MinSignalDBm int    `yaml:"min_signal_dbm" json:"min_signal_dbm,omitempty" jsonschema:"minimum=-113,maximum=-51,description=Least signal in dBm (-113..-51), from CSQ"`
+	Port         string `yaml:"port" json:"port,omitempty" jsonschema_description:"AT port device (/dev/ttyUSB2); empty: found in sysfs (option/qcserial/cdc_acm driver and interface number)"`
+	Model        string `yaml:"model" json:"model,omitempty" jsonschema_description:"Glob on the model (AT+CGMM), e.g. EC25*"`
+	IMEI         bool   `yaml:"imei" json:"imei,omitempty" jsonschema:"default=true" jsonschema_description:"Require a valid 15-digit IMEI (Luhn checked)"`
+	SIM          string `yaml:"sim" json:"sim,omitempty" jsonschema:"enum=ready,enum=absent,enum=any,default=ready" jsonschema_description:"Required SIM state"`
+	ICCID        string `yaml:"iccid" json:"iccid,omitempty" jsonschema_description:"Glob the SIM's ICCID must match (89*); empty: any readable ICCID when sim is ready"`
+	Registered   bool   `yaml:"registered" json:"registered,omitempty" jsonschema_description:"Require network registration (home or roaming)"`
+	MinCSQ       int    `yaml:"min_csq" json:"min_csq,omitempty" jsonschema:"minimum=0,maximum=31" jsonschema_description:"Least signal quality (AT+CSQ rssi, 0..31; dBm = -113 + 2*csq)"`
+	MinSignalDBm int    `yaml:"min_signal_dbm" json:"min_signal_dbm,omitempty" jsonschema:"minimum=-113,maximum=-51" jsonschema_description:"Least signal in dBm (-113..-51), from CSQ"`
 }
 
 // SIM requirements.

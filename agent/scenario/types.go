@@ -17,15 +17,15 @@ type Scenario struct {
 	// File is the name errors are reported with.
 	File string `yaml:"-" json:"-"`
 
-	Name        string `yaml:"name" json:"name" jsonschema:"minLength=1,description=Name of the scenario (usually the device variant it tests)"`
+	Name        string `yaml:"name" json:"name" jsonschema:"minLength=1" jsonschema_description:"Name of the scenario (usually the device variant it tests)"`
 	Description string `yaml:"description" json:"description,omitempty"`
 	// Match says which devices the scenario applies to; a device that does not match is not
 	// tested with it. Empty: every device.
-	Match *Match `yaml:"match" json:"match,omitempty" jsonschema:"description=Devices this scenario applies to (all conditions must hold); empty: every device"`
+	Match *Match `yaml:"match" json:"match,omitempty" jsonschema_description:"Devices this scenario applies to (all conditions must hold); empty: every device"`
 	// Vars are the values ${name} stands for in steps.
-	Vars map[string]string `yaml:"vars" json:"vars,omitempty" jsonschema:"description=Variables: ${name} in a step's value is replaced by the value"`
+	Vars map[string]string `yaml:"vars" json:"vars,omitempty" jsonschema_description:"Variables: ${name} in a step's value is replaced by the value"`
 	// Variants override Vars on the devices they match, in order (later ones win).
-	Variants []Variant `yaml:"variants" json:"variants,omitempty" jsonschema:"description=Per-variant variable overrides; every matching variant applies, later ones win"`
+	Variants []Variant `yaml:"variants" json:"variants,omitempty" jsonschema_description:"Per-variant variable overrides; every matching variant applies, later ones win"`
 	// Defaults apply to every step that does not say otherwise.
 	Defaults Defaults `yaml:"defaults" json:"defaults,omitempty"`
 	// Steps as decoded with Vars alone (before any variant applies); Plan decodes them again
@@ -45,9 +45,9 @@ type Variant struct {
 
 // Defaults are step settings that apply unless a step sets its own.
 type Defaults struct {
-	Timeout    checks.Duration `yaml:"timeout" json:"timeout,omitempty" jsonschema:"description=Per-attempt time limit (Go syntax: 20s, 1m30s); built-in default 60s"`
+	Timeout    checks.Duration `yaml:"timeout" json:"timeout,omitempty" jsonschema_description:"Per-attempt time limit (Go syntax: 20s, 1m30s); built-in default 60s"`
 	Retries    int             `yaml:"retries" json:"retries,omitempty" jsonschema:"minimum=0,maximum=100"`
-	RetryDelay checks.Duration `yaml:"retry_delay" json:"retry_delay,omitempty" jsonschema:"description=Pause between attempts; built-in default 2s"`
+	RetryDelay checks.Duration `yaml:"retry_delay" json:"retry_delay,omitempty" jsonschema_description:"Pause between attempts; built-in default 2s"`
 }
 
 // Built-in step defaults.
@@ -60,17 +60,17 @@ const (
 
 // Step is one test.
 type Step struct {
-	Name        string          `yaml:"name" json:"name" jsonschema:"minLength=1,description=Unique name shown to the operator and stored with the result"`
+	Name        string          `yaml:"name" json:"name" jsonschema:"minLength=1" jsonschema_description:"Unique name shown to the operator and stored with the result"`
 	Description string          `yaml:"description" json:"description,omitempty"`
-	Timeout     checks.Duration `yaml:"timeout" json:"timeout,omitempty" jsonschema:"description=Time limit of one attempt (Go syntax: 20s, 1m30s)"`
-	Retries     int             `yaml:"retries" json:"retries,omitempty" jsonschema:"minimum=0,maximum=100,description=Extra attempts after a failure"`
-	RetryDelay  checks.Duration `yaml:"retry_delay" json:"retry_delay,omitempty" jsonschema:"description=Pause between attempts"`
+	Timeout     checks.Duration `yaml:"timeout" json:"timeout,omitempty" jsonschema_description:"Time limit of one attempt (Go syntax: 20s, 1m30s)"`
+	Retries     int             `yaml:"retries" json:"retries,omitempty" jsonschema:"minimum=0,maximum=100" jsonschema_description:"Extra attempts after a failure"`
+	RetryDelay  checks.Duration `yaml:"retry_delay" json:"retry_delay,omitempty" jsonschema_description:"Pause between attempts"`
 	// ContinueOnFail runs the next steps after this one failed; the run still fails.
-	ContinueOnFail bool `yaml:"continue_on_fail" json:"continue_on_fail,omitempty" jsonschema:"description=Run the following steps even if this one fails (the device still fails)"`
+	ContinueOnFail bool `yaml:"continue_on_fail" json:"continue_on_fail,omitempty" jsonschema_description:"Run the following steps even if this one fails (the device still fails)"`
 	// Prompt is shown to the operator, standing out, while the step runs.
-	Prompt string `yaml:"prompt" json:"prompt,omitempty" jsonschema:"description=Instruction shown to the operator while the step runs"`
+	Prompt string `yaml:"prompt" json:"prompt,omitempty" jsonschema_description:"Instruction shown to the operator while the step runs"`
 	// When restricts the step to matching devices; on others it is skipped.
-	When *Match `yaml:"when" json:"when,omitempty" jsonschema:"description=Run only on matching devices; skipped elsewhere"`
+	When *Match `yaml:"when" json:"when,omitempty" jsonschema_description:"Run only on matching devices; skipped elsewhere"`
 
 	// Check is the kind's name and Params its decoded, validated parameters (a pointer to
 	// the kind's params struct).
@@ -83,12 +83,12 @@ type Step struct {
 
 // Match selects devices by their inventory. Every condition given must hold.
 type Match struct {
-	Product StringList `yaml:"product" json:"product,omitempty" jsonschema:"description=DMI product name glob(s); any may match (* and ?; case-insensitive)"`
-	Vendor  StringList `yaml:"vendor" json:"vendor,omitempty" jsonschema:"description=DMI vendor glob(s); any may match"`
-	Board   StringList `yaml:"board" json:"board,omitempty" jsonschema:"description=DMI board name glob(s); any may match"`
+	Product StringList `yaml:"product" json:"product,omitempty" jsonschema_description:"DMI product name glob(s); any may match (* and ?; case-insensitive)"`
+	Vendor  StringList `yaml:"vendor" json:"vendor,omitempty" jsonschema_description:"DMI vendor glob(s); any may match"`
+	Board   StringList `yaml:"board" json:"board,omitempty" jsonschema_description:"DMI board name glob(s); any may match"`
 	// Modules must all be present, WithoutModules all absent.
-	Modules        []string `yaml:"modules" json:"modules,omitempty" jsonschema:"description=Modules that must all be present,uniqueItems=true"`
-	WithoutModules []string `yaml:"without_modules" json:"without_modules,omitempty" jsonschema:"description=Modules that must all be absent,uniqueItems=true"`
+	Modules        []string `yaml:"modules" json:"modules,omitempty" jsonschema_description:"Modules that must all be present,uniqueItems=true"`
+	WithoutModules []string `yaml:"without_modules" json:"without_modules,omitempty" jsonschema_description:"Modules that must all be absent,uniqueItems=true"`
 }
 
 // Modules are the optional hardware modules the inventory reports and Match can name.
