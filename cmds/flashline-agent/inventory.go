@@ -2,12 +2,38 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
+
+	"github.com/flashline/flashline/agent/inventory"
 )
 
-// cmdInventory is not written yet: its owner replaces this file.
+// cmdInventory prints the hardware inventory as JSON.
 func cmdInventory(ctx context.Context, args []string) int {
-	fmt.Fprintln(os.Stderr, "flashline-agent inventory: not implemented yet")
-	return 1
+	fs := flag.NewFlagSet("inventory", flag.ContinueOnError)
+	root := fs.String("root", "/", "root of the tree holding sys/ and proc/ (for testing on a copied tree)")
+	compact := fs.Bool("compact", false, "print the JSON on one line")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 0 {
+		fmt.Fprintln(os.Stderr, "usage: flashline-agent inventory [--root DIR] [--compact]")
+		return 2
+	}
+	inv, err := inventory.Reader{Root: *root}.Inventory(ctx)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "flashline-agent inventory: %v\n", err)
+		return 1
+	}
+	enc := json.NewEncoder(os.Stdout)
+	if !*compact {
+		enc.SetIndent("", "  ")
+	}
+	if err := enc.Encode(inv); err != nil {
+		fmt.Fprintf(os.Stderr, "flashline-agent inventory: %v\n", err)
+		return 1
+	}
+	return 0
 }
