@@ -1,0 +1,418 @@
+// Package api serves the line server's HTTP endpoints for agents: the /api/v1 protocol (hello
+// -> signed job, batched run events, the idempotent final result) and the files jobs point at
+// (scenarios and images, with Range, ETag and Last-Modified). Every request body is bounded by
+// protocol.MaxBodyBytes; every refusal is a 4xx with a protocol.Error body and a log line, and
+// a result is acknowledged only after the store has committed (fsync'd) it.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/server/jobs"
+	"github.com/flashline/flashline/server/store"
+)
+
+// Store is what the API needs of the results store.
+type Store interface {
+	StartRun(ctx context.Context, n store.NewRun) error
+	AddEvents(ctx context.Context, runID, serial string, evs []protocol.Event) (int64, error)
+	PutResult(ctx context.Context, res protocol.Result) (duplicate bool, err error)
+}
+
+// Issuer builds a device's job.
+type Issuer interface {
+	Issue(ctx context.Context, h protocol.Hello, mac string) (jobs.Issued, error)
+}
+
+// Notifier is told when a run changed (a job issued, events, a result), for live views.
+// It must not block.
+type Notifier interface {
+	RunChanged(runID string)
+}
+
+// Options configures a Server. Store and Issuer are needed for the agent API; an empty
+// ImagesDir or ScenariosDir leaves that part off.
+type Options struct {
+	Store        Store
+	Issuer       Issuer
+	ImagesDir    string
+	ScenariosDir string
+	Notifier     Notifier
+	Metrics      *Metrics
+	Logger       *slog.Logger
+	// RetryAfter is what a device no rule matches is told to wait before asking again.
+	RetryAfter time.Duration
+}
+
+// Server is the agent-facing HTTP API.
+type Server struct {
+	o         Options
+	log       *slog.Logger
+	images    *fileServer
+	scenarios *fileServer
+}
+
+// New returns a Server; it opens the file directories now so a wrong path fails at startup.
+func New(o Options) (*Server, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.RetryAfter <= 0 {
+		o.RetryAfter = 30 * time.Second
+	}
+	s := &Server{o: o, log: o.Logger}
+	var err error
+	if o.ImagesDir != "" {
+		if s.images, err = newFileServer(s, "image", o.ImagesDir, "application/octet-stream"); err != nil {
+			return nil, err
+		}
+	}
+	if o.ScenariosDir != "" {
+		if s.scenarios, err = newFileServer(s, "scenario", o.ScenariosDir, "application/yaml; charset=utf-8"); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Close releases the file directories.
+func (s *Server) Close() error {
+	var errs []error
+	if s.images != nil {
+		errs = append(errs, s.images.root.Close())
+	}
+	if s.scenarios != nil {
+		errs = append(errs, s.scenarios.root.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Register adds the server's routes to mux: the agent API when a store and issuer are set,
+// and /images/, /scenarios/ when their directories are.
+func (s *Server) Register(mux *http.ServeMux) {
+	if s.o.Store != nil && s.o.Issuer != nil {
+		mux.HandleFunc("POST "+protocol.PathHello, s.hello)
+		mux.HandleFunc("POST /api/v1/runs/{run}/events", s.events)
+		mux.HandleFunc("PUT /api/v1/runs/{run}/result", s.result)
+		// Anything else under the API is a clear JSON 404/405, not the dashboard's HTML.
+		mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+			s.fail(w, r, http.StatusNotFound, "no_route", fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path))
+		})
+	}
+	if s.images != nil {
+		mux.Handle("GET /images/{path...}", s.images)
+	}
+	if s.scenarios != nil {
+		mux.Handle("GET /scenarios/{path...}", s.scenarios)
+	}
+}
+
+// fail answers a refused request with a JSON error and logs why. reason is a short stable
+// word for logs and metrics; msg is for the human reading the device console.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, code int, reason, msg string, attrs ...any) {
+	lvl := slog.LevelWarn
+	if code >= 500 {
+		lvl = slog.LevelError
+	}
+	args := append([]any{"reason", reason, "code", code, "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "error", msg}, attrs...)
+	s.log.Log(r.Context(), lvl, "request refused", args...)
+	if s.o.Metrics != nil && code < 500 {
+		s.o.Metrics.badRequests.WithLabelValues(reason).Inc()
+	}
+	writeJSON(w, code, protocol.Error{Error: msg})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		code, b = http.StatusInternalServerError, []byte(`{"error":"encode answer"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	w.Write(append(b, '\n'))
+}
+
+// decodeError says why a body could not be decoded, for the answer and the log.
+type decodeError struct {
+	code   int
+	reason string
+	msg    string
+}
+
+// decode reads one JSON value of at most protocol.MaxBodyBytes into v. Unknown fields are
+// accepted: newer agents may send fields this server does not know yet.
+func decode(w http.ResponseWriter, r *http.Request, v any) *decodeError {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != "application/json" {
+			return &decodeError{http.StatusUnsupportedMediaType, "content_type", fmt.Sprintf("content type %q: want application/json", ct)}
+		}
+	}
+	if r.ContentLength > protocol.MaxBodyBytes {
+		return &decodeError{http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("body of %d bytes is over the limit of %d", r.ContentLength, protocol.MaxBodyBytes)}
+	}
+	body := http.MaxBytesReader(w, r.Body, protocol.MaxBodyBytes)
+	dec := json.NewDecoder(body)
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return &decodeError{http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("body over the limit of %d bytes", protocol.MaxBodyBytes)}
+		}
+		if errors.Is(err, io.EOF) {
+			return &decodeError{http.StatusBadRequest, "malformed", "empty body: want a JSON object"}
+		}
+		return &decodeError{http.StatusBadRequest, "malformed", "malformed JSON: " + err.Error()}
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return &decodeError{http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("body over the limit of %d bytes", protocol.MaxBodyBytes)}
+		}
+		return &decodeError{http.StatusBadRequest, "malformed", "trailing data after the JSON object"}
+	}
+	return nil
+}
+
+func (s *Server) notify(runID string) {
+	if s.o.Notifier != nil {
+		s.o.Notifier.RunChanged(runID)
+	}
+}
+
+// validRunID accepts the ids this server issues and any similar token, so a hostile path
+// segment never reaches a log or the database unchecked.
+func validRunID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// maxField bounds identity strings so that a garbage inventory cannot bloat the database.
+const maxField = 256
+
+// CheckHello validates a hello and returns the boot MAC in canonical form.
+func CheckHello(h *protocol.Hello) (string, error) {
+	mac, err := store.NormalizeMAC(h.BootMAC)
+	if err != nil {
+		return "", fmt.Errorf("boot_mac: %w", err)
+	}
+	for _, f := range []struct{ name, v string }{{"nonce", h.Nonce}, {"agent_version", h.AgentVersion},
+		{"inventory.dmi.serial", h.Inventory.DMI.Serial}, {"inventory.dmi.product", h.Inventory.DMI.Product}, {"ip", h.IP}} {
+		if len(f.v) > maxField {
+			return "", fmt.Errorf("%s: longer than %d bytes", f.name, maxField)
+		}
+	}
+	if h.IP != "" && net.ParseIP(h.IP) == nil {
+		return "", fmt.Errorf("ip %q: not an IP address", h.IP)
+	}
+	for _, t := range h.Timings {
+		if t.DurationMS < 0 || t.Phase == "" || len(t.Phase) > maxField {
+			return "", fmt.Errorf("timings: phase %q with %d ms", t.Phase, t.DurationMS)
+		}
+	}
+	return mac, nil
+}
+
+func (s *Server) hello(w http.ResponseWriter, r *http.Request) {
+	var h protocol.Hello
+	if de := decode(w, r, &h); de != nil {
+		s.fail(w, r, de.code, de.reason, de.msg)
+		return
+	}
+	mac, err := CheckHello(&h)
+	if err != nil {
+		s.fail(w, r, http.StatusBadRequest, "invalid", "hello: "+err.Error())
+		return
+	}
+	iss, err := s.o.Issuer.Issue(r.Context(), h, mac)
+	if errors.Is(err, jobs.ErrNoRule) {
+		// The device is unknown to the rules: tell its console why and let it ask again later
+		// (an operator may add a rule meanwhile).
+		s.log.Warn("unknown device: no rule matches", "mac", mac, "serial", h.Inventory.DMI.Serial,
+			"product", h.Inventory.DMI.Product, "modules", h.Inventory.Modules, "remote", r.RemoteAddr)
+		s.count("no_rule")
+		writeJSON(w, http.StatusOK, protocol.HelloResponse{Message: err.Error(), RetryAfter: int(s.o.RetryAfter / time.Second)})
+		return
+	}
+	if err != nil {
+		s.count("error")
+		s.log.Error("issue job", "mac", mac, "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, protocol.Error{Error: "cannot issue a job: " + err.Error()})
+		return
+	}
+	ip := h.IP
+	if ip == "" {
+		ip, _, _ = net.SplitHostPort(r.RemoteAddr)
+	}
+	err = s.o.Store.StartRun(r.Context(), store.NewRun{RunID: iss.Job.RunID, Serial: iss.Job.Device.Serial, MAC: mac,
+		Product: h.Inventory.DMI.Product, Rule: iss.Rule, Scenario: iss.Job.Scenario.Name, Image: iss.Job.Image.Name,
+		AgentVersion: h.AgentVersion, IP: ip, IssuedAt: iss.Job.IssuedAt, ExpiresAt: iss.Job.ExpiresAt,
+		Inventory: h.Inventory, Timings: h.Timings})
+	if err != nil {
+		s.count("error")
+		s.log.Error("record run", "run", iss.Job.RunID, "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, protocol.Error{Error: "cannot record the run; try again"})
+		return
+	}
+	s.count("job")
+	s.log.Info("job issued", "run", iss.Job.RunID, "mac", mac, "serial", iss.Job.Device.Serial, "rule", iss.Rule,
+		"scenario", iss.Job.Scenario.Name, "image", iss.Job.Image.Name, "signed", len(iss.Signed.Signature) > 0)
+	s.notify(iss.Job.RunID)
+	writeJSON(w, http.StatusOK, protocol.HelloResponse{Job: &iss.Signed})
+}
+
+func (s *Server) count(outcome string) {
+	if s.o.Metrics != nil {
+		s.o.Metrics.hellos.WithLabelValues(outcome).Inc()
+	}
+}
+
+// maxBatch bounds the events of one batch (the body limit already bounds their size).
+const maxBatch = 10000
+
+// CheckEvents validates a batch for the run named in the path.
+func CheckEvents(runID string, b *protocol.EventBatch) error {
+	if b.RunID != "" && b.RunID != runID {
+		return fmt.Errorf("batch is for run %q but was posted to run %q", b.RunID, runID)
+	}
+	if len(b.Events) == 0 {
+		return errors.New("no events in the batch")
+	}
+	if len(b.Events) > maxBatch {
+		return fmt.Errorf("%d events in one batch: at most %d", len(b.Events), maxBatch)
+	}
+	for _, e := range b.Events {
+		if e.Seq < 1 {
+			return fmt.Errorf("event seq %d: sequence numbers start at 1", e.Seq)
+		}
+		if e.Kind == "" {
+			return fmt.Errorf("event %d: no kind", e.Seq)
+		}
+	}
+	return nil
+}
+
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	runID := r.PathValue("run")
+	if !validRunID(runID) {
+		s.fail(w, r, http.StatusBadRequest, "invalid", fmt.Sprintf("run id %q is not valid", runID))
+		return
+	}
+	var b protocol.EventBatch
+	if de := decode(w, r, &b); de != nil {
+		s.fail(w, r, de.code, de.reason, de.msg, "run", runID)
+		return
+	}
+	if err := CheckEvents(runID, &b); err != nil {
+		s.fail(w, r, http.StatusBadRequest, "invalid", err.Error(), "run", runID)
+		return
+	}
+	ack, err := s.o.Store.AddEvents(r.Context(), runID, b.Serial, b.Events)
+	if s.storeFailed(w, r, err, runID) {
+		return
+	}
+	if s.o.Metrics != nil {
+		s.o.Metrics.events.Add(float64(len(b.Events)))
+	}
+	s.notify(runID)
+	writeJSON(w, http.StatusOK, protocol.EventAck{Seq: ack})
+}
+
+// storeFailed answers a store error: unknown runs and other devices' runs are the client's
+// fault (4xx, the agent stops retrying); anything else is ours (503, the agent retries).
+func (s *Server) storeFailed(w http.ResponseWriter, r *http.Request, err error, runID string) bool {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, store.ErrNotFound):
+		s.fail(w, r, http.StatusNotFound, "unknown_run", fmt.Sprintf("unknown run %q: this server never issued it", runID), "run", runID)
+	case errors.Is(err, store.ErrMismatch):
+		s.fail(w, r, http.StatusConflict, "wrong_device", err.Error(), "run", runID)
+	case r.Context().Err() != nil:
+		s.log.Info("client went away", "run", runID, "path", r.URL.Path, "err", err)
+	default:
+		s.log.Error("store", "run", runID, "path", r.URL.Path, "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, protocol.Error{Error: "could not store; try again"})
+	}
+	return true
+}
+
+// CheckResult validates a result for the run named in the path.
+func CheckResult(runID string, res *protocol.Result) error {
+	if res.RunID != runID {
+		return fmt.Errorf("result is for run %q but was put to run %q", res.RunID, runID)
+	}
+	switch res.Status {
+	case protocol.StatusPass, protocol.StatusFail, protocol.StatusError:
+	default:
+		return fmt.Errorf("status %q: want pass, fail or error", res.Status)
+	}
+	if res.MAC != "" {
+		if _, err := store.NormalizeMAC(res.MAC); err != nil {
+			return err
+		}
+	}
+	for _, st := range res.Steps {
+		if st.Name == "" {
+			return errors.New("a step has no name")
+		}
+		if st.DurationMS < 0 {
+			return fmt.Errorf("step %q: negative duration", st.Name)
+		}
+	}
+	for _, t := range res.Timings {
+		if t.DurationMS < 0 || t.Phase == "" {
+			return fmt.Errorf("timings: phase %q with %d ms", t.Phase, t.DurationMS)
+		}
+	}
+	return nil
+}
+
+func (s *Server) result(w http.ResponseWriter, r *http.Request) {
+	runID := r.PathValue("run")
+	if !validRunID(runID) {
+		s.fail(w, r, http.StatusBadRequest, "invalid", fmt.Sprintf("run id %q is not valid", runID))
+		return
+	}
+	var res protocol.Result
+	if de := decode(w, r, &res); de != nil {
+		s.fail(w, r, de.code, de.reason, de.msg, "run", runID)
+		return
+	}
+	if err := CheckResult(runID, &res); err != nil {
+		s.fail(w, r, http.StatusBadRequest, "invalid", err.Error(), "run", runID)
+		return
+	}
+	// The request's context is not used: once the result is being stored, a client that hangs
+	// up must not turn a commit into a rollback half way; it will retry and see a duplicate.
+	ctx := context.WithoutCancel(r.Context())
+	dup, err := s.o.Store.PutResult(ctx, res)
+	if s.storeFailed(w, r, err, runID) {
+		return
+	}
+	if s.o.Metrics != nil {
+		s.o.Metrics.results.WithLabelValues(string(res.Status), fmt.Sprint(dup)).Inc()
+	}
+	if !dup {
+		s.log.Info("result stored", "run", runID, "serial", res.Serial, "status", res.Status, "failed_step", res.FailedStep)
+		s.notify(runID)
+	}
+	writeJSON(w, http.StatusOK, protocol.ResultAck{Stored: true, Duplicate: dup})
+}

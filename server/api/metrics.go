@@ -1,0 +1,129 @@
+package api
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the server's Prometheus metrics. Register them on a registry owned by the
+// caller (no global registry, so tests can run servers side by side).
+type Metrics struct {
+	requests    *prometheus.CounterVec
+	duration    *prometheus.HistogramVec
+	bytes       *prometheus.CounterVec
+	inflight    prometheus.Gauge
+	hellos      *prometheus.CounterVec
+	events      prometheus.Counter
+	results     *prometheus.CounterVec
+	badRequests *prometheus.CounterVec
+}
+
+// NewMetrics creates the metrics and registers them on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flashline_http_requests_total",
+			Help: "HTTP requests by route pattern, method and status code."}, []string{"route", "method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "flashline_http_request_duration_seconds",
+			Help: "Time to answer HTTP requests, by route pattern.", Buckets: []float64{.001, .005, .01, .05, .1, .5, 1, 5, 30, 120, 600}},
+			[]string{"route"}),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flashline_http_response_bytes_total",
+			Help: "Bytes of HTTP response bodies, by route pattern."}, []string{"route"}),
+		inflight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "flashline_http_requests_in_flight",
+			Help: "HTTP requests being answered (downloads and dashboard streams included)."}),
+		hellos: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flashline_hello_total",
+			Help: "Agent hellos by outcome (job, no_rule, error)."}, []string{"outcome"}),
+		events: prometheus.NewCounter(prometheus.CounterOpts{Name: "flashline_events_received_total",
+			Help: "Run events received from agents (repeats included)."}),
+		results: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flashline_results_total",
+			Help: "Final results acknowledged, by status and whether it was a repeat."}, []string{"status", "duplicate"}),
+		badRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flashline_bad_requests_total",
+			Help: "Requests refused with a 4xx, by reason."}, []string{"reason"}),
+	}
+	reg.MustRegister(m.requests, m.duration, m.bytes, m.inflight, m.hellos, m.events, m.results, m.badRequests)
+	return m
+}
+
+// Instrument counts and times every request by the ServeMux pattern that answered it.
+func (m *Metrics) Instrument(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		m.inflight.Inc()
+		rw := &recorder{ResponseWriter: w}
+		defer func() {
+			m.inflight.Dec()
+			route := r.Pattern // set by the ServeMux on this same request
+			if route == "" {
+				route = "unmatched"
+			}
+			code := rw.code
+			if code == 0 {
+				code = http.StatusOK
+			}
+			m.requests.WithLabelValues(route, r.Method, strconv.Itoa(code)).Inc()
+			m.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+			m.bytes.WithLabelValues(route).Add(float64(rw.n))
+		}()
+		next.ServeHTTP(rw, r)
+	})
+}
+
+// recorder notes the status and body size. It passes ReadFrom through so that file downloads
+// keep using sendfile(2), and Flush/Hijack through for the dashboard's event stream.
+type recorder struct {
+	http.ResponseWriter
+	code int
+	n    int64
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.code == 0 {
+		r.code = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.code == 0 {
+		r.code = http.StatusOK
+	}
+	n, err := r.ResponseWriter.Write(b)
+	r.n += int64(n)
+	return n, err
+}
+
+func (r *recorder) ReadFrom(src io.Reader) (int64, error) {
+	if r.code == 0 {
+		r.code = http.StatusOK
+	}
+	var n int64
+	var err error
+	if rf, ok := r.ResponseWriter.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(src)
+	} else {
+		n, err = io.Copy(writerOnly{r.ResponseWriter}, src)
+	}
+	r.n += n
+	return n, err
+}
+
+func (r *recorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return http.NewResponseController(r.ResponseWriter).Hijack()
+}
+
+// Unwrap lets http.ResponseController reach the real writer (deadlines for long downloads).
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// writerOnly hides ReadFrom so io.Copy cannot recurse into recorder.ReadFrom.
+type writerOnly struct{ io.Writer }

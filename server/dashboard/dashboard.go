@@ -1,0 +1,364 @@
+// Package dashboard is the line operator's web page: the devices on the line now (status,
+// phase, current step, flash progress, PASS/FAIL), each device's history with its steps,
+// measurements and phase timings, a reset back to provisioning, and CSV/JSON export. It is
+// one embedded HTML/CSS/JS bundle (no CDN: line networks are often offline) fed by a small
+// JSON API and a server-sent event stream that pushes every change of a run as it happens.
+package dashboard
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flashline/flashline/server/store"
+)
+
+//go:embed static
+var static embed.FS
+
+// Store is what the dashboard reads and changes.
+type Store interface {
+	Devices(ctx context.Context, since time.Time, limit int) ([]store.Device, error)
+	Device(ctx context.Context, mac string) (store.Device, error)
+	Run(ctx context.Context, runID string) (store.Run, error)
+	History(ctx context.Context, serial string, opt store.HistoryOptions) ([]store.RunDetail, error)
+	ResetDevice(ctx context.Context, mac string) error
+	ExportJSON(ctx context.Context, w io.Writer, serial string) error
+	ExportCSV(ctx context.Context, w io.Writer, serial string) error
+}
+
+// Options configures the dashboard.
+type Options struct {
+	Store  Store
+	Logger *slog.Logger
+	// Window is how far back "on the line now" looks (default 12h).
+	Window time.Duration
+	// Registerer, when set, gets a gauge of connected live views.
+	Registerer prometheus.Registerer
+}
+
+// Dashboard serves the page, its API and the live stream. Start Run before serving.
+type Dashboard struct {
+	o       Options
+	log     *slog.Logger
+	changed chan string
+	clients prometheus.Gauge
+
+	mu   sync.Mutex
+	subs map[chan []byte]struct{}
+	done bool
+}
+
+// New returns a dashboard.
+func New(o Options) *Dashboard {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Window <= 0 {
+		o.Window = 12 * time.Hour
+	}
+	d := &Dashboard{o: o, log: o.Logger, changed: make(chan string, 4096), subs: map[chan []byte]struct{}{},
+		clients: prometheus.NewGauge(prometheus.GaugeOpts{Name: "flashline_dashboard_live_clients", Help: "Dashboard pages connected to the live stream."})}
+	if o.Registerer != nil {
+		o.Registerer.MustRegister(d.clients)
+	}
+	return d
+}
+
+// RunChanged queues a run for broadcast; it never blocks the request that changed it.
+func (d *Dashboard) RunChanged(runID string) {
+	select {
+	case d.changed <- runID:
+	default:
+		// Overrun: every view reloads everything instead.
+		d.broadcast(sse("reload", struct{}{}))
+	}
+}
+
+// Run broadcasts changes until ctx ends, then ends every live stream. Changes are gathered
+// for a moment so that a burst of events becomes one update per device.
+func (d *Dashboard) Run(ctx context.Context) {
+	defer d.closeAll()
+	pending := map[string]bool{}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case id := <-d.changed:
+			pending[id] = true
+		case <-tick.C:
+			for id := range pending {
+				delete(pending, id)
+				d.publishRun(ctx, id)
+			}
+		}
+	}
+}
+
+func (d *Dashboard) publishRun(ctx context.Context, runID string) {
+	r, err := d.o.Store.Run(ctx, runID)
+	if err != nil {
+		d.log.Warn("dashboard: read run", "run", runID, "err", err)
+		return
+	}
+	dev, err := d.o.Store.Device(ctx, r.MAC)
+	if err != nil {
+		d.log.Warn("dashboard: read device", "mac", r.MAC, "err", err)
+		return
+	}
+	d.broadcast(sse("device", dev))
+}
+
+func sse(event string, v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		b = []byte("{}")
+	}
+	return []byte("event: " + event + "\ndata: " + string(b) + "\n\n")
+}
+
+func (d *Dashboard) broadcast(msg []byte) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for ch := range d.subs {
+		select {
+		case ch <- msg:
+		default:
+			// A view that cannot keep up is cut off; its browser reconnects and reloads.
+			delete(d.subs, ch)
+			close(ch)
+			d.clients.Dec()
+		}
+	}
+}
+
+func (d *Dashboard) subscribe() (chan []byte, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.done {
+		return nil, false
+	}
+	ch := make(chan []byte, 256)
+	d.subs[ch] = struct{}{}
+	d.clients.Inc()
+	return ch, true
+}
+
+func (d *Dashboard) unsubscribe(ch chan []byte) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.subs[ch]; ok {
+		delete(d.subs, ch)
+		close(ch)
+		d.clients.Dec()
+	}
+}
+
+func (d *Dashboard) closeAll() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.done = true
+	for ch := range d.subs {
+		delete(d.subs, ch)
+		close(ch)
+		d.clients.Dec()
+	}
+}
+
+// Clients is the number of connected live views.
+func (d *Dashboard) Clients() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.subs)
+}
+
+// Register adds the dashboard's routes to mux.
+func (d *Dashboard) Register(mux *http.ServeMux) {
+	sub, _ := fs.Sub(static, "static")
+	files := http.FileServerFS(sub)
+	mux.Handle("GET /{$}", files)
+	mux.Handle("GET /static/", http.StripPrefix("/static", files))
+	mux.HandleFunc("GET /dashboard/api/devices", d.devices)
+	mux.HandleFunc("GET /dashboard/api/history", d.history)
+	mux.HandleFunc("GET /dashboard/api/export", d.export)
+	mux.HandleFunc("POST /dashboard/api/devices/{mac}/reset", d.reset)
+	mux.HandleFunc("GET /dashboard/events", d.events)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+func (d *Dashboard) fail(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	lvl := slog.LevelWarn
+	if code >= 500 {
+		lvl = slog.LevelError
+	}
+	d.log.Log(r.Context(), lvl, "dashboard request refused", "code", code, "path", r.URL.Path, "remote", r.RemoteAddr, "error", msg)
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+func (d *Dashboard) devices(w http.ResponseWriter, r *http.Request) {
+	since := time.Now().Add(-d.o.Window)
+	if r.URL.Query().Get("all") != "" {
+		since = time.Time{}
+	}
+	devs, err := d.o.Store.Devices(r.Context(), since, 500)
+	if err != nil {
+		d.fail(w, r, http.StatusInternalServerError, err.Error())
+		return
+	}
+	if devs == nil {
+		devs = []store.Device{}
+	}
+	writeJSON(w, http.StatusOK, devs)
+}
+
+func serialParam(r *http.Request) (string, error) {
+	s := r.URL.Query().Get("serial")
+	if !r.URL.Query().Has("serial") || len(s) > 256 {
+		return "", errors.New("want ?serial=SERIAL")
+	}
+	return s, nil
+}
+
+func (d *Dashboard) history(w http.ResponseWriter, r *http.Request) {
+	serial, err := serialParam(r)
+	if err != nil {
+		d.fail(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+	if limit <= 0 || limit > 200 {
+		limit = 50
+	}
+	runs, err := d.o.Store.History(r.Context(), serial, store.HistoryOptions{Limit: limit})
+	if err != nil {
+		d.fail(w, r, http.StatusInternalServerError, err.Error())
+		return
+	}
+	if runs == nil {
+		runs = []store.RunDetail{}
+	}
+	writeJSON(w, http.StatusOK, runs)
+}
+
+func (d *Dashboard) export(w http.ResponseWriter, r *http.Request) {
+	serial, err := serialParam(r)
+	if err != nil {
+		d.fail(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	name := "flashline-" + strconv.Quote(serial)
+	switch f := r.URL.Query().Get("format"); f {
+	case "", "json":
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", safeFile(serial)+".json"))
+		err = d.o.Store.ExportJSON(r.Context(), w, serial)
+	case "csv":
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", safeFile(serial)+".csv"))
+		err = d.o.Store.ExportCSV(r.Context(), w, serial)
+	default:
+		d.fail(w, r, http.StatusBadRequest, fmt.Sprintf("format %q: want json or csv", f))
+		return
+	}
+	if err != nil {
+		d.log.Error("export", "serial", name, "err", err)
+	}
+}
+
+// safeFile keeps a serial usable as a download's file name.
+func safeFile(s string) string {
+	b := []byte("flashline-")
+	for _, c := range []byte(s) {
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' {
+			b = append(b, c)
+		} else {
+			b = append(b, '_')
+		}
+	}
+	return string(b)
+}
+
+func (d *Dashboard) reset(w http.ResponseWriter, r *http.Request) {
+	mac, err := store.NormalizeMAC(r.PathValue("mac"))
+	if err != nil {
+		d.fail(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := d.o.Store.ResetDevice(r.Context(), mac); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			d.fail(w, r, http.StatusNotFound, err.Error())
+			return
+		}
+		d.fail(w, r, http.StatusInternalServerError, err.Error())
+		return
+	}
+	d.log.Info("device reset to provisioning by an operator", "mac", mac, "remote", r.RemoteAddr)
+	dev, err := d.o.Store.Device(r.Context(), mac)
+	if err == nil {
+		d.broadcast(sse("device", dev))
+	}
+	writeJSON(w, http.StatusOK, dev)
+}
+
+func (d *Dashboard) events(w http.ResponseWriter, r *http.Request) {
+	ch, ok := d.subscribe()
+	if !ok {
+		d.fail(w, r, http.StatusServiceUnavailable, "shutting down")
+		return
+	}
+	defer d.unsubscribe(ch)
+	rc := http.NewResponseController(w)
+	rc.SetWriteDeadline(time.Time{}) // a live stream outlives the server's write timeout
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	// "hello" tells the page to (re)load the full list: after a reconnect it may have missed
+	// updates.
+	if _, err := w.Write([]byte("retry: 2000\n\n" + string(sse("hello", struct{}{})))); err != nil {
+		return
+	}
+	rc.Flush()
+	ping := time.NewTicker(15 * time.Second)
+	defer ping.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case msg, ok := <-ch:
+			if !ok {
+				return
+			}
+			if _, err := w.Write(msg); err != nil {
+				return
+			}
+		case <-ping.C:
+			if _, err := w.Write([]byte(": ping\n\n")); err != nil {
+				return
+			}
+		}
+		if err := rc.Flush(); err != nil {
+			return
+		}
+	}
+}
