@@ -87,8 +87,8 @@ type Match struct {
 	Vendor  StringList `yaml:"vendor" json:"vendor,omitempty" jsonschema_description:"DMI vendor glob(s); any may match"`
 	Board   StringList `yaml:"board" json:"board,omitempty" jsonschema_description:"DMI board name glob(s); any may match"`
 	// Modules must all be present, WithoutModules all absent.
-	Modules        []string `yaml:"modules" json:"modules,omitempty" jsonschema_description:"Modules that must all be present,uniqueItems=true"`
-	WithoutModules []string `yaml:"without_modules" json:"without_modules,omitempty" jsonschema_description:"Modules that must all be absent,uniqueItems=true"`
+	Modules        []string `yaml:"modules" json:"modules,omitempty" jsonschema:"uniqueItems=true" jsonschema_description:"Modules that must all be present: wifi, bluetooth, lte, buttons"`
+	WithoutModules []string `yaml:"without_modules" json:"without_modules,omitempty" jsonschema:"uniqueItems=true" jsonschema_description:"Modules that must all be absent: wifi, bluetooth, lte, buttons"`
 }
 
 // Modules are the optional hardware modules the inventory reports and Match can name.
