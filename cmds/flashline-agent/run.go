@@ -85,21 +85,10 @@ func runOnce(ctx context.Context, con *console.Console, server string) (env *boo
 	return env, journeyStep(ctx, env)
 }
 
-// journeyStep is what follows booting. Until agent/journey is wired in here (one call,
-// journey.Run with env's fields), it waits for the server's job and shows it.
+// journeyStep is what follows booting: the job from the line server, its scenario, the flash,
+// the result and the after-action (journey.go wires the parts).
 func journeyStep(ctx context.Context, env *bootstrap.Env) error {
-	api, err := lineclient.New(env.Server, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := bootstrap.AwaitJob(ctx, env, api, env.Hello(), &lineclient.Backoff{Min: time.Second, Max: 30 * time.Second}, lineclient.Sleep)
-	if err != nil {
-		return err
-	}
-	env.Console.Infof("job: %s", resp.Job.Job)
-	env.Console.Warnf("this build has no journey step yet: waiting")
-	<-ctx.Done()
-	return ctx.Err()
+	return runJourney(ctx, env)
 }
 
 // hint tells the operator what to check for the usual failures.
