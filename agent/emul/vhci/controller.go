@@ -46,12 +46,24 @@ type Controller struct {
 	log   *slog.Logger
 	index int
 
-	mu sync.Mutex // serialises writes and protects the fields below
-	// scanGen changes every time a scan or inquiry is started or stopped, so
-	// that delayed reports from an older scan are dropped.
-	scanGen  uint64
-	scanning bool
+	mu sync.Mutex // serialises writes and protects scans
+	// scans holds the inquiry and the LE scan state; they are independent,
+	// as the kernel interleaves them and stops one while the other runs.
+	scans [2]scanState
 }
+
+// scanState's gen changes every time the scan is started or stopped, so
+// that delayed reports from an older scan are dropped.
+type scanState struct {
+	gen     uint64
+	running bool
+}
+
+// The two kinds of scan.
+const (
+	inquiryScan = 0
+	leScan      = 1
+)
 
 // DevicePath is the vhci character device.
 const DevicePath = "/dev/vhci"
@@ -166,20 +178,23 @@ func (c *Controller) handle(ctx context.Context, cmd command) error {
 		if err := c.write(commandStatus(cmd.Opcode, 0)); err != nil {
 			return err
 		}
-		gen := c.startScan()
+		gen := c.startScan(inquiryScan)
 		go c.inquiry(ctx, gen)
 		return nil
 	case opCreateConn, opLECreateConn:
 		// The emulated peers only exist to be discovered.
 		return c.write(commandStatus(cmd.Opcode, statusPageTimeout))
-	case opInquiryCancel, opReset:
-		c.stopScan()
+	case opInquiryCancel:
+		c.stopScan(inquiryScan)
+	case opReset:
+		c.stopScan(inquiryScan)
+		c.stopScan(leScan)
 	case opLESetScanEnable:
 		if len(cmd.Params) >= 1 && cmd.Params[0] == 1 {
-			gen := c.startScan()
+			gen := c.startScan(leScan)
 			go c.advertise(ctx, gen)
 		} else {
-			c.stopScan()
+			c.stopScan(leScan)
 		}
 	}
 	return c.write(commandComplete(cmd.Opcode, c.returnParams(cmd.Opcode)))
@@ -187,26 +202,30 @@ func (c *Controller) handle(ctx context.Context, cmd command) error {
 
 const statusPageTimeout = 0x04
 
-func (c *Controller) startScan() uint64 {
+func (c *Controller) startScan(kind int) uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.scanGen++
-	c.scanning = true
-	return c.scanGen
+	s := &c.scans[kind]
+	s.gen++
+	s.running = true
+	return s.gen
 }
 
-func (c *Controller) stopScan() {
+func (c *Controller) stopScan(kind int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.scanGen++
-	c.scanning = false
+	s := &c.scans[kind]
+	s.gen++
+	s.running = false
 }
 
-// current reports whether the scan started as generation gen still runs.
-func (c *Controller) current(gen uint64) bool {
+// current reports whether the scan of kind started as generation gen still
+// runs.
+func (c *Controller) current(kind int, gen uint64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.scanning && c.scanGen == gen
+	s := c.scans[kind]
+	return s.running && s.gen == gen
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {
@@ -226,7 +245,7 @@ func (c *Controller) inquiry(ctx context.Context, gen uint64) {
 		return
 	}
 	for _, p := range c.cfg.Peers {
-		if !p.BREDR || !c.current(gen) {
+		if !p.BREDR || !c.current(inquiryScan, gen) {
 			continue
 		}
 		if err := c.write(event(evtExtInquiryResult, extInquiryResult(p))); err != nil {
@@ -234,10 +253,10 @@ func (c *Controller) inquiry(ctx context.Context, gen uint64) {
 			return
 		}
 	}
-	if !sleep(ctx, c.cfg.InquiryTime-c.cfg.ReportDelay) || !c.current(gen) {
+	if !sleep(ctx, c.cfg.InquiryTime-c.cfg.ReportDelay) || !c.current(inquiryScan, gen) {
 		return
 	}
-	c.stopScan()
+	c.stopScan(inquiryScan)
 	if err := c.write(event(evtInquiryComplete, []byte{0})); err != nil {
 		c.log.Warn("vhci: inquiry complete", "err", err)
 	}
@@ -247,13 +266,13 @@ func (c *Controller) inquiry(ctx context.Context, gen uint64) {
 // ADV_IND followed by its SCAN_RSP, because the kernel holds back an
 // advertisement during active scanning until the scan response arrives.
 func (c *Controller) advertise(ctx context.Context, gen uint64) {
-	for sleep(ctx, c.cfg.ReportDelay) && c.current(gen) {
+	for sleep(ctx, c.cfg.ReportDelay) && c.current(leScan, gen) {
 		for _, p := range c.cfg.Peers {
 			if !p.LE {
 				continue
 			}
 			for _, ev := range leReports(p) {
-				if !c.current(gen) {
+				if !c.current(leScan, gen) {
 					return
 				}
 				if err := c.write(event(evtLEMeta, ev)); err != nil {

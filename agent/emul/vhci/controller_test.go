@@ -202,3 +202,22 @@ func FuzzParseCommand(f *testing.F) {
 		}
 	})
 }
+
+// The kernel interleaves LE scanning and inquiry: disabling the LE scan
+// must not end a running inquiry.
+func TestLEScanDisableKeepsInquiry(t *testing.T) {
+	p, _ := start(t, Peer{Address: mac("c0:ff:ee:00:00:01"), RSSI: -40, BREDR: true})
+	p.in <- cmdPacket(opInquiry, 0x33, 0x8b, 0x9e, 0x08, 0x00)
+	if ev := p.next(t); ev[1] != evtCommandStatus {
+		t.Fatalf("got % x", ev)
+	}
+	p.in <- cmdPacket(opLESetScanEnable, 0, 0)
+	var codes []byte
+	for len(codes) < 3 {
+		codes = append(codes, p.next(t)[1])
+	}
+	want := []byte{evtCommandComplete, evtExtInquiryResult, evtInquiryComplete}
+	if string(codes) != string(want) {
+		t.Fatalf("events % x, want % x", codes, want)
+	}
+}

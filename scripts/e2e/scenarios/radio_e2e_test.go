@@ -13,6 +13,14 @@ import (
 // TestRadioProbes boots a minimal initramfs whose /init (radioinit) starts
 // the Wi-Fi AP and Bluetooth peer emulators and runs the probes against them.
 func TestRadioProbes(t *testing.T) {
+	t.Run("spawned", func(t *testing.T) { radioProbes(t, "") })
+	// The way scenario tests start the emulators: the testbed as rdinit.
+	t.Run("rdinit", func(t *testing.T) {
+		radioProbes(t, `rdinit=/bin/flashline-testbed flashline.testbed="wifi-ap --ssid LINE-TEST; bt-peer --address C0:FF:EE:00:00:01 --name line-beacon --rssi -47"`)
+	})
+}
+
+func radioProbes(t *testing.T, appendLine string) {
 	dir := t.TempDir()
 	goBuild(t, "./scripts/e2e/scenarios/radioinit", filepath.Join(dir, "init"))
 	goBuild(t, "./cmds/flashline-testbed", filepath.Join(dir, "flashline-testbed"))
@@ -21,14 +29,13 @@ func TestRadioProbes(t *testing.T) {
 		"init":                  filepath.Join(dir, "init"),
 		"bin/flashline-testbed": filepath.Join(dir, "flashline-testbed"),
 	}, moduleClosure(t, "mac80211_hwsim", "hci_vhci", "cmac"))
-	extra := os.Getenv("RADIOTEST_APPEND")
-	out := bootDirect(t, img, extra, 5*time.Minute)
+	out := bootDirect(t, img, appendLine+" "+os.Getenv("RADIOTEST_APPEND"), 5*time.Minute)
 	if p := os.Getenv("RADIOTEST_CONSOLE"); p != "" {
 		_ = os.WriteFile(p, []byte(out), 0o644)
 	}
 	var lines []string
 	for _, l := range strings.Split(out, "\n") {
-		if strings.Contains(l, "RADIOTEST") || strings.Contains(l, "wifi-ap:") || strings.Contains(l, "bt-peer:") {
+		if strings.Contains(l, "RADIOTEST") || strings.Contains(l, "wifi-ap:") || strings.Contains(l, "bt-peer:") || strings.Contains(l, "testbed init:") {
 			lines = append(lines, strings.TrimSpace(l))
 		}
 	}

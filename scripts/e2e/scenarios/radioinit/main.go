@@ -29,10 +29,15 @@ func main() {
 	cmdline, _ := os.ReadFile("/proc/cmdline")
 	fmt.Printf("RADIOTEST start %s", cmdline)
 
-	for _, args := range [][]string{
+	// Booted with rdinit=/bin/flashline-testbed the emulators run already.
+	spawn := [][]string{
 		{"wifi-ap", "--ssid", "LINE-TEST"},
 		{"bt-peer", "--address", "C0:FF:EE:00:00:01", "--name", "line-beacon", "--rssi", "-47"},
-	} {
+	}
+	if strings.Contains(string(cmdline), "flashline.testbed=") {
+		spawn = nil
+	}
+	for _, args := range spawn {
 		c := exec.CommandContext(ctx, "/bin/flashline-testbed", args...)
 		c.Stdout, c.Stderr = os.Stdout, os.Stdout
 		if err := c.Start(); err != nil {
@@ -67,7 +72,7 @@ func mounts() {
 		{"proc", "/proc", "proc"}, {"sysfs", "/sys", "sysfs"}, {"devtmpfs", "/dev", "devtmpfs"}, {"tmpfs", "/tmp", "tmpfs"},
 	} {
 		_ = os.MkdirAll(m.dst, 0o755)
-		if err := unix.Mount(m.src, m.dst, m.typ, 0, ""); err != nil {
+		if err := unix.Mount(m.src, m.dst, m.typ, 0, ""); err != nil && err != unix.EBUSY {
 			fmt.Printf("mount %s: %v\n", m.dst, err)
 		}
 	}
