@@ -74,32 +74,60 @@ type DHCP struct {
 	// Mode is "proxy" (answer only PXE clients beside the plant's DHCP server) or "full".
 	Mode      string `yaml:"mode"`
 	Interface string `yaml:"interface"`
-	// ServerIP is this host's address on the line network, sent as next-server (TFTP).
-	ServerIP string `yaml:"server_ip"`
-	// Full mode only: the pool and the options handed out.
+	// Listen (default 0.0.0.0:67) and, in proxy mode, PXEListen (default 0.0.0.0:4011).
+	Listen    string `yaml:"listen"`
+	PXEListen string `yaml:"pxe_listen"`
+	// ServerIP is this host's address on the line network (default: the interface's only
+	// IPv4 address); NextServer the TFTP server (default ServerIP).
+	ServerIP   string `yaml:"server_ip"`
+	NextServer string `yaml:"next_server"`
+	// Boot files by client architecture (option 93).
+	Boot DHCPBoot `yaml:"boot"`
+	// Full mode only: the pool and the options handed out. Leases are kept in
+	// data_dir/dhcp-leases.json.
 	RangeStart string        `yaml:"range_start"`
 	RangeEnd   string        `yaml:"range_end"`
-	Netmask    string        `yaml:"netmask"`
+	Subnet     string        `yaml:"subnet"` // CIDR, default the range's /24
 	Router     string        `yaml:"router"`
 	DNS        []string      `yaml:"dns"`
 	LeaseTime  time.Duration `yaml:"lease_time"`
-	// Boot files by client architecture (option 93); defaults pxelinux.0 and syslinux.efi.
-	BootFileBIOS string `yaml:"boot_file_bios"`
-	BootFileUEFI string `yaml:"boot_file_uefi"`
+}
+
+// DHCPBoot names the boot file each kind of client gets.
+type DHCPBoot struct {
+	BIOS  string `yaml:"bios"`  // default pxelinux.0 (lpxelinux.0 to load the kernel over HTTP)
+	EFI64 string `yaml:"efi64"` // default syslinux.efi
+	EFI32 string `yaml:"efi32"`
+	IPXE  string `yaml:"ipxe"` // for clients already running iPXE, e.g. an http:// script URL
 }
 
 // TFTP configures the built-in TFTP server (server/tftp) and the pxelinux.cfg it generates
 // per device (server/pxecfg).
 type TFTP struct {
-	Enabled bool   `yaml:"enabled"`
-	Listen  string `yaml:"listen"`
+	Enabled   bool   `yaml:"enabled"`
+	Listen    string `yaml:"listen"` // default 0.0.0.0:69
+	Interface string `yaml:"interface"`
 	// Root holds pxelinux.0, ldlinux.c32, the kernel and initrd.gz.
-	Root string `yaml:"root"`
-	// Kernel and Initrd are paths relative to Root (or http URLs with lpxelinux).
-	Kernel string `yaml:"kernel"`
-	Initrd string `yaml:"initrd"`
-	// Append is extra kernel command line for the provisioning entry.
-	Append string `yaml:"append"`
+	Root         string   `yaml:"root"`
+	MaxTransfers int      `yaml:"max_transfers"`
+	PXE          PXELinux `yaml:"pxelinux"`
+}
+
+// PXELinux is the content of the generated pxelinux.cfg files.
+type PXELinux struct {
+	// ServerURL is put on the kernel command line as flashline.server= (default
+	// http.public_url).
+	ServerURL string `yaml:"server_url"`
+	// Kernel and Initrd are paths under the TFTP root (default vmlinuz and initrd.gz) or
+	// http:// URLs; HTTPBase, with lpxelinux.0, is prefixed to them.
+	Kernel     string   `yaml:"kernel"`
+	Initrd     string   `yaml:"initrd"`
+	HTTPBase   string   `yaml:"http_base"`
+	Consoles   []string `yaml:"consoles"`
+	SerialPort string   `yaml:"serial_port"`
+	ExtraArgs  []string `yaml:"extra_args"`
+	// UnknownDevices is what a device never seen gets: provision (default) or localboot.
+	UnknownDevices string `yaml:"unknown_devices"`
 }
 
 // Jobs holds settings of the jobs handed to devices.
@@ -259,6 +287,12 @@ func (c *Config) setDefaults() {
 	if c.DHCP.Mode == "" {
 		c.DHCP.Mode = "proxy"
 	}
+	if c.TFTP.PXE.ServerURL == "" {
+		c.TFTP.PXE.ServerURL = c.HTTP.PublicURL
+	}
+	if c.TFTP.PXE.UnknownDevices == "" {
+		c.TFTP.PXE.UnknownDevices = "provision"
+	}
 }
 
 func (c *Config) resolve(dir string) {
@@ -369,21 +403,48 @@ func (c *Config) Validate() error {
 		default:
 			bad("dhcp.mode %q: want proxy or full", c.DHCP.Mode)
 		}
-		if c.DHCP.ServerIP != "" {
-			if _, err := netip.ParseAddr(c.DHCP.ServerIP); err != nil {
-				bad("dhcp.server_ip %q: %v", c.DHCP.ServerIP, err)
+		for _, a := range []struct{ key, v string }{{"server_ip", c.DHCP.ServerIP}, {"next_server", c.DHCP.NextServer}, {"router", c.DHCP.Router}} {
+			if a.v != "" {
+				if _, err := netip.ParseAddr(a.v); err != nil {
+					bad("dhcp.%s %q: %v", a.key, a.v, err)
+				}
+			}
+		}
+		for _, d := range c.DHCP.DNS {
+			if _, err := netip.ParseAddr(d); err != nil {
+				bad("dhcp.dns %q: %v", d, err)
 			}
 		}
 		if c.DHCP.Mode == "full" {
-			for _, a := range []struct{ key, v string }{{"range_start", c.DHCP.RangeStart}, {"range_end", c.DHCP.RangeEnd}, {"netmask", c.DHCP.Netmask}} {
+			for _, a := range []struct{ key, v string }{{"range_start", c.DHCP.RangeStart}, {"range_end", c.DHCP.RangeEnd}} {
 				if _, err := netip.ParseAddr(a.v); err != nil {
 					bad("dhcp.%s %q: required in full mode, want an IPv4 address", a.key, a.v)
 				}
 			}
+			if c.DHCP.Subnet != "" {
+				if _, err := netip.ParsePrefix(c.DHCP.Subnet); err != nil {
+					bad("dhcp.subnet %q: want a CIDR prefix such as 10.77.0.0/24", c.DHCP.Subnet)
+				}
+			}
+			if c.DataDir == "" {
+				bad("data_dir: required for dhcp full mode (the lease file lives there)")
+			}
 		}
 	}
-	if c.TFTP.Enabled && c.TFTP.Root == "" {
-		bad("tftp.root: required when tftp is enabled")
+	if c.TFTP.Enabled {
+		if c.TFTP.Root == "" {
+			bad("tftp.root: required when tftp is enabled (pxelinux.0, ldlinux.c32, kernel, initrd)")
+		}
+		if c.TFTP.PXE.ServerURL == "" {
+			bad("tftp.pxelinux.server_url (or http.public_url): required when tftp is enabled; it becomes flashline.server= on the kernel command line")
+		} else if !strings.HasPrefix(c.TFTP.PXE.ServerURL, "http://") && !strings.HasPrefix(c.TFTP.PXE.ServerURL, "https://") {
+			bad("tftp.pxelinux.server_url %q: want an http(s):// URL", c.TFTP.PXE.ServerURL)
+		}
+		switch c.TFTP.PXE.UnknownDevices {
+		case "provision", "localboot":
+		default:
+			bad("tftp.pxelinux.unknown_devices %q: want provision or localboot", c.TFTP.PXE.UnknownDevices)
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -23,6 +23,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad size", "images: [{name: a, file: a.img, size: 12XB}]", "unknown unit"},
 		{"bad sha", "images: [{name: a, file: a.img, sha256: xyz}]", "64 hex digits"},
 		{"dhcp full needs range", "dhcp: {enabled: true, mode: full}", "dhcp.range_start"},
+		{"tftp needs url", "data_dir: /d\ntftp: {enabled: true, root: /t}", "server_url"},
 		{"dhcp mode", "dhcp: {enabled: true, mode: half}", "dhcp.mode"},
 		{"short ttl", "jobs: {ttl: 10s}", "jobs.ttl"},
 	}

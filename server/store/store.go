@@ -501,8 +501,8 @@ func (s *Store) PutResult(ctx context.Context, res protocol.Result) (duplicate b
 }
 
 // BootMode returns what a device's next netboot should get: BootLocal once its latest run
-// passed (until an operator resets it), BootProvision otherwise, including for devices never
-// seen.
+// passed (until an operator resets it), BootProvision otherwise, and "" for a device never
+// seen (the caller's policy decides; the line's default is to provision it).
 func (s *Store) BootMode(ctx context.Context, mac string) (string, error) {
 	m, err := NormalizeMAC(mac)
 	if err != nil {
@@ -511,7 +511,7 @@ func (s *Store) BootMode(ctx context.Context, mac string) (string, error) {
 	var mode string
 	err = s.r.QueryRowContext(ctx, `SELECT boot_mode FROM devices WHERE mac = ?`, m).Scan(&mode)
 	if errors.Is(err, sql.ErrNoRows) {
-		return BootProvision, nil
+		return "", nil
 	}
 	if err != nil {
 		return "", fmt.Errorf("boot mode of %s: %w", m, err)

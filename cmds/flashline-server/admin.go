@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/flashline/flashline/server/config"
+	"github.com/flashline/flashline/server/store"
+)
+
+// DefaultConfig is where the config file is looked for when -config is not given.
+const DefaultConfig = "/etc/flashline/server.yaml"
+
+// dbFile is the results database's name inside data_dir.
+const dbFile = "results.db"
+
+// openExisting opens the results database of a config's data_dir (or of -data), refusing to
+// create an empty one: a typo in the path must not look like "no runs".
+func openExisting(ctx context.Context, cfgPath, dataDir string) (*store.Store, error) {
+	if dataDir == "" {
+		c, err := config.Load(cfgPath)
+		if err != nil {
+			return nil, err
+		}
+		if c.DataDir == "" {
+			return nil, fmt.Errorf("%s has no data_dir", cfgPath)
+		}
+		dataDir = c.DataDir
+	}
+	p := filepath.Join(dataDir, dbFile)
+	if _, err := os.Stat(p); err != nil {
+		return nil, fmt.Errorf("no results database: %w", err)
+	}
+	return store.Open(ctx, p)
+}
+
+// cmdExport writes one serial's history as JSON or CSV.
+func cmdExport(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("export", flag.ContinueOnError)
+	cfgPath := fs.String("config", DefaultConfig, "server configuration file (for data_dir)")
+	dataDir := fs.String("data", "", "data directory (instead of -config)")
+	serial := fs.String("serial", "", "device serial number (DMI)")
+	format := fs.String("format", "json", "json or csv")
+	out := fs.String("o", "-", "output file, - for stdout")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if !isSet(fs, "serial") || fs.NArg() != 0 || (*format != "json" && *format != "csv") {
+		fmt.Fprintln(os.Stderr, "usage: flashline-server export -serial S [-format json|csv] [-config FILE | -data DIR] [-o FILE]")
+		return 2
+	}
+	st, err := openExisting(ctx, *cfgPath, *dataDir)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "flashline-server export: %v\n", err)
+		return 1
+	}
+	defer st.Close()
+	var w io.Writer = os.Stdout
+	var f *os.File
+	if *out != "-" {
+		if f, err = os.Create(*out); err != nil {
+			fmt.Fprintf(os.Stderr, "flashline-server export: %v\n", err)
+			return 1
+		}
+		w = f
+	}
+	if *format == "csv" {
+		err = st.ExportCSV(ctx, w, *serial)
+	} else {
+		err = st.ExportJSON(ctx, w, *serial)
+	}
+	if f != nil {
+		err = errors.Join(err, f.Close())
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "flashline-server export: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// cmdReset puts a device back on provisioning: its next netboot runs the agent again.
+func cmdReset(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("reset", flag.ContinueOnError)
+	cfgPath := fs.String("config", DefaultConfig, "server configuration file (for data_dir)")
+	dataDir := fs.String("data", "", "data directory (instead of -config)")
+	mac := fs.String("mac", "", "MAC address of the device's boot NIC")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *mac == "" || fs.NArg() != 0 {
+		fmt.Fprintln(os.Stderr, "usage: flashline-server reset -mac aa:bb:cc:dd:ee:ff [-config FILE | -data DIR]")
+		return 2
+	}
+	st, err := openExisting(ctx, *cfgPath, *dataDir)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "flashline-server reset: %v\n", err)
+		return 1
+	}
+	defer st.Close()
+	if err := st.ResetDevice(ctx, *mac); err != nil {
+		fmt.Fprintf(os.Stderr, "flashline-server reset: %v\n", err)
+		return 1
+	}
+	m, _ := store.NormalizeMAC(*mac)
+	fmt.Printf("%s will be provisioned again at its next netboot\n", m)
+	return 0
+}
+
+func isSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == name {
+			set = true
+		}
+	})
+	return set
+}

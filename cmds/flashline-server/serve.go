@@ -1,0 +1,343 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/server/api"
+	"github.com/flashline/flashline/server/config"
+	"github.com/flashline/flashline/server/dashboard"
+	"github.com/flashline/flashline/server/dhcp"
+	"github.com/flashline/flashline/server/jobs"
+	"github.com/flashline/flashline/server/keys"
+	"github.com/flashline/flashline/server/pxecfg"
+	"github.com/flashline/flashline/server/store"
+	"github.com/flashline/flashline/server/tftp"
+)
+
+func cmdServe(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	cfgPath := fs.String("config", DefaultConfig, "configuration file (see docs/server.example.yaml)")
+	level := fs.String("log-level", "info", "debug, info, warn or error")
+	jsonLogs := fs.Bool("log-json", false, "log as JSON lines instead of text")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 0 {
+		fmt.Fprintln(os.Stderr, "usage: flashline-server [serve] -config FILE")
+		return 2
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
+		fmt.Fprintf(os.Stderr, "flashline-server: -log-level: %v\n", err)
+		return 2
+	}
+	hopts := &slog.HandlerOptions{Level: lvl}
+	var h slog.Handler = slog.NewTextHandler(os.Stderr, hopts)
+	if *jsonLogs {
+		h = slog.NewJSONHandler(os.Stderr, hopts)
+	}
+	log := slog.New(h)
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "flashline-server: %v\n", err)
+		return 1
+	}
+	if err := serve(ctx, cfg, log); err != nil {
+		log.Error("flashline-server stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// serve starts every enabled part and runs until ctx ends or one part fails.
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	if !cfg.HTTP.Enabled && !cfg.DHCP.Enabled && !cfg.TFTP.Enabled {
+		return errors.New("nothing to serve: enable http, dhcp or tftp in the configuration")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var st *store.Store
+	if cfg.HTTP.Enabled || cfg.TFTP.Enabled {
+		var err error
+		st, err = store.Open(ctx, filepath.Join(cfg.DataDir, dbFile))
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		log.Info("results database open", "path", filepath.Join(cfg.DataDir, dbFile))
+	}
+
+	var runners []func(context.Context) error
+	if cfg.HTTP.Enabled {
+		r, err := httpPart(ctx, cfg, st, log)
+		if err != nil {
+			return err
+		}
+		runners = append(runners, r...)
+	}
+	if cfg.TFTP.Enabled {
+		r, err := tftpPart(cfg, st, log)
+		if err != nil {
+			return err
+		}
+		runners = append(runners, r)
+	}
+	if cfg.DHCP.Enabled {
+		r, err := dhcpPart(cfg, log)
+		if err != nil {
+			return err
+		}
+		runners = append(runners, r)
+	}
+
+	// Run every part; the first to fail stops the others.
+	var wg sync.WaitGroup
+	errc := make(chan error, len(runners))
+	for _, run := range runners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := run(ctx); err != nil {
+				errc <- err
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	return errors.Join(func() []error {
+		var errs []error
+		for err := range errc {
+			errs = append(errs, err)
+		}
+		return errs
+	}()...)
+}
+
+func loadKey(cfg *config.Config, log *slog.Logger) (ed25519.PrivateKey, error) {
+	if cfg.KeyFile == "" {
+		log.Warn("!!! UNSIGNED DEVELOPMENT MODE: no key_file is configured, jobs go out WITHOUT a signature. " +
+			"Only agents built without a public key accept them, and anyone on the line network could forge jobs. " +
+			"Create a key with 'flashline-server keygen -out DIR' and set key_file for production. !!!")
+		return nil, nil
+	}
+	k, err := keys.LoadPrivateKey(cfg.KeyFile)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("jobs are signed", "key_file", cfg.KeyFile, "key_id", protocol.KeyID(k.Public().(ed25519.PublicKey)))
+	return k, nil
+}
+
+// httpPart builds the HTTP server: agent API, files, dashboard, metrics.
+func httpPart(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Logger) ([]func(context.Context) error, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := api.NewMetrics(reg)
+	mux := http.NewServeMux()
+	var runners []func(context.Context) error
+
+	var dash *dashboard.Dashboard
+	if config.On(cfg.HTTP.Dashboard) {
+		dash = dashboard.New(dashboard.Options{Store: st, Logger: log.With("part", "dashboard"), Registerer: reg})
+		dash.Register(mux)
+	}
+	opts := api.Options{Metrics: metrics, Logger: log.With("part", "api"), RetryAfter: cfg.Jobs.RetryAfter}
+	if dash != nil {
+		opts.Notifier = dash
+	}
+	if config.On(cfg.HTTP.API) {
+		key, err := loadKey(cfg, log)
+		if err != nil {
+			return nil, err
+		}
+		images, err := jobs.LoadImages(ctx, cfg.Images, jobs.ImageOptions{Dir: cfg.ImagesDir, Compute: config.On(cfg.Jobs.ComputeImageHashes),
+			CacheFile: filepath.Join(cfg.DataDir, "image-hashes.json"), Logger: log.With("part", "images")})
+		if err != nil {
+			return nil, err
+		}
+		for _, im := range images {
+			log.Info("image", "name", im.Name, "file", im.File, "format", im.Format, "sha256", im.SHA256, "size", im.Size, "from", im.Source)
+		}
+		issuer, err := jobs.New(jobs.Options{Rules: cfg.Rules, Images: images, ScenariosDir: cfg.ScenariosDir,
+			ImagesURL: cfg.HTTP.ImagesURL, ScenariosURL: cfg.HTTP.ScenariosURL, TTL: cfg.Jobs.TTL, Key: key})
+		if err != nil {
+			return nil, err
+		}
+		if err := issuer.CheckScenarios(); err != nil {
+			return nil, err
+		}
+		if len(cfg.Rules) == 0 {
+			log.Warn("no rules: every device will be told that no rule matches it")
+		}
+		opts.Store, opts.Issuer = st, issuer
+	}
+	if config.On(cfg.HTTP.Images) {
+		opts.ImagesDir = cfg.ImagesDir
+	}
+	if config.On(cfg.HTTP.Scenarios) {
+		opts.ScenariosDir = cfg.ScenariosDir
+	}
+	a, err := api.New(opts)
+	if err != nil {
+		return nil, err
+	}
+	a.Register(mux)
+	if config.On(cfg.HTTP.Metrics) {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	}
+
+	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("http: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           metrics.Instrument(mux),
+		ReadHeaderTimeout: 10 * time.Second,
+		// Bodies are small (protocol.MaxBodyBytes); downloads may take long, so no
+		// WriteTimeout, but an idle keep-alive connection is closed.
+		ReadTimeout: time.Minute,
+		IdleTimeout: 2 * time.Minute,
+		ErrorLog:    slog.NewLogLogger(log.With("part", "http").Handler(), slog.LevelWarn),
+	}
+	tlsOn := cfg.HTTP.TLSCert != ""
+	log.Info("http listening", "addr", ln.Addr().String(), "tls", tlsOn, "api", config.On(cfg.HTTP.API),
+		"images", opts.ImagesDir != "", "scenarios", opts.ScenariosDir != "", "dashboard", dash != nil, "metrics", config.On(cfg.HTTP.Metrics))
+
+	dctx, dcancel := context.WithCancel(context.Background())
+	if dash != nil {
+		go dash.Run(dctx)
+	}
+	runners = append(runners, func(ctx context.Context) error {
+		errc := make(chan error, 1)
+		go func() {
+			if tlsOn {
+				errc <- srv.ServeTLS(ln, cfg.HTTP.TLSCert, cfg.HTTP.TLSKey)
+			} else {
+				errc <- srv.Serve(ln)
+			}
+		}()
+		select {
+		case err := <-errc:
+			dcancel()
+			a.Close()
+			return fmt.Errorf("http: %w", err)
+		case <-ctx.Done():
+		}
+		// Live streams end first, or Shutdown would wait for them.
+		dcancel()
+		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer scancel()
+		err := srv.Shutdown(sctx)
+		a.Close()
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("http shutdown: %w", err)
+		}
+		return nil
+	})
+	return runners, nil
+}
+
+// bootState answers pxecfg's question from the results store.
+type bootState struct{ st *store.Store }
+
+func (b bootState) BootMode(ctx context.Context, mac net.HardwareAddr) (pxecfg.Mode, error) {
+	m, err := b.st.BootMode(ctx, mac.String())
+	if err != nil {
+		return pxecfg.Unknown, err
+	}
+	switch m {
+	case store.BootLocal:
+		return pxecfg.LocalBoot, nil
+	case store.BootProvision:
+		return pxecfg.Provision, nil
+	}
+	return pxecfg.Unknown, nil
+}
+
+func tftpPart(cfg *config.Config, st *store.Store, log *slog.Logger) (func(context.Context) error, error) {
+	p := cfg.TFTP.PXE
+	unknown := pxecfg.Provision
+	if p.UnknownDevices == "localboot" {
+		unknown = pxecfg.LocalBoot
+	}
+	gen, err := pxecfg.New(pxecfg.Config{ServerURL: p.ServerURL, Kernel: p.Kernel, Initrd: p.Initrd, HTTPBase: p.HTTPBase,
+		Consoles: p.Consoles, SerialPort: p.SerialPort, ExtraArgs: p.ExtraArgs, DefaultMode: unknown},
+		pxecfg.Deps{State: bootState{st}, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	listen := cfg.TFTP.Listen
+	if listen == "" {
+		listen = "0.0.0.0:69"
+	}
+	srv, err := tftp.New(tftp.Config{ListenAddr: listen, Interface: cfg.TFTP.Interface, Root: cfg.TFTP.Root, MaxTransfers: cfg.TFTP.MaxTransfers},
+		tftp.Deps{Logger: log, Virtual: gen.TFTPFile})
+	if err != nil {
+		return nil, err
+	}
+	log.Info("tftp listening", "addr", srv.Addr().String(), "root", cfg.TFTP.Root, "server_url", p.ServerURL)
+	return func(ctx context.Context) error {
+		defer srv.Close()
+		if err := srv.Serve(ctx); err != nil {
+			return fmt.Errorf("tftp: %w", err)
+		}
+		return nil
+	}, nil
+}
+
+func dhcpPart(cfg *config.Config, log *slog.Logger) (func(context.Context) error, error) {
+	d := cfg.DHCP
+	addr := func(s string) netip.Addr {
+		a, _ := netip.ParseAddr(s) // validated by config; "" gives the zero Addr (= default)
+		return a
+	}
+	dc := dhcp.Config{Mode: dhcp.Mode(d.Mode), Interface: d.Interface, ListenAddr: d.Listen, PXEListenAddr: d.PXEListen,
+		ServerIP: addr(d.ServerIP), NextServer: addr(d.NextServer),
+		Boot:       dhcp.BootFiles{BIOS: d.Boot.BIOS, EFI64: d.Boot.EFI64, EFI32: d.Boot.EFI32, IPXE: d.Boot.IPXE},
+		RangeStart: addr(d.RangeStart), RangeEnd: addr(d.RangeEnd), Router: addr(d.Router), LeaseTime: d.LeaseTime}
+	if d.Subnet != "" {
+		dc.Subnet, _ = netip.ParsePrefix(d.Subnet)
+	}
+	for _, s := range d.DNS {
+		dc.DNS = append(dc.DNS, addr(s))
+	}
+	if d.Mode == string(dhcp.ModeFull) {
+		dc.LeaseFile = filepath.Join(cfg.DataDir, "dhcp-leases.json")
+		if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+			return nil, err
+		}
+	}
+	srv, err := dhcp.New(dc, dhcp.Deps{Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	log.Info("dhcp listening", "mode", d.Mode, "addr", srv.Addr().String(), "interface", d.Interface,
+		"boot_bios", strings.TrimSpace(d.Boot.BIOS))
+	return func(ctx context.Context) error {
+		defer srv.Close()
+		if err := srv.Serve(ctx); err != nil {
+			return fmt.Errorf("dhcp: %w", err)
+		}
+		return nil
+	}, nil
+}
