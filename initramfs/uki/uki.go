@@ -115,8 +115,10 @@ func AddSections(image []byte, secs []Section) ([]byte, error) {
 	sectAlign := binary.LittleEndian.Uint32(image[opt+optSectionAlign:])
 	fileAlign := binary.LittleEndian.Uint32(image[opt+optFileAlign:])
 	sizeOfHeaders := binary.LittleEndian.Uint32(image[opt+optSizeOfHeaders:])
-	if sectAlign == 0 || fileAlign == 0 {
-		return nil, errors.New("uki: stub has zero alignment")
+	// The PE specification's bounds: both powers of two, file alignment 512 B to 64 KiB.
+	if fileAlign < 0x200 || fileAlign > 0x10000 || fileAlign&(fileAlign-1) != 0 ||
+		sectAlign < fileAlign || sectAlign > 1<<20 || sectAlign&(sectAlign-1) != 0 {
+		return nil, fmt.Errorf("uki: stub has invalid alignments (section %#x, file %#x)", sectAlign, fileAlign)
 	}
 	secTab := opt + optSize
 	if secTab+nsec*sectionHdrSize > len(image) {
@@ -135,20 +137,25 @@ func AddSections(image []byte, secs []Section) ([]byte, error) {
 				return nil, fmt.Errorf("uki: stub already has a %s section", name)
 			}
 		}
-		vsize, va := binary.LittleEndian.Uint32(h[8:]), binary.LittleEndian.Uint32(h[12:])
-		rsize, rptr := binary.LittleEndian.Uint32(h[16:]), binary.LittleEndian.Uint32(h[20:])
-		virtEnd = max(virtEnd, va+max(vsize, rsize))
+		vsize, va := uint64(binary.LittleEndian.Uint32(h[8:])), uint64(binary.LittleEndian.Uint32(h[12:]))
+		rsize, rptr := uint64(binary.LittleEndian.Uint32(h[16:])), uint64(binary.LittleEndian.Uint32(h[20:]))
+		if va+max(vsize, rsize) >= 1<<31 || rptr+rsize > uint64(len(image)) {
+			return nil, fmt.Errorf("uki: stub section %s lies outside the image", name)
+		}
+		virtEnd = max(virtEnd, uint32(va+max(vsize, rsize)))
 		if rsize > 0 {
-			rawEnd = max(rawEnd, rptr+rsize)
-			firstRaw = min(firstRaw, rptr)
+			rawEnd = max(rawEnd, uint32(rptr+rsize))
+			firstRaw = min(firstRaw, uint32(rptr))
 		}
 	}
+	// The headers themselves are kept even when no section has file data.
+	if int(sizeOfHeaders) > len(image) {
+		return nil, errors.New("uki: stub headers run past the end of the file")
+	}
+	rawEnd = max(rawEnd, sizeOfHeaders, uint32(secTab+nsec*sectionHdrSize))
 	newTabEnd := uint32(secTab + (nsec+len(secs))*sectionHdrSize)
 	if newTabEnd > firstRaw {
 		return nil, fmt.Errorf("uki: stub has room for %d more section headers, need %d", (int(firstRaw)-secTab)/sectionHdrSize-nsec, len(secs))
-	}
-	if int(rawEnd) > len(image) {
-		return nil, errors.New("uki: stub sections run past the end of the file")
 	}
 
 	// Keep the stub up to its last section: what follows is the COFF symbol table or an old
@@ -158,7 +165,7 @@ func AddSections(image []byte, secs []Section) ([]byte, error) {
 	buf := out.Bytes()
 	binary.LittleEndian.PutUint32(buf[coff+8:], 0)  // PointerToSymbolTable
 	binary.LittleEndian.PutUint32(buf[coff+12:], 0) // NumberOfSymbols
-	if n := binary.LittleEndian.Uint32(buf[opt+optNumRVA:]); n > dirSecurity {
+	if n := binary.LittleEndian.Uint32(buf[opt+optNumRVA:]); n > dirSecurity && optDataDirs+(dirSecurity+1)*8 <= optSize {
 		d := opt + optDataDirs + dirSecurity*8
 		binary.LittleEndian.PutUint64(buf[d:], 0)
 	}
