@@ -203,17 +203,16 @@ func Write(ctx context.Context, opts Options) (res Result, err error) {
 		return res, fail("sha256 mismatch: got %s want %s", res.SHA256, strings.ToLower(opts.SHA256))
 	}
 
-	p.setPhase("sync")
+	p.setPhase("sync", -1)
 	if err := tgt.Sync(n); err != nil {
 		return res, fail("%v", err)
 	}
 	if opts.VerifyReadback {
-		p.setPhase("verify")
 		if err := p.verifyReadback(ctx, n, sum); err != nil {
 			return res, err
 		}
 	}
-	p.setPhase("finalize")
+	p.setPhase("finalize", n)
 	if err := p.commitHead(opts.VerifyReadback); err != nil {
 		return res, err
 	}
@@ -237,7 +236,7 @@ func Write(ctx context.Context, opts Options) (res Result, err error) {
 		log.Warn("partition table re-read failed", "err", err)
 	}
 	p.stopProgress()
-	p.setPhase("done")
+	p.setPhase("done", n)
 	p.emitFinal()
 	return res, nil
 }

@@ -45,7 +45,9 @@ type pipeline struct {
 	written atomic.Int64 // bytes handled by the writers
 	skipped atomic.Int64
 
-	phase    atomic.Value // string
+	phaseMu   sync.Mutex
+	phase     string
+	lastPhase string // phase of the previous snapshot
 	progStop chan struct{}
 	progDone chan struct{}
 	progOnce sync.Once
@@ -64,7 +66,7 @@ func newPipeline(opts Options, log *slog.Logger) *pipeline {
 	if p.nBufs < 3 {
 		p.nBufs = 6
 	}
-	p.phase.Store("write")
+	p.phase = "write"
 	return p
 }
 
@@ -242,7 +244,7 @@ func (p *pipeline) verifyReadback(ctx context.Context, n int64, want []byte) err
 	h := sha256.New()
 	h.Write(p.head[:min(int64(p.headLen), n)])
 	buf := target.AlignedBuffer(p.bufSize)
-	p.written.Store(min(n, HoldBack))
+	p.setPhase("verify", min(n, HoldBack))
 	for off := int64(HoldBack); off < n; {
 		if ctx.Err() != nil {
 			return fail("read-back interrupted: %v", ctx.Err())
@@ -304,7 +306,16 @@ func (p *pipeline) commitHead(verify bool) error {
 
 // --- progress ---
 
-func (p *pipeline) setPhase(s string) { p.phase.Store(s) }
+// setPhase switches phase; with restart >= 0 the written counter restarts from there (the
+// read-back counts its own bytes). Both change together so no snapshot mixes them.
+func (p *pipeline) setPhase(s string, restart int64) {
+	p.phaseMu.Lock()
+	defer p.phaseMu.Unlock()
+	p.phase = s
+	if restart >= 0 {
+		p.written.Store(restart)
+	}
+}
 
 func (p *pipeline) interval() time.Duration {
 	if p.opts.ProgressInterval > 0 {
@@ -347,7 +358,13 @@ func (p *pipeline) stopProgress() {
 
 func (p *pipeline) snapshot() Progress {
 	now := time.Now()
-	w := p.written.Load()
+	p.phaseMu.Lock()
+	phase, w := p.phase, p.written.Load()
+	p.phaseMu.Unlock()
+	if phase != p.lastPhase {
+		// A new phase counts from its own start: no rate across the boundary.
+		p.lastPhase, p.rate, p.lastW, p.lastT = phase, 0, w, now
+	}
 	if dt := now.Sub(p.lastT).Seconds(); dt > 0 {
 		inst := float64(w-p.lastW) / dt
 		if p.rate == 0 {
@@ -357,7 +374,7 @@ func (p *pipeline) snapshot() Progress {
 		}
 	}
 	p.lastT, p.lastW = now, w
-	pr := Progress{Phase: p.phase.Load().(string), Written: w, Rate: p.rate}
+	pr := Progress{Phase: phase, Written: w, Rate: p.rate}
 	if p.size > 0 {
 		pr.Total = p.size
 	}
