@@ -407,3 +407,11 @@ func TestRegistry(t *testing.T) {
 		t.Error("duplicate kinds accepted")
 	}
 }
+
+func TestSizeString(t *testing.T) {
+	for v, want := range map[Size]string{16e9: "16GB", 16 << 30: "16GiB", 25276026880: "23.54GiB", 15758000128: "14.68GiB", 512: "512B", 3 << 20: "3MiB"} {
+		if got := v.String(); got != want {
+			t.Errorf("Size(%d) = %q, want %q", int64(v), got, want)
+		}
+	}
+}

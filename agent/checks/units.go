@@ -72,8 +72,8 @@ func (s *Size) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-// String formats the size with the largest unit that keeps it readable, in the unit family
-// (decimal or binary) that divides it exactly, decimal first.
+// String formats the size readably: exactly in the largest unit that divides it (decimal
+// first) when that needs fewer than five digits, otherwise to two decimals in binary units.
 func (s Size) String() string {
 	v := int64(s)
 	if v == 0 {
@@ -83,15 +83,17 @@ func (s Size) String() string {
 		name string
 		mult int64
 	}{{"TB", 1e12}, {"TiB", 1 << 40}, {"GB", 1e9}, {"GiB", 1 << 30}, {"MB", 1e6}, {"MiB", 1 << 20}, {"kB", 1e3}, {"KiB", 1 << 10}} {
-		if v >= u.mult && v%u.mult == 0 {
+		if v >= u.mult && v%u.mult == 0 && v/u.mult < 10000 {
 			return fmt.Sprintf("%d%s", v/u.mult, u.name)
 		}
 	}
-	if v >= 1e9 {
-		return fmt.Sprintf("%.2fGB", float64(v)/1e9)
-	}
-	if v >= 1e6 {
-		return fmt.Sprintf("%.2fMB", float64(v)/1e6)
+	switch {
+	case v >= 1<<40:
+		return fmt.Sprintf("%.2fTiB", float64(v)/(1<<40))
+	case v >= 1<<30:
+		return fmt.Sprintf("%.2fGiB", float64(v)/(1<<30))
+	case v >= 1<<20:
+		return fmt.Sprintf("%.2fMiB", float64(v)/(1<<20))
 	}
 	return fmt.Sprintf("%dB", v)
 }

@@ -74,6 +74,7 @@ func scenarioRun(ctx context.Context, stdout, stderr io.Writer, args []string) i
 	force := fs.Bool("force", false, "run even when the scenario's match excludes this device")
 	jsonOut := fs.String("json", "", "also write the step results as JSON to this file (- for stdout)")
 	verbose := fs.Bool("v", false, "log the checks' diagnostics to stderr")
+	colorMode := fs.String("color", "auto", "ANSI colour: auto (from TERM), always or never")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -106,7 +107,14 @@ func scenarioRun(ctx context.Context, stdout, stderr io.Writer, args []string) i
 		}
 		return 1
 	}
-	con := operator.New(stdout, operator.ColorFor(os.Getenv("TERM")))
+	color := operator.ColorFor(os.Getenv("TERM"))
+	switch *colorMode {
+	case "always":
+		color = true
+	case "never":
+		color = false
+	}
+	con := operator.New(stdout, color)
 	logLevel := slog.LevelWarn
 	if *verbose {
 		logLevel = slog.LevelDebug
