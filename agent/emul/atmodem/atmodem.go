@@ -12,7 +12,6 @@ import (
 	"io"
 	"strings"
 	"sync"
-	"time"
 )
 
 // Config is what the fake modem reports.
@@ -256,6 +255,3 @@ func (s *session) answer(cmd string) ([]string, string) {
 	}
 	return nil, "ERROR"
 }
-
-// Pause is how long Serve's callers may wait between reconnects (cmds/fake-modem).
-const Pause = 200 * time.Millisecond
