@@ -3,7 +3,9 @@ package inventory
 import (
 	"context"
 	"encoding/json"
-		"reflect"
+	"os"
+	"path/filepath"
+	"reflect"
 	"testing"
 
 	"github.com/flashline/flashline/agent/protocol"
@@ -89,4 +91,24 @@ func TestModules(t *testing.T) {
 	if got := Modules(inv); !reflect.DeepEqual(got, []string{"wifi"}) {
 		t.Errorf("Modules = %v", got)
 	}
+}
+
+// FuzzProcFiles feeds arbitrary cpuinfo, meminfo and VPD page contents to the readers.
+func FuzzProcFiles(f *testing.F) {
+	f.Add([]byte("processor\t: 0\nmodel name\t: X\n"), []byte("MemTotal: 1024 kB\n"), []byte("\x00\x80\x00\x04ABCD"))
+	f.Add([]byte(""), []byte("MemTotal:"), []byte("\x00\x80\x00\xffA"))
+	f.Fuzz(func(t *testing.T, cpuinfo, meminfo, vpd []byte) {
+		root := t.TempDir()
+		os.MkdirAll(filepath.Join(root, "proc"), 0o755)
+		os.WriteFile(filepath.Join(root, "proc", "cpuinfo"), cpuinfo, 0o644)
+		os.WriteFile(filepath.Join(root, "proc", "meminfo"), meminfo, 0o644)
+		p := filepath.Join(root, "vpd")
+		os.WriteFile(p, vpd, 0o644)
+		r := Reader{Root: root}
+		if c := r.cpu(); c.Cores < 0 {
+			t.Fatal("negative cores")
+		}
+		r.memory(nil)
+		vpdSerial(p)
+	})
 }

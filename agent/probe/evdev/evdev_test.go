@@ -114,3 +114,31 @@ func TestList(t *testing.T) {
 		t.Fatalf("List = %+v", infos)
 	}
 }
+
+func FuzzParseBitmap(f *testing.F) {
+	f.Add("10000000000000 0")
+	f.Add("402000000 3803078f800d001 feffffdfffefffff fffffffffffffffe")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, s string) {
+		b, err := ParseBitmap(s, 64)
+		if err != nil {
+			return
+		}
+		for _, c := range b.Codes() {
+			if !b.Has(c) {
+				t.Fatalf("code %d listed but not set", c)
+			}
+		}
+	})
+}
+
+func FuzzParseEvent(f *testing.F) {
+	f.Add(AppendEvent(nil, Event{Type: EvKey, Code: 116, Value: 1}))
+	f.Add([]byte{1, 2, 3})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ev, err := ParseEvent(b)
+		if err == nil && len(b) < EventSize {
+			t.Fatalf("short record parsed: %+v", ev)
+		}
+	})
+}
