@@ -44,6 +44,7 @@ func startServer(t *testing.T, cfg Config, virtual VirtualFunc) *fixture {
 		"exact1024":         randomBytes(1024, 3),
 		"empty":             {},
 		"big":               randomBytes(3<<20, 4),
+		"medium":            randomBytes(512<<10, 6),
 		"text.txt":          []byte("line one\nline two\r\nbare\rcr\n"),
 		"sub/dir/file.bin":  randomBytes(700, 5),
 		"pxelinux.cfg/hard": []byte("DEFAULT from-disk\n"),
@@ -424,12 +425,12 @@ func TestConcurrentTransfers(t *testing.T) {
 			if i%2 == 0 {
 				c.options = opts("blksize", "1468", "windowsize", "4")
 			}
-			res, err := c.get(t, f.srv.Addr(), "big")
+			res, err := c.get(t, f.srv.Addr(), "medium")
 			if err != nil {
 				errs <- err
 				return
 			}
-			if !bytes.Equal(res.data, f.files["big"]) {
+			if !bytes.Equal(res.data, f.files["medium"]) {
 				errs <- fmt.Errorf("client %d: corrupted data", i)
 			}
 		}()
@@ -444,8 +445,8 @@ func TestConcurrentTransfers(t *testing.T) {
 // Files past 65535 blocks need the block number to wrap around.
 func TestBlockNumberRollover(t *testing.T) {
 	f := startServer(t, Config{}, nil)
-	// 3 MiB at blksize 32 is 98304 blocks.
-	res, err := testClient{options: opts("blksize", "32", "windowsize", "16")}.get(t, f.srv.Addr(), "big")
+	// 3 MiB at blksize 48 is 65536 full blocks and an empty one.
+	res, err := testClient{options: opts("blksize", "48", "windowsize", "16")}.get(t, f.srv.Addr(), "big")
 	if err != nil {
 		t.Fatal(err)
 	}
