@@ -19,6 +19,11 @@ type Lab struct {
 	NS     string       // network namespace name
 	Tap    string       // tap device inside NS, for QEMU's -netdev tap,ifname=
 	Server netip.Prefix // the server's address on the tap, e.g. 10.77.0.1/24
+	// HostSide and NSSide are the addresses of a veth pair between the host and the
+	// namespace, when Config.Veth asked for one: the host reaches the server's HTTP (the
+	// dashboard) at NSSide.
+	HostSide, NSSide netip.Prefix
+	hostVeth         string
 }
 
 // Config chooses names and addresses; zero fields take defaults.
@@ -26,6 +31,9 @@ type Config struct {
 	NS     string
 	Tap    string
 	Server netip.Prefix
+	// Veth adds a veth pair host <-> namespace (10.77.1.1/30 <-> 10.77.1.2/30) so that a
+	// browser on the host can open the server's dashboard.
+	Veth bool
 }
 
 // New creates the namespace and the tap. A stale namespace of the same name (from a run that
@@ -52,6 +60,20 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 		{"ip", "-n", l.NS, "addr", "add", l.Server.String(), "dev", l.Tap},
 		{"ip", "-n", l.NS, "link", "set", l.Tap, "up"},
 	}
+	if cfg.Veth {
+		l.HostSide = netip.MustParsePrefix("10.77.1.1/30")
+		l.NSSide = netip.MustParsePrefix("10.77.1.2/30")
+		// Interface names are at most 15 bytes; the PID keeps parallel labs apart.
+		l.hostVeth = fmt.Sprintf("flh%d", os.Getpid()%1000000)
+		_ = run(ctx, "ip", "link", "del", l.hostVeth)
+		steps = append(steps,
+			[]string{"ip", "link", "add", l.hostVeth, "type", "veth", "peer", "name", "flns0", "netns", l.NS},
+			[]string{"ip", "addr", "add", l.HostSide.String(), "dev", l.hostVeth},
+			[]string{"ip", "link", "set", l.hostVeth, "up"},
+			[]string{"ip", "-n", l.NS, "addr", "add", l.NSSide.String(), "dev", "flns0"},
+			[]string{"ip", "-n", l.NS, "link", "set", "flns0", "up"},
+		)
+	}
 	for _, s := range steps {
 		if err := run(ctx, s[0], s[1:]...); err != nil {
 			l.Close()
@@ -73,8 +95,11 @@ func (l *Lab) Command(ctx context.Context, name string, args ...string) *exec.Cm
 // build their own command lines).
 func (l *Lab) Wrap() []string { return []string{"ip", "netns", "exec", l.NS} }
 
-// Close deletes the namespace and with it the tap.
+// Close deletes the namespace and with it the tap and the veth pair.
 func (l *Lab) Close() error {
+	if l.hostVeth != "" {
+		_ = run(context.Background(), "ip", "link", "del", l.hostVeth)
+	}
 	return run(context.Background(), "ip", "netns", "del", l.NS)
 }
 

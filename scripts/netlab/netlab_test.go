@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -13,7 +14,7 @@ func TestLabIsolatedAndCleanedUp(t *testing.T) {
 		t.Skip("netlab needs root to create network namespaces")
 	}
 	ctx := context.Background()
-	l, err := New(ctx, Config{NS: "flashline-netlab-test"})
+	l, err := New(ctx, Config{NS: "flashline-netlab-test", Veth: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,6 +31,10 @@ func TestLabIsolatedAndCleanedUp(t *testing.T) {
 		if strings.HasPrefix(a.String(), "10.77.0.1/") {
 			t.Fatalf("server address leaked into the host namespace")
 		}
+	}
+	// The host reaches the namespace over the veth pair, and only there.
+	if out, err := exec.Command("ping", "-c1", "-W2", l.NSSide.Addr().String()).CombinedOutput(); err != nil && !strings.Contains(err.Error(), "executable file not found") {
+		t.Fatalf("host cannot reach the namespace's veth side: %v: %s", err, out)
 	}
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
