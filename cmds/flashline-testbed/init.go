@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/flashline/flashline/agent/cmdline"
+	"github.com/flashline/flashline/agent/kmod"
 	"golang.org/x/sys/unix"
 )
 
@@ -67,6 +68,14 @@ func cmdInit(ctx context.Context, args []string) int {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "testbed init: %v\n", err)
 		return 1
+	}
+	// Load the drivers of the emulated hardware (virtio disk and keyboard,
+	// USB serial...) as the agent's own boot would, so that a test running
+	// "flashline-agent scenario run" directly finds them.
+	if rep, err := kmod.Probe(ctx); err != nil {
+		fmt.Fprintf(os.Stderr, "testbed init: modules: %v\n", err)
+	} else {
+		fmt.Printf("testbed init: loaded %d modules for %d devices\n", len(rep.Loaded), rep.Devices)
 	}
 	self, err := os.Executable()
 	if err != nil {

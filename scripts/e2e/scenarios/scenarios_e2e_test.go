@@ -1,0 +1,200 @@
+//go:build e2e
+
+package scenarios
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/flashline/flashline/agent/emul/atmodem"
+	"github.com/u-root/u-root/pkg/cpio"
+)
+
+const (
+	testbedSpec = `wifi-ap --ssid LINE-TEST; bt-peer --address C0:FF:EE:00:00:01 --name line-beacon --rssi -47`
+	powerPrompt = "Press POWER"
+)
+
+var (
+	baseOnce   sync.Once
+	baseInitrd string
+	baseErr    error
+)
+
+// testInitrd returns the foundation's initrd.gz built with the testbed
+// (mkinitrd -extra), or $FLASHLINE_TEST_INITRD when set, with the scenario
+// files appended as a second cpio archive (the kernel unpacks both).
+func testInitrd(t *testing.T, scenarios map[string]string) string {
+	t.Helper()
+	baseOnce.Do(func() {
+		if p := os.Getenv("FLASHLINE_TEST_INITRD"); p != "" {
+			baseInitrd = p
+			return
+		}
+		dir, err := os.MkdirTemp("", "flashline-e2e-initrd")
+		if err != nil {
+			baseErr = err
+			return
+		}
+		baseInitrd = filepath.Join(dir, "initrd.gz")
+		cmd := exec.Command("go", "run", "./initramfs/mkinitrd", "-modules-dir", modulesDir(),
+			"-extra", "./cmds/flashline-testbed", "-add-modules", "ftdi_sio", "-o", baseInitrd)
+		cmd.Dir = repoRoot(t)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			baseErr = err
+			t.Logf("mkinitrd:\n%s", out)
+		}
+	})
+	if baseErr != nil {
+		t.Fatalf("build test initrd: %v", baseErr)
+	}
+	base, err := os.ReadFile(baseInitrd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := []cpio.Record{cpio.Directory("scenarios", 0o755)}
+	for name, body := range scenarios {
+		recs = append(recs, cpio.StaticFile("scenarios/"+name, body, 0o644))
+	}
+	var buf bytes.Buffer
+	buf.Write(base)
+	zw := gzip.NewWriter(&buf)
+	w := cpio.Newc.Writer(zw)
+	if err := cpio.WriteRecordsAndDirs(w, recs); err != nil {
+		t.Fatal(err)
+	}
+	if err := cpio.WriteTrailer(w); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "initrd.gz")
+	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func readScenario(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "scenarios", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// variant derives a failing scenario from an example by replacing text.
+func variant(t *testing.T, src string, pairs ...string) string {
+	t.Helper()
+	out := src
+	for i := 0; i < len(pairs); i += 2 {
+		if !strings.Contains(out, pairs[i]) {
+			t.Fatalf("example scenario no longer contains %q", pairs[i])
+		}
+		out = strings.ReplaceAll(out, pairs[i], pairs[i+1])
+	}
+	return out
+}
+
+type scenarioCase struct {
+	name     string
+	file     string // under /scenarios in the guest
+	body     string
+	modem    func() atmodem.Config
+	press    bool
+	status   string
+	failStep string
+	reason   string // substring of the failure reason
+}
+
+// TestScenarioExamples boots the agent's initrd with emulated hardware and
+// runs scenarios/gm-box-qemu.yaml for real, then failing variants that must
+// fail at the right step for the right reason.
+func TestScenarioExamples(t *testing.T) {
+	qemuScenario := readScenario(t, "gm-box-qemu.yaml")
+	cases := []scenarioCase{
+		{name: "pass", file: "gm-box-qemu.yaml", body: qemuScenario, modem: atmodem.EC25, press: true, status: "pass"},
+		{name: "wrong-ssid", file: "wrong-ssid.yaml", body: variant(t, qemuScenario, "ssid: LINE-TEST", "ssid: NOT-THE-LINE-AP"),
+			modem: atmodem.EC25, press: true, status: "fail", failStep: "Wi-Fi sees the line AP", reason: `"NOT-THE-LINE-AP" not heard`},
+		{name: "missing-bt", file: "missing-bt.yaml", body: variant(t, qemuScenario, `beacon: "C0:FF:EE:00:00:01"`, `beacon: "C0:FF:EE:00:00:99"`),
+			modem: atmodem.EC25, press: true, status: "fail", failStep: "Bluetooth finds the control beacon", reason: "C0:FF:EE:00:00:99 not found"},
+		{name: "no-sim", file: "gm-box-qemu.yaml", body: qemuScenario,
+			modem: func() atmodem.Config { c := atmodem.EC25(); c.SIMPresent = false; return c }, press: true,
+			status: "fail", failStep: "LTE modem, SIM and network", reason: "no SIM"},
+		{name: "no-key-press", file: "gm-box-qemu.yaml", body: qemuScenario, modem: atmodem.EC25, press: false,
+			status: "fail", failStep: "Power button", reason: "KEY_POWER not pressed"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) { runScenarioCase(t, tc) })
+	}
+}
+
+func runScenarioCase(t *testing.T, tc scenarioCase) {
+	initrd := testInitrd(t, map[string]string{tc.file: tc.body})
+	pressed := false
+	cfg := vmConfig{
+		Initrd: initrd,
+		Append: `rdinit=/bin/flashline-testbed flashline.testbed="` + testbedSpec + `" ` +
+			`uroot.uinitargs="scenario run --force --json - /scenarios/` + tc.file + `"`,
+		Modem: func(ctx context.Context, rw io.ReadWriter) error {
+			return atmodem.New(tc.modem()).Serve(ctx, rw)
+		},
+		OnLine: func(line string, q *qmpClient) {
+			if tc.press && !pressed && strings.Contains(line, powerPrompt) {
+				pressed = true
+				go func() {
+					// The check opens the key before showing the prompt.
+					time.Sleep(time.Second)
+					if err := q.pressKey("power"); err != nil {
+						t.Errorf("press power: %v", err)
+					}
+				}()
+			}
+		},
+		Done: func(console string) bool {
+			_, ok := resultJSON(console)
+			return ok
+		},
+		Limit: 8 * time.Minute,
+	}
+	console := runVM(t, cfg)
+	var shown []string
+	for _, l := range strings.Split(console, "\n") {
+		if strings.Contains(l, " PASS ") || strings.Contains(l, " FAIL ") || strings.Contains(l, "RETRY") || strings.Contains(l, "ERROR") ||
+			strings.Contains(l, "FAILED STEP") || strings.Contains(l, "REASON") || strings.Contains(l, "measured:") ||
+			strings.Contains(l, "testbed") || strings.Contains(l, "wifi-ap:") || strings.Contains(l, "bt-peer:") {
+			shown = append(shown, strings.TrimRight(l, "\r"))
+		}
+	}
+	t.Logf("console (filtered):\n%s", strings.Join(shown, "\n"))
+	if p := os.Getenv("SCENARIO_CONSOLE_DIR"); p != "" {
+		_ = os.WriteFile(filepath.Join(p, tc.name+".log"), []byte(console), 0o644)
+	}
+	res, ok := resultJSON(console)
+	if !ok {
+		t.Fatalf("no scenario result on the console; full console:\n%s", console)
+	}
+	if res.Status != tc.status {
+		t.Errorf("status %s, want %s (failed step %q: %s)", res.Status, tc.status, res.FailedStep, res.Reason)
+	}
+	if tc.status == "fail" {
+		if res.FailedStep != tc.failStep {
+			t.Errorf("failed step %q, want %q", res.FailedStep, tc.failStep)
+		}
+		if !strings.Contains(res.Reason, tc.reason) {
+			t.Errorf("reason %q, want it to contain %q", res.Reason, tc.reason)
+		}
+	}
+}
