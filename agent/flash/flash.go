@@ -68,6 +68,9 @@ type Options struct {
 	// up to a multiple of HoldBack.
 	BufferSize int
 	Buffers    int
+	// Writers is how many writes may be in flight at once (default 2 on a device, 1 on a
+	// file).
+	Writers int
 
 	Logger  *slog.Logger
 	Checker *target.Checker // where the target safety checks look; nil for the live system

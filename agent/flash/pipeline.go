@@ -161,7 +161,16 @@ func (p *pipeline) run(ctx context.Context, dec io.Reader) (int64, []byte, error
 		sum = h.Sum(nil)
 		return nil
 	})
-	writers := 2
+	writers := p.opts.Writers
+	if writers <= 0 {
+		// A device's queue gains from two writes in flight; on a file, O_DIRECT writes
+		// that extend it are serialised by the filesystem and a second writer only turns
+		// them into slower hole fills.
+		writers = 1
+		if p.tgt.Kind == target.BlockDevice {
+			writers = 2
+		}
+	}
 	for range writers {
 		g.Go(func() error {
 			for c := range toWrite {
