@@ -166,7 +166,7 @@ func Boot(ctx context.Context, opts Options) (*Env, error) {
 	env.NIC = NIC{Name: res.Link.Name, MAC: res.Link.MAC, IP: res.Lease.Addr}
 	con.OKf("flashline-agent %s up on %s %s, %s", env.Version, env.NIC.Name, env.NIC.MAC, env.NIC.IP.IP)
 	if env.Server == "" {
-		con.Warnf("no flashline.server= on the kernel command line: the line's pxelinux.cfg must set it")
+		env.Server = discoverServer(ctx, con, p, res)
 	}
 	env.Server = orDefault(env.Server)
 	con.Infof("line server: %s", env.Server)
