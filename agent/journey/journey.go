@@ -85,6 +85,10 @@ type Env struct {
 	ReportEvery time.Duration
 	// Now is the clock (tests fix it).
 	Now func() time.Time
+	// Summary, when set, is shown after the final banner (the operator console's large
+	// PASS/FAIL letters). The scenario's own summary must not be shown earlier: a device whose
+	// tests passed has not passed until its flash is verified.
+	Summary func(res protocol.Result)
 }
 
 func (e *Env) defaults() {
@@ -229,12 +233,15 @@ func Run(ctx context.Context, env Env, api API, deps Deps) (Outcome, error) {
 	cancel()
 	res.Finished = env.Now()
 	res.Timings = append(timings, protocol.PhaseTiming{Phase: "report", DurationMS: env.Now().Sub(t0).Milliseconds()})
-	if err := putResult(ctx, env, api, res); err != nil {
-		banner(con, res)
+	err = putResult(ctx, env, api, res)
+	banner(con, res)
+	if env.Summary != nil {
+		env.Summary(res)
+	}
+	if err != nil {
 		return out, err
 	}
 	out.Result = res
-	banner(con, res)
 	return out, nil
 }
 

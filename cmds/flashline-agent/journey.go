@@ -51,7 +51,11 @@ func runJourney(ctx context.Context, env *bootstrap.Env) error {
 		IP:           env.NIC.IP.IP.String(),
 		BootTimings:  env.Timings,
 	}
-	deps := journeyDeps(policy, log)
+	con := operator.New(os.Stdout, operator.ColorFor(os.Getenv("TERM")))
+	jenv.Summary = func(res protocol.Result) {
+		con.Summary("run "+res.RunID, scenario.Report{Steps: res.Steps, Status: res.Status, FailedStep: res.FailedStep, Reason: res.Reason})
+	}
+	deps := journeyDeps(policy, con, log)
 	out, err := journey.Run(ctx, jenv, api, deps)
 	if err != nil {
 		return err
@@ -67,10 +71,9 @@ func logLevel(env *bootstrap.Env) slog.Level {
 }
 
 // journeyDeps returns the journey's parts on this machine.
-func journeyDeps(policy *trust.Policy, log *slog.Logger) journey.Deps {
+func journeyDeps(policy *trust.Policy, con *operator.Console, log *slog.Logger) journey.Deps {
 	inv := inventory.Reader{Root: "/", Log: log}
 	reg := checks.Default()
-	con := operator.New(os.Stdout, operator.ColorFor(os.Getenv("TERM")))
 	return journey.Deps{
 		Inventory: inv.Inventory,
 		VerifyJob: func(sj protocol.SignedJob, want journey.Expect) (protocol.Job, error) {
@@ -95,9 +98,8 @@ func journeyDeps(policy *trust.Policy, log *slog.Logger) journey.Deps {
 				},
 			}
 			con.Plan(sc.Name, plan)
-			rep := r.Run(ctx, plan)
-			con.Summary(sc.Name, rep)
-			return rep.Steps, nil
+			// No summary here: the journey shows the verdict once the flash is verified too.
+			return r.Run(ctx, plan).Steps, nil
 		},
 		Flash: func(ctx context.Context, req journey.FlashRequest) (protocol.FlashResult, error) {
 			res, err := flash.Write(ctx, flash.Options{
