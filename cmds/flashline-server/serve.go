@@ -213,9 +213,9 @@ func httpPart(ctx context.Context, cfg *config.Config, st *store.Store, log *slo
 	srv := &http.Server{
 		Handler:           metrics.Instrument(mux),
 		ReadHeaderTimeout: 10 * time.Second,
-		// Bodies are small (protocol.MaxBodyBytes); downloads may take long, so no
-		// WriteTimeout, but an idle keep-alive connection is closed.
-		ReadTimeout: time.Minute,
+		// No ReadTimeout or WriteTimeout: either would cut image downloads and the dashboard's
+		// live streams (a read deadline cancels the request's context). The API bounds the
+		// time to receive a body itself; idle keep-alive connections are closed.
 		IdleTimeout: 2 * time.Minute,
 		ErrorLog:    slog.NewLogLogger(log.With("part", "http").Handler(), slog.LevelWarn),
 	}

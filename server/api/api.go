@@ -150,6 +150,9 @@ type decodeError struct {
 	msg    string
 }
 
+// bodyTimeout bounds the time to receive a request body.
+const bodyTimeout = time.Minute
+
 // decode reads one JSON value of at most protocol.MaxBodyBytes into v. Unknown fields are
 // accepted: newer agents may send fields this server does not know yet.
 func decode(w http.ResponseWriter, r *http.Request, v any) *decodeError {
@@ -162,6 +165,12 @@ func decode(w http.ResponseWriter, r *http.Request, v any) *decodeError {
 	if r.ContentLength > protocol.MaxBodyBytes {
 		return &decodeError{http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("body of %d bytes is over the limit of %d", r.ContentLength, protocol.MaxBodyBytes)}
 	}
+	// A body must arrive within bodyTimeout (slow senders would otherwise hold a connection
+	// forever); the server itself has no ReadTimeout because that would also cut long image
+	// downloads and live streams.
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Now().Add(bodyTimeout))
+	defer rc.SetReadDeadline(time.Time{})
 	body := http.MaxBytesReader(w, r.Body, protocol.MaxBodyBytes)
 	dec := json.NewDecoder(body)
 	if err := dec.Decode(v); err != nil {

@@ -327,7 +327,8 @@ func (d *Dashboard) events(w http.ResponseWriter, r *http.Request) {
 	}
 	defer d.unsubscribe(ch)
 	rc := http.NewResponseController(w)
-	rc.SetWriteDeadline(time.Time{}) // a live stream outlives the server's write timeout
+	rc.SetWriteDeadline(time.Time{}) // a live stream outlives any server timeout
+	rc.SetReadDeadline(time.Time{})
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
