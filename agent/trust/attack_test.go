@@ -4,9 +4,10 @@ package trust_test
 // (agent/journey.Run) with the real trust policy and line client against HTTP(S) servers on
 // loopback: a rogue server with a forged job, a job signed by another key, replayed jobs, a
 // scenario or image swapped after signing, and a downgrade of a TLS-pinned line API. Each
-// must be refused with a clear console message, and the flash target must not be touched
-// (for a swapped image, whose hash can only be known at its end, the boot-critical first MiB
-// must stay untouched).
+// must be refused with a clear console message, and the flash target must not be touched.
+// A swapped image is the exception the design allows: its hash is only known at its end, so
+// the flash pipeline (agent/flash, the real one) may have written its body, but the target's
+// boot-critical first MiB must hold no image data.
 
 import (
 	"bytes"
@@ -20,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -31,6 +33,7 @@ import (
 	"time"
 
 	"github.com/flashline/flashline/agent/console"
+	"github.com/flashline/flashline/agent/flash"
 	"github.com/flashline/flashline/agent/journey"
 	"github.com/flashline/flashline/agent/lineclient"
 	"github.com/flashline/flashline/agent/protocol"
@@ -223,86 +226,50 @@ func (d *device) runChecked(ctx context.Context, url string, checkURL bool) (jou
 			}
 			return []protocol.StepResult{{Name: "noop", Check: "noop", Status: protocol.StatusPass, Attempts: 1}}, nil
 		},
+		// As cmds/flashline-agent wires it: the real pipeline, downloading with the policy's
+		// download client.
 		Flash: func(ctx context.Context, req journey.FlashRequest) (protocol.FlashResult, error) {
 			d.flashCalls.Add(1)
-			return holdBackFlash(ctx, d.policy.DownloadClient(30*time.Second), req)
+			res, err := flash.Write(ctx, flash.Options{
+				Source: req.Source, Target: req.Target, SHA256: req.SHA256, Size: req.Size,
+				HTTPClient: d.policy.DownloadClient(30 * time.Second), NoDirect: true,
+				Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			})
+			return protocol.FlashResult{Target: req.Target, Bytes: res.Bytes, SHA256: res.SHA256, Format: res.Format}, err
 		},
 		After: func(ctx context.Context, action string) error { return nil },
 	}
 	return journey.Run(ctx, env, api, deps)
 }
 
-// holdBackFlash stands in for agent/flash's pipeline with the same safety rule the design
-// requires: the image streams through a VerifyingReader, the first MiB is held back and written
-// only once the whole stream matched the signed hash.
-// TODO(lead): replace with the real agent/flash entry point once it is committed.
-func holdBackFlash(ctx context.Context, hc *http.Client, req journey.FlashRequest) (protocol.FlashResult, error) {
-	fr := protocol.FlashResult{Target: req.Target}
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, req.Source, nil)
-	if err != nil {
-		return fr, err
-	}
-	resp, err := hc.Do(hreq)
-	if err != nil {
-		return fr, fmt.Errorf("flash: %w", err)
-	}
-	defer resp.Body.Close()
-	v := trust.NewVerifyingReader("image", resp.Body, protocol.Artifact{URL: req.Source, SHA256: req.SHA256, Size: req.Size})
-	f, err := os.OpenFile(req.Target, os.O_WRONLY, 0)
-	if err != nil {
-		return fr, err
-	}
-	defer f.Close()
-	head := make([]byte, 0, mib)
-	buf := make([]byte, 64<<10)
-	var off int64
-	for {
-		n, rerr := v.Read(buf)
-		chunk := buf[:n]
-		if room := mib - len(head); room > 0 {
-			k := min(room, len(chunk))
-			head = append(head, chunk[:k]...)
-			chunk = chunk[k:]
-			off += int64(k)
-		}
-		if len(chunk) > 0 {
-			if _, err := f.WriteAt(chunk, off); err != nil {
-				return fr, err
-			}
-			off += int64(len(chunk))
-		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			return fr, fmt.Errorf("flash: %w", rerr)
-		}
-	}
-	if _, err := f.WriteAt(head, 0); err != nil {
-		return fr, err
-	}
-	fr.Bytes, fr.SHA256 = off, req.SHA256
-	return fr, f.Sync()
-}
-
-// assertUntouched fails when the first n bytes of the device's target are not what was there
-// before the run (n < 0: the whole target).
-func (d *device) assertUntouched(t *testing.T, n int) {
+// assertUntouched fails when the device's target is not exactly what was there before.
+func (d *device) assertUntouched(t *testing.T) {
 	t.Helper()
 	b, err := os.ReadFile(d.target)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n < 0 {
-		n = len(b)
-	}
 	if len(b) != 4*mib {
 		t.Fatalf("target size changed to %d", len(b))
 	}
-	for i, c := range b[:n] {
+	for i, c := range b {
 		if c != targetFill {
 			t.Fatalf("target byte %d changed to %#x", i, c)
 		}
+	}
+}
+
+// assertNotBootable fails when the target's first MiB (partition table, boot code) holds
+// anything from an image: after a refused image it must be the old content or wiped.
+func (d *device) assertNotBootable(t *testing.T) {
+	t.Helper()
+	b, err := os.ReadFile(d.target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := b[:mib]
+	if !bytes.Equal(head, bytes.Repeat([]byte{targetFill}, mib)) && !bytes.Equal(head, make([]byte, mib)) {
+		t.Fatal("the target's first MiB holds image data: a refused image could boot")
 	}
 }
 
@@ -379,24 +346,30 @@ func TestAttacks(t *testing.T) {
 	keyed := &trust.Policy{Key: opPub}
 
 	tests := []struct {
-		name     string
-		srv      func(d *device) *lineServer
-		reason   trust.Reason
-		untouch  int  // bytes of the target that must be untouched: -1 all
+		name   string
+		srv    func(d *device) *lineServer
+		reason trust.Reason
+		// untouched: the whole target must be as it was. Otherwise (an image swapped after
+		// signing, found out while it streams) its first MiB must hold no image data.
+		untouched bool
+		// ran: the genuine scenario ran and the flash step started (the image's bytes are
+		// only checked while it streams).
+		ran      bool
 		reported bool // the refusal reaches the server it came from as an error result
-		// alsoOK is the journey's own wording for a refusal it checks itself (the scenario
-		// hash) until it reports it through trust's reasons.
+		// alsoOK is the wording of the journey (scenario hash) or the flash pipeline (image
+		// hash and size) for a refusal they check themselves, until they report it through
+		// trust's reasons.
 		alsoOK string
 	}{
 		{
 			name:   "rogue server, unsigned forged job",
 			srv:    func(d *device) *lineServer { return &lineServer{priv: nil} },
-			reason: trust.ReasonUnsigned, untouch: -1, reported: true,
+			reason: trust.ReasonUnsigned, untouched: true, reported: true,
 		},
 		{
 			name:   "rogue server, job signed by another key",
 			srv:    func(d *device) *lineServer { return &lineServer{priv: roguePriv} },
-			reason: trust.ReasonWrongKey, untouch: -1, reported: true,
+			reason: trust.ReasonWrongKey, untouched: true, reported: true,
 		},
 		{
 			name: "rogue server, genuine signature on an edited job",
@@ -405,49 +378,53 @@ func TestAttacks(t *testing.T) {
 					sj.Job = bytes.Replace(sj.Job, []byte(sum(imageBytes)), []byte(sum(swappedImage)), 1)
 				}}
 			},
-			reason: trust.ReasonBadSignature, untouch: -1, reported: true,
+			reason: trust.ReasonBadSignature, untouched: true, reported: true,
 		},
 		{
 			name:   "replayed job for another serial",
 			srv:    func(d *device) *lineServer { return &lineServer{replay: otherSerial} },
-			reason: trust.ReasonOtherDevice, untouch: -1, reported: true,
+			reason: trust.ReasonOtherDevice, untouched: true, reported: true,
 		},
 		{
 			name:   "replayed job from a previous boot of this device",
 			srv:    func(d *device) *lineServer { return &lineServer{replay: oldBoot} },
-			reason: trust.ReasonReplayed, untouch: -1, reported: true,
+			reason: trust.ReasonReplayed, untouched: true, reported: true,
 		},
 		{
 			name: "expired job",
 			srv: func(d *device) *lineServer {
 				return &lineServer{priv: opPriv, mutate: func(j *protocol.Job) { j.ExpiresAt = time.Now().Add(-time.Hour) }}
 			},
-			reason: trust.ReasonExpired, untouch: -1, reported: true,
+			reason: trust.ReasonExpired, untouched: true, reported: true,
 		},
 		{
 			name: "scenario swapped after signing",
 			srv: func(d *device) *lineServer {
 				return &lineServer{priv: opPriv, scenario: []byte("name: evil\nsteps: []\n")}
 			},
-			reason: trust.ReasonHashMismatch, untouch: -1, reported: true,
+			reason: trust.ReasonHashMismatch, untouched: true, reported: true,
 			alsoOK: "does not match the signed job",
 		},
 		{
 			name:   "image swapped after signing (body)",
 			srv:    func(d *device) *lineServer { return &lineServer{priv: opPriv, image: swappedImage} },
-			reason: trust.ReasonHashMismatch, untouch: mib, reported: true,
+			reason: trust.ReasonHashMismatch, untouched: false, ran: true, reported: true,
+			alsoOK: "flash: sha256 mismatch",
 		},
 		{
 			name:   "image swapped after signing (boot sector)",
 			srv:    func(d *device) *lineServer { return &lineServer{priv: opPriv, image: swappedFirstMiB} },
-			reason: trust.ReasonHashMismatch, untouch: mib, reported: true,
+			reason: trust.ReasonHashMismatch, untouched: false, ran: true, reported: true,
+			alsoOK: "flash: sha256 mismatch",
 		},
 		{
 			name: "image swapped for a longer one",
 			srv: func(d *device) *lineServer {
 				return &lineServer{priv: opPriv, image: append(bytes.Clone(imageBytes), make([]byte, mib)...)}
 			},
-			reason: trust.ReasonHashMismatch, untouch: mib, reported: true,
+			// The pipeline stops the stream at the signed size.
+			reason: trust.ReasonHashMismatch, untouched: false, ran: true, reported: true,
+			alsoOK: "image is longer than",
 		},
 	}
 	for _, tt := range tests {
@@ -492,7 +469,7 @@ func TestAttacks(t *testing.T) {
 			}
 			// The image's hash can only be checked as it streams, after the (genuine) scenario
 			// ran; every other attack must stop before anything runs.
-			if tt.untouch < 0 {
+			if !tt.ran {
 				if n := d.scenarioRuns.Load(); n != 0 {
 					t.Fatalf("scenario ran %d times", n)
 				}
@@ -500,7 +477,11 @@ func TestAttacks(t *testing.T) {
 					t.Fatal("the flash step was reached")
 				}
 			}
-			d.assertUntouched(t, tt.untouch)
+			if tt.untouched {
+				d.assertUntouched(t)
+			} else {
+				d.assertNotBootable(t)
+			}
 			if tt.reported {
 				res, ok := ls.lastResult()
 				if !ok || res.Status == protocol.StatusPass || !strings.Contains(res.Reason, want) {
@@ -592,7 +573,7 @@ func TestDowngradeAndImpostor(t *testing.T) {
 			if d.scenarioRuns.Load() != 0 || d.flashCalls.Load() != 0 {
 				t.Fatal("scenario or flash reached")
 			}
-			d.assertUntouched(t, -1)
+			d.assertUntouched(t)
 		})
 	}
 }
