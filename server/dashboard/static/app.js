@@ -37,7 +37,7 @@
     let where = "";
     if (r) {
       const step = st === "fail" && r.failed_step ? r.failed_step : r.step;
-      where = `${esc(r.phase)}${step ? ` · <span class="step">${esc(step)}</span>` : ""}` +
+      where = [r.phase ? esc(r.phase) : "", step ? `<span class="step">${esc(step)}</span>` : ""].filter(Boolean).join(" · ") +
         (r.reason || r.message ? `<div class="msg">${esc(r.reason || r.message)}</div>` : "");
     }
     const serial = d.serial || "(no serial)";
@@ -86,7 +86,7 @@
   }
 
   // History of one serial: runs, steps with measurements, phase timings.
-  async function history(serial) {
+  async function showHistory(serial) {
     const sec = document.getElementById("history");
     document.getElementById("hserial").textContent = serial || "(no serial)";
     const q = "?serial=" + encodeURIComponent(serial);
@@ -112,22 +112,29 @@
     }).join("");
     document.getElementById("runs").innerHTML = out || `<p class="muted">No runs recorded for this serial.</p>`;
     sec.hidden = false;
+    history.replaceState(null, "", "#serial=" + encodeURIComponent(serial));
   }
 
   rows.addEventListener("click", async (e) => {
     const a = e.target.closest("a[data-serial]");
-    if (a) { e.preventDefault(); history(a.dataset.serial); return; }
+    if (a) { e.preventDefault(); showHistory(a.dataset.serial); return; }
     const b = e.target.closest("button.reset");
     if (b && confirm(`Provision ${b.dataset.mac} again at its next netboot?`)) {
       const res = await fetch(`/dashboard/api/devices/${encodeURIComponent(b.dataset.mac)}/reset`, { method: "POST" });
       if (res.ok) upsert(await res.json(), true);
     }
   });
-  document.getElementById("find").addEventListener("submit", (e) => { e.preventDefault(); history(document.getElementById("serial").value.trim()); });
-  document.getElementById("hclose").addEventListener("click", () => { document.getElementById("history").hidden = true; });
+  document.getElementById("find").addEventListener("submit", (e) => { e.preventDefault(); showHistory(document.getElementById("serial").value.trim()); });
+  document.getElementById("hclose").addEventListener("click", () => {
+    document.getElementById("history").hidden = true;
+    history.replaceState(null, "", location.pathname);
+  });
   showAll.addEventListener("change", loadAll);
   setInterval(() => document.querySelectorAll("td[data-t]").forEach((td) => { td.textContent = ago(td.dataset.t); }), 5000);
 
   loadAll();
   connect();
+  // #serial=SN opens that device's history (links can be shared on the line).
+  const m = location.hash.match(/^#serial=(.*)$/);
+  if (m) showHistory(decodeURIComponent(m[1]));
 })();
