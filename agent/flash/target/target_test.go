@@ -322,3 +322,34 @@ func TestRereadPartitionsFile(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestLoopZeroRange(t *testing.T) {
+	dev := loopDevice(t, 4<<20)
+	tg, err := Open(dev, Options{ImageSize: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	buf := AlignedBuffer(1 << 20)
+	for i := range buf {
+		buf[i] = 0xff
+	}
+	for off := int64(0); off < 4<<20; off += 1 << 20 {
+		if _, err := tg.WriteAt(buf, off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !tg.checker.writeZeroesOffload(tg.rdev) {
+		t.Skip("this loop device does not advertise write-zeroes")
+	}
+	if !tg.ZeroRange(0, 3<<20+100) || !tg.ReadsZeros() {
+		t.Fatal("ZeroRange failed on a device with write-zeroes offload")
+	}
+	got := AlignedBuffer(4 << 20)
+	if _, err := tg.ReadAt(got, 0); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got[:3<<20+512], make([]byte, 3<<20+512)) || got[3<<20+512] != 0xff {
+		t.Error("range not zeroed exactly (to the sector)")
+	}
+}
