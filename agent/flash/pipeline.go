@@ -48,13 +48,13 @@ type pipeline struct {
 	phaseMu   sync.Mutex
 	phase     string
 	lastPhase string // phase of the previous snapshot
-	progStop chan struct{}
-	progDone chan struct{}
-	progOnce sync.Once
-	rate     float64
-	lastT    time.Time
-	lastW    int64
-	lastEmit time.Time
+	progStop  chan struct{}
+	progDone  chan struct{}
+	progOnce  sync.Once
+	rate      float64
+	lastT     time.Time
+	lastW     int64
+	lastEmit  time.Time
 }
 
 func newPipeline(opts Options, log *slog.Logger) *pipeline {
