@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -108,14 +109,28 @@ func startBrowser(t *testing.T, url string) *browser {
 	if err != nil {
 		t.Skip("chromium is not installed (apt-get install -y --no-install-recommends chromium; scripts/setup does it)")
 	}
+	// The profile directory is not t.TempDir(): Chromium's helper processes may still write
+	// into it for a moment after they are killed, and t.TempDir's cleanup fails on that.
+	profile, err := os.MkdirTemp("", "flashline-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-		"--disable-component-update", "--disable-sync", "--no-first-run", "--user-data-dir="+t.TempDir(),
+		"--disable-component-update", "--disable-sync", "--no-first-run", "--user-data-dir="+profile,
 		"--remote-debugging-port=0", "--remote-allow-origins=*", url)
+	// Its own process group, so that the cleanup ends Chromium's helpers too.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Wait()
+		for i := 0; i < 50 && os.RemoveAll(profile) != nil; i++ {
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
 	// Chromium prints "DevTools listening on ws://127.0.0.1:PORT/devtools/browser/ID".
 	re := regexp.MustCompile(`DevTools listening on ws://([^/]+)/`)
 	hostc := make(chan string, 1)
