@@ -353,3 +353,32 @@ func TestLoopZeroRange(t *testing.T) {
 		t.Error("range not zeroed exactly (to the sector)")
 	}
 }
+
+// tmpfs refuses O_DIRECT at open before Linux 6.6 (and accepts it since): either way the
+// target must work, through the page cache when O_DIRECT is refused.
+func TestTmpfsTarget(t *testing.T) {
+	var st unix.Statfs_t
+	if err := unix.Statfs("/dev/shm", &st); err != nil || st.Type != unix.TMPFS_MAGIC {
+		t.Skip("no tmpfs at /dev/shm")
+	}
+	dir, err := os.MkdirTemp("/dev/shm", "flashtest")
+	if err != nil {
+		t.Skip(err)
+	}
+	defer os.RemoveAll(dir)
+	tg, err := Open(filepath.Join(dir, "disk"), Options{ImageSize: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	buf := AlignedBuffer(1 << 20)
+	buf[0] = 7
+	if _, err := tg.WriteAt(buf, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("O_DIRECT in use: %v", tg.Direct())
+	got := make([]byte, 1)
+	if _, err := tg.ReadAt(got, 1<<20); err != nil || got[0] != 7 {
+		t.Errorf("read back %v %v", got, err)
+	}
+}
