@@ -8,9 +8,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/flashline/flashline/agent/protocol"
 	"github.com/mdlayher/ethtool"
+	"github.com/vishvananda/netlink"
 )
 
 // Link is the state of one wired network interface.
@@ -131,8 +133,56 @@ func ValidMAC(s string) bool {
 
 // SystemLinks reads links from sysfs, and speed and duplex through ethtool's netlink
 // interface when the kernel has it (falling back to sysfs' speed and duplex files).
+//
+// On the live system it first brings administratively down NICs up: a down NIC reports no
+// carrier whatever its cable, and in the initramfs only the boot NIC has been brought up.
+// It then gives autonegotiation up to LinkWait for the carrier to appear.
 type SystemLinks struct {
 	Sys string // "/sys"
+	// LinkWait bounds the wait for carrier after bringing a NIC up; 4s when zero.
+	LinkWait time.Duration
+}
+
+// iffUp is IFF_UP in a NIC's sysfs flags.
+const iffUp = 0x1
+
+// bringUp sets the named NICs up and waits, within ctx and LinkWait, until each has carrier.
+func (s SystemLinks) bringUp(ctx context.Context, root string, names []string) {
+	var raised []string
+	for _, n := range names {
+		l, err := netlink.LinkByName(n)
+		if err != nil {
+			continue
+		}
+		if err := netlink.LinkSetUp(l); err == nil {
+			raised = append(raised, n)
+		}
+	}
+	if len(raised) == 0 {
+		return
+	}
+	wait := s.LinkWait
+	if wait == 0 {
+		wait = 4 * time.Second
+	}
+	deadline := time.Now().Add(wait)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		all := true
+		for _, n := range raised {
+			if readTrim(filepath.Join(root, n, "carrier")) != "1" {
+				all = false
+			}
+		}
+		if all {
+			return
+		}
+		t := time.NewTimer(100 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+	}
 }
 
 // Links lists the physical wired NICs: those with a device link in sysfs and no wireless
@@ -142,6 +192,19 @@ func (s SystemLinks) Links(ctx context.Context) ([]Link, error) {
 	ents, err := os.ReadDir(root)
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", root, err)
+	}
+	if s.Sys == "/sys" {
+		var down []string
+		for _, e := range ents {
+			dir := filepath.Join(root, e.Name())
+			if !wiredNIC(dir) {
+				continue
+			}
+			if f, err := strconv.ParseUint(strings.TrimPrefix(readTrim(filepath.Join(dir, "flags")), "0x"), 16, 32); err == nil && f&iffUp == 0 {
+				down = append(down, e.Name())
+			}
+		}
+		s.bringUp(ctx, root, down)
 	}
 	var et *ethtool.Client
 	if s.Sys == "/sys" {
@@ -157,7 +220,7 @@ func (s SystemLinks) Links(ctx context.Context) ([]Link, error) {
 			return nil, err
 		}
 		dir := filepath.Join(root, e.Name())
-		if !exists(filepath.Join(dir, "device")) || exists(filepath.Join(dir, "wireless")) || exists(filepath.Join(dir, "phy80211")) {
+		if !wiredNIC(dir) {
 			continue
 		}
 		l := Link{Name: e.Name(), MAC: readTrim(filepath.Join(dir, "address"))}
@@ -184,6 +247,11 @@ func (s SystemLinks) Links(ctx context.Context) ([]Link, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
+}
+
+// wiredNIC reports whether the sysfs NIC directory is a physical, non-wireless NIC.
+func wiredNIC(dir string) bool {
+	return exists(filepath.Join(dir, "device")) && !exists(filepath.Join(dir, "wireless")) && !exists(filepath.Join(dir, "phy80211"))
 }
 
 func sysfsSpeed(dir string) (int, string) {

@@ -144,7 +144,7 @@ func fill(dst *string, v string) {
 func cleanDMI(s string) string {
 	s = strings.TrimSpace(s)
 	switch strings.ToLower(s) {
-	case "", "to be filled by o.e.m.", "default string", "not specified", "none", "n/a", "system serial number", "0", "00000000-0000-0000-0000-000000000000":
+	case "", "to be filled by o.e.m.", "default string", "not specified", "not settable", "not present", "none", "n/a", "system serial number", "0", "00000000-0000-0000-0000-000000000000", "03000200-0400-0500-0006-000700080009":
 		return ""
 	}
 	return s

@@ -28,6 +28,7 @@ func cmdInventory(ctx context.Context, args []string) int {
 		return 1
 	}
 	enc := json.NewEncoder(os.Stdout)
+	enc.SetEscapeHTML(false)
 	if !*compact {
 		enc.SetIndent("", "  ")
 	}

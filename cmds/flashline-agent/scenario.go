@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -148,14 +149,16 @@ func writeResults(path string, stdout io.Writer, name string, rep scenario.Repor
 		Reason     string                `json:"reason,omitempty"`
 		Steps      []protocol.StepResult `json:"steps"`
 	}{name, rep.Status, rep.FailedStep, rep.Reason, rep.Steps}
-	b, err := json.MarshalIndent(out, "", "  ")
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // reasons say ">= 16GB"
+	if err := enc.Encode(out); err != nil {
 		return err
 	}
-	b = append(b, '\n')
 	if path == "-" {
-		_, err = stdout.Write(b)
+		_, err := stdout.Write(buf.Bytes())
 		return err
 	}
-	return os.WriteFile(path, b, 0o644)
+	return os.WriteFile(path, buf.Bytes(), 0o644)
 }
