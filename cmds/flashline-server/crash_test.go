@@ -23,16 +23,39 @@ import (
 	"github.com/flashline/flashline/server/store"
 )
 
+// builtServer is the binary built once for all tests of this package (TestMain).
+var builtServer struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtServer.dir != "" {
+		os.RemoveAll(builtServer.dir)
+	}
+	os.Exit(code)
+}
+
 // buildServer builds this command once per test binary run.
 func buildServer(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "flashline-server")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("build: %v", err)
+	b := &builtServer
+	b.once.Do(func() {
+		if b.dir, b.err = os.MkdirTemp("", "flashline-server-test-"); b.err != nil {
+			return
+		}
+		b.path = filepath.Join(b.dir, "flashline-server")
+		cmd := exec.Command("go", "build", "-o", b.path, ".")
+		cmd.Stderr = os.Stderr
+		b.err = cmd.Run()
+	})
+	if b.err != nil {
+		t.Fatalf("build: %v", b.err)
 	}
-	return bin
+	return b.path
 }
 
 func freePort(t *testing.T) string {
@@ -72,6 +95,12 @@ type server struct {
 
 func startServer(t *testing.T, bin, cfg, addr string) *server {
 	t.Helper()
+	return startServerAt(t, bin, cfg, "http://"+addr+"/metrics", http.DefaultClient)
+}
+
+// startServerAt starts the server and waits until readyURL answers 200 through hc.
+func startServerAt(t *testing.T, bin, cfg, readyURL string, hc *http.Client) *server {
+	t.Helper()
 	s := &server{log: &bytes.Buffer{}}
 	s.cmd = exec.Command(bin, "-config", cfg, "-log-level", "warn")
 	s.cmd.Stderr = &lockedWriter{w: s.log}
@@ -80,7 +109,7 @@ func startServer(t *testing.T, bin, cfg, addr string) *server {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + addr + "/metrics")
+		resp, err := hc.Get(readyURL)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {

@@ -220,6 +220,15 @@ func httpPart(ctx context.Context, cfg *config.Config, st *store.Store, log *slo
 		ErrorLog:    slog.NewLogLogger(log.With("part", "http").Handler(), slog.LevelWarn),
 	}
 	tlsOn := cfg.HTTP.TLSCert != ""
+	if tlsOn {
+		// Loaded now (not by ServeTLS) so that a bad or world-readable key fails at startup.
+		tc, err := keys.ServerTLSConfig(cfg.HTTP.TLSCert, cfg.HTTP.TLSKey)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("http tls: %w", err)
+		}
+		srv.TLSConfig = tc
+	}
 	log.Info("http listening", "addr", ln.Addr().String(), "tls", tlsOn, "api", config.On(cfg.HTTP.API),
 		"images", opts.ImagesDir != "", "scenarios", opts.ScenariosDir != "", "dashboard", dash != nil, "metrics", config.On(cfg.HTTP.Metrics))
 
@@ -231,7 +240,7 @@ func httpPart(ctx context.Context, cfg *config.Config, st *store.Store, log *slo
 		errc := make(chan error, 1)
 		go func() {
 			if tlsOn {
-				errc <- srv.ServeTLS(ln, cfg.HTTP.TLSCert, cfg.HTTP.TLSKey)
+				errc <- srv.ServeTLS(ln, "", "") // certificate already in srv.TLSConfig
 			} else {
 				errc <- srv.Serve(ln)
 			}
