@@ -25,7 +25,7 @@ import (
 // Store is what the API needs of the results store.
 type Store interface {
 	StartRun(ctx context.Context, n store.NewRun) error
-	AddEvents(ctx context.Context, runID, serial string, evs []protocol.Event) (int64, error)
+	AddEvents(ctx context.Context, runID, serial string, evs []protocol.Event) (store.EventsAck, error)
 	PutResult(ctx context.Context, res protocol.Result) (duplicate bool, err error)
 }
 
@@ -337,11 +337,15 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	if s.storeFailed(w, r, err, runID) {
 		return
 	}
+	if ack.Skipped > 0 {
+		s.log.Warn("events lost on the device (its queue overflowed while this server was unreachable)",
+			"run", runID, "missing", ack.Skipped, "up_to_seq", ack.Seq)
+	}
 	if s.o.Metrics != nil {
 		s.o.Metrics.events.Add(float64(len(b.Events)))
 	}
 	s.notify(runID)
-	writeJSON(w, http.StatusOK, protocol.EventAck{Seq: ack})
+	writeJSON(w, http.StatusOK, protocol.EventAck{Seq: ack.Seq})
 }
 
 // storeFailed answers a store error: unknown runs and other devices' runs are the client's

@@ -304,13 +304,28 @@ func (s *Store) Run(ctx context.Context, runID string) (Run, error) {
 	return r, nil
 }
 
+// EventsAck is what AddEvents stored.
+type EventsAck struct {
+	// Seq: every event up to it that the agent may still hold is stored; it may forget them.
+	Seq int64
+	// Skipped counts sequence numbers below Seq never received: the agent dropped them
+	// (its queue overflowed while the server was unreachable). Reported once, when skipped.
+	Skipped int64
+}
+
 // AddEvents stores a batch of a run's events, each Seq once (repeats are ignored), updates the
-// run's live state from the newest of them, and returns the highest Seq up to which every
-// event is stored (what the agent may forget). serial, when not empty, must be the run's.
-func (s *Store) AddEvents(ctx context.Context, runID, serial string, evs []protocol.Event) (int64, error) {
+// run's live state from the newest of them, and acknowledges. serial, when not empty, must be
+// the run's.
+//
+// The acknowledgement is the end of the stored prefix without gaps, or the batch's highest
+// Seq if that is more: an agent sends its pending events oldest first and retries a batch
+// until it is acknowledged, so a batch starting above the prefix means the events in between
+// are no longer on the device. Acknowledging only the gap-free prefix would leave such an
+// agent resending the same batch forever.
+func (s *Store) AddEvents(ctx context.Context, runID, serial string, evs []protocol.Event) (EventsAck, error) {
 	evs = append([]protocol.Event(nil), evs...)
 	sort.SliceStable(evs, func(i, j int) bool { return evs[i].Seq < evs[j].Seq })
-	var acked int64
+	var acked, skipped int64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var runSerial, status string
 		var lastSeq int64
@@ -372,6 +387,15 @@ func (s *Store) AddEvents(ctx context.Context, runID, serial string, evs []proto
 		if err := rows.Err(); err != nil {
 			return err
 		}
+		if n := len(evs); n > 0 && evs[n-1].Seq > acked {
+			var have int64
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM events WHERE run_id = ? AND seq > ? AND seq <= ?`,
+				runID, acked, evs[n-1].Seq).Scan(&have); err != nil {
+				return err
+			}
+			skipped = evs[n-1].Seq - acked - have
+			acked = evs[n-1].Seq
+		}
 		newStatus := status
 		if changed && status == StatusIssued {
 			newStatus = string(protocol.StatusRunning)
@@ -382,9 +406,9 @@ func (s *Store) AddEvents(ctx context.Context, runID, serial string, evs []proto
 		return err
 	})
 	if err != nil {
-		return 0, fmt.Errorf("add events to run %s: %w", runID, err)
+		return EventsAck{}, fmt.Errorf("add events to run %s: %w", runID, err)
 	}
-	return acked, nil
+	return EventsAck{Seq: acked, Skipped: skipped}, nil
 }
 
 // liveState is the "where is it now" of a run, folded from its events.

@@ -46,13 +46,16 @@ func TestEventsIdempotentAndAckPrefix(t *testing.T) {
 	tests := []struct {
 		name    string
 		batch   []protocol.Event
-		wantAck int64
+		wantAck EventsAck
 		step    string
 	}{
-		{"first", []protocol.Event{ev(1, protocol.EventPhase, "", protocol.StatusRunning), ev(2, protocol.EventStep, "wifi", protocol.StatusRunning)}, 2, "wifi"},
-		{"repeat", []protocol.Event{ev(1, protocol.EventPhase, "", protocol.StatusRunning), ev(2, protocol.EventStep, "wifi", protocol.StatusRunning)}, 2, "wifi"},
-		{"gap", []protocol.Event{ev(4, protocol.EventStep, "lte", protocol.StatusRunning)}, 2, "lte"},
-		{"gap filled, out of order", []protocol.Event{ev(5, protocol.EventStep, "lte", protocol.StatusPass), ev(3, protocol.EventStep, "wifi", protocol.StatusPass)}, 5, "lte"},
+		{"first", []protocol.Event{ev(1, protocol.EventPhase, "", protocol.StatusRunning), ev(2, protocol.EventStep, "wifi", protocol.StatusRunning)}, EventsAck{Seq: 2}, "wifi"},
+		{"repeat", []protocol.Event{ev(1, protocol.EventPhase, "", protocol.StatusRunning), ev(2, protocol.EventStep, "wifi", protocol.StatusRunning)}, EventsAck{Seq: 2}, "wifi"},
+		{"out of order in a batch", []protocol.Event{ev(4, protocol.EventStep, "lte", protocol.StatusRunning), ev(3, protocol.EventStep, "wifi", protocol.StatusPass)}, EventsAck{Seq: 4}, "lte"},
+		// The device dropped 5..7 (queue overflow): acknowledged past them, counted once.
+		{"agent dropped some", []protocol.Event{ev(8, protocol.EventStep, "lte", protocol.StatusPass), ev(9, protocol.EventStep, "emmc", protocol.StatusRunning)}, EventsAck{Seq: 9, Skipped: 3}, "emmc"},
+		{"old repeat after the gap", []protocol.Event{ev(3, protocol.EventStep, "wifi", protocol.StatusPass)}, EventsAck{Seq: 9}, "emmc"},
+		{"late arrival inside the gap", []protocol.Event{ev(6, protocol.EventLog, "", "")}, EventsAck{Seq: 9}, "emmc"},
 	}
 	for _, tt := range tests {
 		ack, err := s.AddEvents(ctx, "r1", "S1", tt.batch)
@@ -60,7 +63,7 @@ func TestEventsIdempotentAndAckPrefix(t *testing.T) {
 			t.Fatalf("%s: %v", tt.name, err)
 		}
 		if ack != tt.wantAck {
-			t.Errorf("%s: ack %d, want %d", tt.name, ack, tt.wantAck)
+			t.Errorf("%s: ack %+v, want %+v", tt.name, ack, tt.wantAck)
 		}
 		r, _ := s.Run(ctx, "r1")
 		if r.Step != tt.step || r.Status != "running" {
@@ -68,8 +71,8 @@ func TestEventsIdempotentAndAckPrefix(t *testing.T) {
 		}
 	}
 	c, _ := s.Count(ctx)
-	if c.Events != 5 {
-		t.Errorf("events stored %d, want 5", c.Events)
+	if c.Events != 7 {
+		t.Errorf("events stored %d, want 7", c.Events)
 	}
 	if _, err := s.AddEvents(ctx, "nope", "", []protocol.Event{ev(1, "log", "", "")}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("unknown run: %v", err)
