@@ -11,7 +11,10 @@ KERNEL ?= $(KERNEL_DIR)/boot/vmlinuz-$(KVER)
 FIRMWARE_DIR ?=
 # Optional ed25519 public key of the line operator, baked into the initramfs (trust issue).
 PUBKEY ?=
-# Extra kernel command line for the demo/tests.
+# Optional PEM CA pinned for HTTPS to the line API (flashline-server tls-init's ca.pem).
+CA ?=
+# Kernel command line baked into the unified kernel image (fixed under Secure Boot).
+UKI_CMDLINE ?= console=ttyS0,115200 console=tty0
 OUT ?= out
 
 export FLASHLINE_KERNEL_DIR := $(KERNEL_DIR)
@@ -19,7 +22,7 @@ export FLASHLINE_KERNEL := $(KERNEL)
 export FLASHLINE_KVER := $(KVER)
 export FLASHLINE_INITRD := $(CURDIR)/initrd.gz
 
-.PHONY: all initrd.gz test unit smoke e2e bench demo setup clean lint-scenarios
+.PHONY: all initrd.gz testbed-initrd firmware uki test unit smoke e2e bench demo setup clean
 
 all: initrd.gz
 
@@ -28,7 +31,22 @@ setup:
 
 initrd.gz:
 	go run ./initramfs/mkinitrd -modules-dir $(KERNEL_DIR)/lib/modules/$(KVER) \
-		-firmware "$(FIRMWARE_DIR)" -pubkey "$(PUBKEY)" -o $@
+		-firmware "$(FIRMWARE_DIR)" -pubkey "$(PUBKEY)" -ca "$(CA)" -o $@
+
+# The agent's initrd plus the in-guest emulators (Wi-Fi AP, Bluetooth peer) and the FTDI driver
+# of QEMU's usb-serial modem: for the demo and the QEMU tests only, never for a real line.
+testbed-initrd:
+	go run ./initramfs/mkinitrd -modules-dir $(KERNEL_DIR)/lib/modules/$(KVER) \
+		-extra ./cmds/flashline-testbed -add-modules ftdi_sio -pubkey "$(PUBKEY)" -o $(OUT)/initrd-testbed.gz
+
+# The test firmware the demo flashes: a bootable disk image printing GM-SOFT-KIT BOOTED.
+firmware:
+	go run ./initramfs/mkfirmware -kernel $(KERNEL) -o $(OUT)/firmware
+
+# Unified kernel image (kernel + initrd.gz + command line in one EFI binary) for Secure Boot;
+# sign it with sbsign (docs/trust.md).
+uki: initrd.gz
+	go run ./initramfs/mkuki -kernel $(KERNEL) -initrd initrd.gz -cmdline "$(UKI_CMDLINE)" -o flashline.efi
 
 # Unit tests (fast, no VM) then the QEMU PXE boot smoke test.
 test: unit smoke
@@ -52,4 +70,4 @@ demo:
 	scripts/demo
 
 clean:
-	rm -rf initrd.gz $(OUT)
+	rm -rf initrd.gz flashline.efi $(OUT)
