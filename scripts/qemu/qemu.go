@@ -144,6 +144,8 @@ type Options struct {
 	OVMFCode, OVMFVars string
 	// LockWait reports that another guest holds the lock (nil: silent).
 	LockWait func(holder string)
+	// LockPath overrides the machine-wide LockPath (the harness' own tests use a private one).
+	LockPath string
 }
 
 // DefaultMAC is the guest NIC's MAC unless Options.MAC says otherwise.
@@ -203,7 +205,7 @@ func Start(ctx context.Context, opts Options) (*VM, error) {
 	vm.logPath = vm.log.Name()
 	fmt.Fprintf(vm.log, "# %s %s\n", opts.QEMU, strings.Join(args, " "))
 
-	vm.lock, err = acquireLock(ctx, opts.Name, opts.LockWait)
+	vm.lock, err = acquireLock(ctx, opts.LockPath, opts.Name, opts.LockWait)
 	if err != nil {
 		vm.log.Close()
 		return nil, err
@@ -268,6 +270,9 @@ func Start(ctx context.Context, opts Options) (*VM, error) {
 func (o *Options) defaults() error {
 	if o.QEMU == "" {
 		o.QEMU = "qemu-system-x86_64"
+	}
+	if o.LockPath == "" {
+		o.LockPath = LockPath
 	}
 	if o.Name == "" {
 		o.Name = o.Mode.String()
@@ -823,10 +828,10 @@ func (vm *VM) Kill() error {
 }
 
 // acquireLock takes the machine-wide QEMU lock, waiting while another guest holds it.
-func acquireLock(ctx context.Context, who string, onWait func(string)) (*os.File, error) {
-	f, err := os.OpenFile(LockPath, os.O_RDWR|os.O_CREATE, 0o666)
+func acquireLock(ctx context.Context, path, who string, onWait func(string)) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o666)
 	if err != nil {
-		return nil, fmt.Errorf("QEMU lock %s: %w", LockPath, err)
+		return nil, fmt.Errorf("QEMU lock %s: %w", path, err)
 	}
 	told := false
 	for {
@@ -839,17 +844,20 @@ func acquireLock(ctx context.Context, who string, onWait func(string)) (*os.File
 		}
 		if !errors.Is(err, unix.EWOULDBLOCK) {
 			f.Close()
-			return nil, fmt.Errorf("QEMU lock %s: %w", LockPath, err)
+			return nil, fmt.Errorf("QEMU lock %s: %w", path, err)
 		}
 		if !told && onWait != nil {
-			b, _ := os.ReadFile(LockPath)
+			b, _ := os.ReadFile(path)
+			if len(b) == 0 {
+				b = []byte("another process (no name written)")
+			}
 			onWait(strings.TrimSpace(string(b)))
 			told = true
 		}
 		select {
 		case <-ctx.Done():
 			f.Close()
-			return nil, fmt.Errorf("waiting for the QEMU lock %s: %w", LockPath, ctx.Err())
+			return nil, fmt.Errorf("waiting for the QEMU lock %s: %w", path, ctx.Err())
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
