@@ -13,7 +13,6 @@ package journey
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -25,6 +24,7 @@ import (
 	"github.com/flashline/flashline/agent/lineclient"
 	"github.com/flashline/flashline/agent/protocol"
 	"github.com/flashline/flashline/agent/report"
+	"github.com/flashline/flashline/agent/trust"
 )
 
 // maxScenarioBytes bounds a scenario download; real scenarios are a few KiB.
@@ -299,9 +299,9 @@ func fetchVerified(ctx context.Context, api API, a protocol.Artifact) ([]byte, e
 	if err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256(b)
-	if got := hex.EncodeToString(sum[:]); !strings.EqualFold(got, a.SHA256) {
-		return nil, fmt.Errorf("scenario %s: sha256 %s does not match the signed job's %s", a.URL, got, a.SHA256)
+	// Before parsing: a parser must never see content the operator did not sign.
+	if err := trust.VerifyBytes("scenario", b, a); err != nil {
+		return nil, err
 	}
 	return b, nil
 }

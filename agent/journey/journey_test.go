@@ -185,7 +185,7 @@ func TestJourney(t *testing.T) {
 			wantStatus: protocol.StatusFail, wantFailed: "LTE modem",
 			wantOnCon: []string{"FAIL", "step: LTE modem", "CSQ 5 below minimum 10", "measured: csq=5", "NOT flashed"}},
 		{name: "scenario swapped after signing", setup: func(f *fakeAPI) { f.scenario = []byte("name: evil\n") },
-			wantStatus: protocol.StatusError, wantFailed: "scenario", wantOnCon: []string{"does not match the signed job"}},
+			wantStatus: protocol.StatusError, wantFailed: "scenario", wantOnCon: []string{"the signed job says", "swapped after signing"}},
 		{name: "refused job", verifyErr: errors.New("job signature does not verify"), wantErr: ErrRefused,
 			wantOnCon: []string{"JOB REFUSED", "nothing was run and nothing was written"}},
 		{name: "flash fails", steps: []protocol.StepResult{pass}, flashErr: errors.New("flash: sha256 mismatch"),
