@@ -151,7 +151,7 @@ func (is *Issuer) Issue(ctx context.Context, h protocol.Hello, mac string) (Issu
 		IssuedAt:  now,
 		ExpiresAt: now.Add(is.ttl),
 		Device:    protocol.Identity{Serial: h.Inventory.DMI.Serial, MAC: mac},
-		Scenario:  protocol.Artifact{Name: rule.Scenario, URL: joinURL(is.scenariosURL, "/scenarios/", rule.Scenario), SHA256: scen},
+		Scenario:  protocol.Artifact{Name: rule.Scenario, URL: joinURL(is.scenariosURL, "/scenarios/", rule.Scenario), SHA256: scen.sum, Size: scen.size},
 		Image:     protocol.Artifact{Name: im.Name, URL: joinURL(is.imagesURL, "/images/", im.File), SHA256: im.SHA256, Size: im.Size},
 		Target:    protocol.Target{Device: rule.Target.Device, Transport: rule.Target.Transport, MinSize: int64(rule.Target.MinSize)},
 		After:     rule.After,
@@ -178,41 +178,55 @@ func joinURL(base, def, file string) string {
 	return strings.TrimRight(base, "/") + "/" + p
 }
 
-// scenario returns the SHA-256 of a scenario file, rehashing it when it changed on disk.
-func (is *Issuer) scenario(file string) (string, error) {
+// scenario returns the SHA-256 and size of a scenario file, rehashing it when it changed on
+// disk.
+func (is *Issuer) scenario(file string) (scenarioSum, error) {
 	if err := config.CheckRelPath(file); err != nil {
-		return "", fmt.Errorf("scenario: %w", err)
+		return scenarioSum{}, fmt.Errorf("scenario: %w", err)
 	}
 	root, err := os.OpenRoot(is.scenariosDir)
 	if err != nil {
-		return "", fmt.Errorf("scenarios directory: %w", err)
+		return scenarioSum{}, fmt.Errorf("scenarios directory: %w", err)
 	}
 	defer root.Close()
 	f, err := root.Open(filepath.FromSlash(file))
 	if err != nil {
-		return "", fmt.Errorf("scenario: %w", err)
+		return scenarioSum{}, fmt.Errorf("scenario: %w", err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return "", fmt.Errorf("scenario: %w", err)
+		return scenarioSum{}, fmt.Errorf("scenario: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return scenarioSum{}, fmt.Errorf("scenario %s is not a regular file", file)
 	}
 	is.mu.Lock()
 	c, ok := is.scenarios[file]
 	is.mu.Unlock()
 	if ok && c.size == fi.Size() && c.mtime.Equal(fi.ModTime()) {
-		return c.sum, nil
+		return c, nil
+	}
+	if fi.Size() > MaxScenarioBytes {
+		return scenarioSum{}, fmt.Errorf("scenario %s is %d bytes; agents accept at most %d", file, fi.Size(), MaxScenarioBytes)
 	}
 	h := sha256.New()
-	if _, err := io.Copy(h, io.LimitReader(f, protocol.MaxBodyBytes+1)); err != nil {
-		return "", fmt.Errorf("scenario %s: %w", file, err)
+	n, err := io.Copy(h, io.LimitReader(f, MaxScenarioBytes+1))
+	if err != nil {
+		return scenarioSum{}, fmt.Errorf("scenario %s: %w", file, err)
 	}
-	sum := hex.EncodeToString(h.Sum(nil))
+	c = scenarioSum{size: n, mtime: fi.ModTime(), sum: hex.EncodeToString(h.Sum(nil))}
+	if n != fi.Size() {
+		return scenarioSum{}, fmt.Errorf("scenario %s changed while it was read", file)
+	}
 	is.mu.Lock()
-	is.scenarios[file] = scenarioSum{size: fi.Size(), mtime: fi.ModTime(), sum: sum}
+	is.scenarios[file] = c
 	is.mu.Unlock()
-	return sum, nil
+	return c, nil
 }
+
+// MaxScenarioBytes is the largest scenario file agents download (agent/journey's limit).
+const MaxScenarioBytes = 1 << 20
 
 // CheckScenarios verifies that every rule's scenario file can be read, so a typo is found at
 // startup and not when the first device asks.

@@ -162,7 +162,7 @@ func TestIssue(t *testing.T) {
 	ssum := sha256.Sum256([]byte("name: box\nsteps: []\n"))
 	if job.Nonce != "n-123" || job.Device != (protocol.Identity{Serial: "S1", MAC: "52:54:00:00:00:01"}) ||
 		job.Image.URL != "/images/dir/os%201.img.zst" || job.Image.Size != 4096 || job.Scenario.URL != "/scenarios/box.yaml" ||
-		job.Scenario.SHA256 != hex.EncodeToString(ssum[:]) || job.After != "poweroff" || job.Target.MinSize != 1<<30 ||
+		job.Scenario.SHA256 != hex.EncodeToString(ssum[:]) || job.Scenario.Size != int64(len("name: box\nsteps: []\n")) || job.After != "poweroff" || job.Target.MinSize != 1<<30 ||
 		!job.ExpiresAt.Equal(now.Add(time.Hour)) || !strings.HasPrefix(job.RunID, "20261125T060000Z-") {
 		t.Fatalf("job %+v", job)
 	}
