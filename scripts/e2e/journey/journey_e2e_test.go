@@ -1,0 +1,184 @@
+//go:build e2e
+
+// Package journey_test is the acceptance test of the whole project: a QEMU GM-Box netboots
+// from the reference server, is tested, flashed, power-cycled and boots its new firmware, and
+// the failure paths end as they must (a failing step or a corrupted image: FAIL stored with
+// the reason, nothing bootable on the disk, the device netboots again; a network drop or a
+// server restart: PASS, stored once).
+//
+// Each test runs inside its own network namespace: the test binary re-executes itself there.
+// It needs root, QEMU, the kernel from scripts/setup, and `make testbed-initrd firmware`.
+package journey_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flashline/flashline/scripts/line"
+	"github.com/flashline/flashline/scripts/qemu"
+)
+
+type journeyCase struct {
+	scenario string
+	image    string
+	fault    line.Fault
+	memory   int
+	wantPass bool
+	// wantFailed is the failed step stored by the server; wantReason a part of its reason.
+	wantFailed, wantReason string
+}
+
+// inNamespace runs the calling test again inside a fresh line namespace and reports whether
+// this process is the one inside.
+func inNamespace(t *testing.T) bool {
+	t.Helper()
+	if os.Getenv(line.NSEnv) != "" {
+		return true
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for a network namespace and a tap device")
+	}
+	args := []string{os.Args[0], "-test.run", "^" + t.Name() + "$", "-test.v", "-test.timeout", "40m"}
+	if _, err := line.Enter(context.Background(), false, args, nil); err != nil {
+		t.Fatalf("%s inside its namespace: %v", t.Name(), err)
+	}
+	return false
+}
+
+func runCase(t *testing.T, tc journeyCase) {
+	if !inNamespace(t) {
+		return
+	}
+	repo, err := qemu.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kernel, err := qemu.DefaultKernel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	initrd := filepath.Join(repo, "out", "initrd-testbed.gz")
+	firmware := filepath.Join(repo, "out", "firmware")
+	for _, p := range []string{initrd, filepath.Join(firmware, tc.image)} {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("%v: run `make testbed-initrd firmware` first", err)
+		}
+	}
+	work := t.TempDir()
+	logf := func(format string, args ...any) { t.Logf(strings.TrimRight(format, "\n"), args...) }
+	ctx, cancel := context.WithTimeout(context.Background(), 35*time.Minute)
+	defer cancel()
+	l, err := line.Start(ctx, line.Config{Repo: repo, Work: work, Kernel: kernel, Initrd: initrd,
+		Firmware: firmware, Image: tc.image, Scenario: filepath.Join(repo, "scenarios", tc.scenario), Printf: logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	serial := "E2E-" + strings.ToUpper(strings.ReplaceAll(strings.TrimPrefix(t.Name(), "TestJourney"), "/", "-"))
+	d, err := line.NewDevice(work, serial, 256<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tc.memory > 0 {
+		d.Memory = tc.memory
+	}
+	out, err := line.RunJourney(ctx, l, d, tc.fault, logf)
+	keepLogs(t, out, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Passed != tc.wantPass {
+		t.Fatalf("passed = %v, want %v", out.Passed, tc.wantPass)
+	}
+	// The server stored exactly one result for the run, with what happened.
+	var withResult int
+	for _, r := range out.Export.Runs {
+		if r.HasResult {
+			withResult++
+		}
+	}
+	if withResult != 1 {
+		t.Fatalf("server stored %d results for %s, want exactly 1: %+v", withResult, serial, out.Export.Runs)
+	}
+	run := out.Export.Runs[len(out.Export.Runs)-1]
+	for _, r := range out.Export.Runs {
+		if r.HasResult {
+			run = r
+		}
+	}
+	phases := map[string]bool{}
+	for _, p := range run.Timings {
+		phases[p.Phase] = true
+	}
+	for _, p := range []string{"inventory", "hello", "scenario"} {
+		if !phases[p] {
+			t.Errorf("timing %q not stored: %+v", p, run.Timings)
+		}
+	}
+	if tc.wantPass {
+		if run.Status != "pass" || !out.Booted {
+			t.Fatalf("stored %s (booted %v), want pass and the firmware booted", run.Status, out.Booted)
+		}
+		if !phases["flash"] {
+			t.Errorf("flash timing not stored: %+v", run.Timings)
+		}
+		return
+	}
+	if run.Status != "fail" || run.FailedStep != tc.wantFailed || !strings.Contains(run.Reason, tc.wantReason) {
+		t.Fatalf("stored %s failed_step=%q reason=%q; want fail, %q, reason containing %q", run.Status, run.FailedStep, run.Reason, tc.wantFailed, tc.wantReason)
+	}
+	zero, err := line.FirstMiBZero(d.Disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !zero {
+		t.Fatalf("a failed device's disk has a non-zero first MiB: it could boot something")
+	}
+}
+
+// keepLogs copies the consoles and the server log somewhere that survives the test when it
+// fails (the temp dir does not).
+func keepLogs(t *testing.T, out *line.Outcome, l *line.Line) {
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		dir := filepath.Join(os.TempDir(), "flashline-journey-logs", t.Name())
+		_ = os.MkdirAll(dir, 0o755)
+		files := append([]string{l.ServerLog()}, out.Consoles...)
+		for _, f := range files {
+			if b, err := os.ReadFile(f); err == nil {
+				_ = os.WriteFile(filepath.Join(dir, filepath.Base(f)), b, 0o644)
+			}
+		}
+		fmt.Fprintf(os.Stderr, "journey logs kept in %s\n", dir)
+	})
+}
+
+func TestJourneyPass(t *testing.T) {
+	runCase(t, journeyCase{scenario: "gm-box-qemu.yaml", image: "firmware.img.zst", wantPass: true})
+}
+
+func TestJourneyFailingStep(t *testing.T) {
+	runCase(t, journeyCase{scenario: "gm-box-qemu-fail.yaml", image: "firmware.img.zst", fault: line.FailingStep,
+		wantFailed: "LTE signal strong enough", wantReason: "csq"})
+}
+
+func TestJourneyNetworkDrop256MiB(t *testing.T) {
+	runCase(t, journeyCase{scenario: "gm-box-qemu.yaml", image: "firmware.img.xz", fault: line.NetworkDrop, memory: 256, wantPass: true})
+}
+
+func TestJourneyCorruptImage(t *testing.T) {
+	// The raw image: a flipped byte then decodes fine and only the signed hash can catch it.
+	runCase(t, journeyCase{scenario: "gm-box-qemu.yaml", image: "firmware.img", fault: line.CorruptImage,
+		wantFailed: "flash", wantReason: "sha256"})
+}
+
+func TestJourneyServerRestart(t *testing.T) {
+	runCase(t, journeyCase{scenario: "gm-box-qemu.yaml", image: "firmware.img.zst", fault: line.ServerRestart, wantPass: true})
+}
