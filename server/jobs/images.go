@@ -139,22 +139,18 @@ func loadImage(ctx context.Context, ci config.Image, opt ImageOptions, cache map
 		im.Size = fi.Size()
 	}
 	if im.SHA256 == "" || im.Size == 0 {
-		sc, err := root.Open(filepath.FromSlash(ci.File) + ".sha256")
-		if err == nil {
-			sum, size, perr := ParseSidecar(io.LimitReader(sc, 64<<10))
-			sc.Close()
-			if perr != nil {
-				return Image{}, false, fmt.Errorf("%s.sha256: %w", ci.File, perr)
-			}
-			if im.SHA256 == "" {
-				im.SHA256 = sum
-			}
-			if im.Size == 0 {
-				im.Size = size
-			}
-			im.Source = "sidecar"
-		} else if !errors.Is(err, os.ErrNotExist) {
-			return Image{}, false, fmt.Errorf("%s.sha256: %w", ci.File, err)
+		sum, size, found, err := sidecars(root, ci.File)
+		if err != nil {
+			return Image{}, false, err
+		}
+		if im.SHA256 == "" {
+			im.SHA256 = sum
+		}
+		if im.Size == 0 {
+			im.Size = size
+		}
+		if found != "" {
+			im.Source = "sidecar " + found
 		}
 	}
 	if im.SHA256 != "" && im.Size != 0 {
@@ -182,6 +178,88 @@ func loadImage(ctx context.Context, ci config.Image, opt ImageOptions, cache map
 	im.SHA256, im.Size, im.Source = sum, size, "computed"
 	cache[key] = cacheEntry{FileSize: fi.Size(), ModTime: fi.ModTime().UnixNano(), SHA256: sum, Size: size}
 	return im, true, nil
+}
+
+// sidecars looks for the decompressed image's SHA-256 and size beside file: "<file>.sha256"
+// and a "<file>.json" manifest ({"sha256": ..., "size": ...}); for a compressed file
+// (.zst/.gz/.xz) also the raw image's "<raw>.sha256" and "<raw>.json", and the raw image's own
+// size when it is published too (mkfirmware's layout). It returns the names it used.
+func sidecars(root *os.Root, file string) (sum string, size int64, found string, err error) {
+	bases := []string{file}
+	for _, ext := range []string{".zst", ".zstd", ".gz", ".xz"} {
+		if raw, ok := strings.CutSuffix(file, ext); ok && raw != "" {
+			bases = append(bases, raw)
+		}
+	}
+	var used []string
+	for _, b := range bases {
+		for _, kind := range []string{".sha256", ".json"} {
+			f, err := root.Open(filepath.FromSlash(b + kind))
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				return "", 0, "", fmt.Errorf("%s%s: %w", b, kind, err)
+			}
+			data, err := io.ReadAll(io.LimitReader(f, 1<<20))
+			f.Close()
+			if err != nil {
+				return "", 0, "", fmt.Errorf("%s%s: %w", b, kind, err)
+			}
+			var s string
+			var n int64
+			if kind == ".json" {
+				s, n, err = ParseManifest(data)
+			} else {
+				s, n, err = ParseSidecar(bytes.NewReader(data))
+			}
+			if err != nil {
+				return "", 0, "", fmt.Errorf("%s%s: %w", b, kind, err)
+			}
+			if sum != "" && s != "" && s != sum {
+				return "", 0, "", fmt.Errorf("%s%s says sha256 %s but %s says %s", b, kind, s, strings.Join(used, ", "), sum)
+			}
+			if sum == "" {
+				sum = s
+			}
+			if size == 0 {
+				size = n
+			}
+			used = append(used, b+kind)
+		}
+	}
+	// The raw image published beside the compressed one gives the size.
+	if size == 0 && len(bases) > 1 {
+		if fi, err := root.Stat(filepath.FromSlash(bases[1])); err == nil && fi.Mode().IsRegular() {
+			if f, err := root.Open(filepath.FromSlash(bases[1])); err == nil {
+				format, _ := sniff(f)
+				f.Close()
+				if format == "raw" {
+					size = fi.Size()
+					used = append(used, bases[1])
+				}
+			}
+		}
+	}
+	return sum, size, strings.Join(used, ", "), nil
+}
+
+// ParseManifest reads a JSON manifest {"sha256": HEX, "size": BYTES} (other keys ignored).
+func ParseManifest(b []byte) (sum string, size int64, err error) {
+	var m struct {
+		SHA256 string `json:"sha256"`
+		Size   int64  `json:"size"`
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return "", 0, fmt.Errorf("manifest: %w", err)
+	}
+	if m.SHA256 != "" && (len(m.SHA256) != 64 || !isHex(m.SHA256)) {
+		return "", 0, fmt.Errorf("manifest: sha256 %q: want 64 hex digits", m.SHA256)
+	}
+	if m.Size < 0 {
+		return "", 0, errors.New("manifest: negative size")
+	}
+	return strings.ToLower(m.SHA256), m.Size, nil
 }
 
 // ParseSidecar reads a "<image>.sha256" file: the first field is the 64-hex-digit SHA-256 of

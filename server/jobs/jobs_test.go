@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -93,6 +94,13 @@ func TestLoadImages(t *testing.T) {
 	}
 	writeFile(t, filepath.Join(dir, "side.zst"), compressed(t, "zstd", raw))
 	writeFile(t, filepath.Join(dir, "side.zst.sha256"), []byte(strings.ToUpper(want)+"  side.img size=1600000\n"))
+	// mkfirmware's layout: raw image, compressed copies, the raw's .sha256 and .json manifest.
+	writeFile(t, filepath.Join(dir, "fw", "firmware.img"), raw)
+	writeFile(t, filepath.Join(dir, "fw", "firmware.img.xz"), compressed(t, "xz", raw))
+	writeFile(t, filepath.Join(dir, "fw", "firmware.img.sha256"), []byte(want+"  firmware.img\n"))
+	writeFile(t, filepath.Join(dir, "mf", "os.img.gz"), compressed(t, "gzip", raw))
+	writeFile(t, filepath.Join(dir, "mf", "os.img.json"), []byte(fmt.Sprintf(`{"size": %d, "sha256": %q, "files": ["os.img.gz"]}`, len(raw), want)))
+	imgs = append(imgs, config.Image{Name: "raw beside", File: "fw/firmware.img.xz"}, config.Image{Name: "manifest", File: "mf/os.img.gz"})
 	imgs = append(imgs, config.Image{Name: "sidecar", File: "side.zst"},
 		config.Image{Name: "configured", File: "os.gzip", SHA256: want, Size: config.Bytes(len(raw))})
 
@@ -101,7 +109,9 @@ func TestLoadImages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantSource := map[string]string{"raw": "computed", "gzip": "computed", "zstd": "computed", "xz": "computed", "sidecar": "sidecar", "configured": "config"}
+	wantSource := map[string]string{"raw": "computed", "gzip": "computed", "zstd": "computed", "xz": "computed",
+		"sidecar": "sidecar side.zst.sha256", "configured": "config", "raw beside": "sidecar fw/firmware.img.sha256, fw/firmware.img",
+		"manifest": "sidecar mf/os.img.json"}
 	for name, src := range wantSource {
 		im := got[name]
 		if im.SHA256 != want || im.Size != int64(len(raw)) || im.Source != src {
@@ -124,7 +134,11 @@ func TestLoadImages(t *testing.T) {
 		{Name: "missing", File: "nope.img"},
 		{Name: "escape", File: "../etc/passwd"},
 		{Name: "wrong", File: "os.zstd", SHA256: strings.Repeat("0", 64)},
+		{Name: "conflicting sidecars", File: "bad/x.img.zst"},
 	}
+	writeFile(t, filepath.Join(dir, "bad", "x.img.zst"), compressed(t, "zstd", raw))
+	writeFile(t, filepath.Join(dir, "bad", "x.img.zst.sha256"), []byte(want))
+	writeFile(t, filepath.Join(dir, "bad", "x.img.json"), []byte(`{"sha256":"`+strings.Repeat("1", 64)+`"}`))
 	for _, b := range bad {
 		if _, err := LoadImages(context.Background(), []config.Image{b}, ImageOptions{Dir: dir, Compute: true}); err == nil {
 			t.Errorf("%s: no error", b.Name)
@@ -184,6 +198,17 @@ func TestIssue(t *testing.T) {
 	if len(iss.Signed.Signature) != 0 || iss.Job.Image.URL != "http://nginx.line/img/dir/os%201.img.zst" {
 		t.Fatalf("unsigned job %+v", iss)
 	}
+}
+
+func FuzzParseManifest(f *testing.F) {
+	f.Add([]byte(`{"size": 10, "sha256": "` + strings.Repeat("ab", 32) + `"}`))
+	f.Add([]byte(`{"size": -1}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		sum, size, err := ParseManifest(b)
+		if err == nil && (sum != "" && len(sum) != 64 || size < 0) {
+			t.Fatalf("accepted %q: sum %q size %d", b, sum, size)
+		}
+	})
 }
 
 func FuzzParseSidecar(f *testing.F) {
