@@ -208,10 +208,12 @@ func (s *Store) ExportJSON(ctx context.Context, w io.Writer, serial string) erro
 	return nil
 }
 
-// CSVHeader is the header row of ExportCSV. Each row is a run, a step, a measurement or a
-// phase timing, told apart by the record column.
-var CSVHeader = []string{"record", "run_id", "serial", "mac", "run_status", "issued_at", "finished_at",
-	"step_index", "step", "check", "status", "duration_ms", "name", "value", "text", "unit", "message"}
+// CSVHeader is the header row of ExportCSV. Each row is a run, a step, a measurement, the
+// flash or a phase timing, told apart by the record column.
+func CSVHeader() []string {
+	return []string{"record", "run_id", "serial", "mac", "run_status", "issued_at", "finished_at",
+		"step_index", "step", "check", "status", "duration_ms", "name", "value", "text", "unit", "message"}
+}
 
 // ExportCSV writes every run of serial as CSV rows (see CSVHeader).
 func (s *Store) ExportCSV(ctx context.Context, w io.Writer, serial string) error {
@@ -220,7 +222,7 @@ func (s *Store) ExportCSV(ctx context.Context, w io.Writer, serial string) error
 		return err
 	}
 	cw := csv.NewWriter(w)
-	cw.Write(CSVHeader)
+	cw.Write(CSVHeader())
 	ts := func(t time.Time) string {
 		if t.IsZero() {
 			return ""

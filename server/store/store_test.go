@@ -177,7 +177,7 @@ func TestResultOnceBootModeResetAndPersistence(t *testing.T) {
 	kinds := map[string]int{}
 	for _, r := range recs[1:] {
 		kinds[r[0]]++
-		if len(r) != len(CSVHeader) {
+		if len(r) != len(CSVHeader()) {
 			t.Fatalf("row %v has %d columns", r, len(r))
 		}
 	}

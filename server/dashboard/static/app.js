@@ -7,7 +7,7 @@
   const devices = new Map(); // mac -> device
 
   const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
-  const label = { issued: "JOB SENT", running: "RUNNING", pass: "PASS", fail: "FAIL", error: "ERROR" };
+  const label = { issued: "JOB SENT", running: "RUNNING", pass: "PASS", fail: "FAIL", error: "ERROR", expired: "SILENT" };
   const bytes = (n) => n >= 1 << 30 ? (n / (1 << 30)).toFixed(2) + " GiB" : (n / (1 << 20)).toFixed(0) + " MiB";
   function ago(t) {
     if (!t) return "";
@@ -18,9 +18,9 @@
     return new Date(t).toLocaleString();
   }
 
-  function progress(r) {
+  function progress(r, st) {
     if (!r) return "";
-    const st = r.status;
+    if (st === "expired") return "";
     if (st === "pass" || st === "fail" || st === "error") {
       return `<div class="bar ${st}"><i style="width:100%"></i><span>${label[st]}</span></div>`;
     }
@@ -33,7 +33,9 @@
 
   function rowHTML(d) {
     const r = d.run;
-    const st = r ? r.status : "";
+    let st = r ? r.status : "";
+    // A job past its expiry with no result: the device went silent (powered off, unplugged).
+    if (r && (st === "issued" || st === "running") && Date.parse(r.expires_at) < Date.now()) st = "expired";
     let where = "";
     if (r) {
       const step = st === "fail" && r.failed_step ? r.failed_step : r.step;
@@ -47,7 +49,7 @@
     return `<td class="mono"><a href="#" data-serial="${esc(d.serial)}">${esc(serial)}</a></td>` +
       `<td class="mono">${esc(d.mac)}</td><td>${esc(d.product)}</td>` +
       `<td><span class="badge ${esc(st)}">${esc(label[st] || "—")}</span></td>` +
-      `<td>${where}</td><td class="prog">${progress(r)}</td><td>${boot}</td>` +
+      `<td>${where}</td><td class="prog">${progress(r, st)}</td><td>${boot}</td>` +
       `<td class="muted" data-t="${esc(r ? r.updated_at : d.last_seen)}">${ago(r ? r.updated_at : d.last_seen)}</td>`;
   }
 
