@@ -194,7 +194,9 @@ func (d *Dashboard) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /dashboard/api/devices", d.devices)
 	mux.HandleFunc("GET /dashboard/api/history", d.history)
 	mux.HandleFunc("GET /dashboard/api/export", d.export)
-	mux.HandleFunc("POST /dashboard/api/devices/{mac}/reset", d.reset)
+	// The one state-changing action: refuse it from other sites' pages (CSRF), which a plain
+	// POST without a body would otherwise allow.
+	mux.Handle("POST /dashboard/api/devices/{mac}/reset", http.NewCrossOriginProtection().Handler(http.HandlerFunc(d.reset)))
 	mux.HandleFunc("GET /dashboard/events", d.events)
 }
 
