@@ -197,6 +197,7 @@ func httpPart(ctx context.Context, cfg *config.Config, st *store.Store, log *slo
 	if config.On(cfg.HTTP.Scenarios) {
 		opts.ScenariosDir = cfg.ScenariosDir
 	}
+	opts.BootDir = cfg.HTTP.BootDir
 	a, err := api.New(opts)
 	if err != nil {
 		return nil, err
@@ -230,7 +231,7 @@ func httpPart(ctx context.Context, cfg *config.Config, st *store.Store, log *slo
 		srv.TLSConfig = tc
 	}
 	log.Info("http listening", "addr", ln.Addr().String(), "tls", tlsOn, "api", config.On(cfg.HTTP.API),
-		"images", opts.ImagesDir != "", "scenarios", opts.ScenariosDir != "", "dashboard", dash != nil, "metrics", config.On(cfg.HTTP.Metrics))
+		"images", opts.ImagesDir != "", "scenarios", opts.ScenariosDir != "", "boot", opts.BootDir != "", "dashboard", dash != nil, "metrics", config.On(cfg.HTTP.Metrics))
 
 	dctx, dcancel := context.WithCancel(context.Background())
 	if dash != nil {

@@ -55,16 +55,17 @@ func TestServeWiring(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.MkdirAll(filepath.Join(dir, "tftp"), 0o755)
+	os.WriteFile(filepath.Join(dir, "tftp", "vmlinuz"), []byte("kernel"), 0o644)
 	os.WriteFile(cfg, []byte(fmt.Sprintf(`
 data_dir: data
 key_file: keys/operator.key
 images_dir: images
 scenarios_dir: scenarios
-http: {enabled: true, listen: %q, public_url: "http://%s", dashboard: false}
-tftp: {enabled: true, listen: %q, root: tftp, pxelinux: {serial_port: "0 115200"}}
+http: {enabled: true, listen: %q, public_url: "http://%s", dashboard: false, boot_dir: tftp}
+tftp: {enabled: true, listen: %q, root: tftp, pxelinux: {serial_port: "0 115200", http_base: "http://%s/boot/"}}
 images: [{name: os, file: os.img}]
 rules: [{name: all, scenario: box.yaml, image: os}]
-`, addr, addr, tftpAddr)), 0o644)
+`, addr, addr, tftpAddr, addr)), 0o644)
 	srv := startServer(t, bin, cfg, addr)
 	defer func() { srv.cmd.Process.Signal(syscall.SIGTERM); srv.cmd.Wait() }()
 
@@ -77,7 +78,8 @@ rules: [{name: all, scenario: box.yaml, image: os}]
 		}
 		return string(out)
 	}
-	if got := pxe(); !strings.Contains(got, "flashline.server=http://"+addr) || strings.Contains(got, "LOCALBOOT") {
+	if got := pxe(); !strings.Contains(got, "flashline.server=http://"+addr) || strings.Contains(got, "LOCALBOOT") ||
+		!strings.Contains(got, "KERNEL http://"+addr+"/boot/vmlinuz") {
 		t.Fatalf("a new device does not get the provisioning entry:\n%s", got)
 	}
 
@@ -105,7 +107,7 @@ rules: [{name: all, scenario: box.yaml, image: os}]
 	}
 
 	// The dashboard is switched off; metrics are on.
-	for path, want := range map[string]int{"/": 404, "/dashboard/api/devices": 404, "/metrics": 200, "/images/os.img": 200} {
+	for path, want := range map[string]int{"/": 404, "/dashboard/api/devices": 404, "/metrics": 200, "/images/os.img": 200, "/boot/vmlinuz": 200} {
 		r, err := http.Get("http://" + addr + path)
 		if err != nil {
 			t.Fatal(err)

@@ -47,9 +47,11 @@ type Options struct {
 	Issuer       Issuer
 	ImagesDir    string
 	ScenariosDir string
-	Notifier     Notifier
-	Metrics      *Metrics
-	Logger       *slog.Logger
+	// BootDir, when set, is served under /boot/ (kernel and initrd for lpxelinux.0).
+	BootDir  string
+	Notifier Notifier
+	Metrics  *Metrics
+	Logger   *slog.Logger
 	// RetryAfter is what a device no rule matches is told to wait before asking again.
 	RetryAfter time.Duration
 }
@@ -60,6 +62,7 @@ type Server struct {
 	log       *slog.Logger
 	images    *fileServer
 	scenarios *fileServer
+	boot      *fileServer
 }
 
 // New returns a Server; it opens the file directories now so a wrong path fails at startup.
@@ -82,6 +85,11 @@ func New(o Options) (*Server, error) {
 			return nil, err
 		}
 	}
+	if o.BootDir != "" {
+		if s.boot, err = newFileServer(s, "boot file", o.BootDir, "application/octet-stream"); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -94,11 +102,14 @@ func (s *Server) Close() error {
 	if s.scenarios != nil {
 		errs = append(errs, s.scenarios.root.Close())
 	}
+	if s.boot != nil {
+		errs = append(errs, s.boot.root.Close())
+	}
 	return errors.Join(errs...)
 }
 
 // Register adds the server's routes to mux: the agent API when a store and issuer are set,
-// and /images/, /scenarios/ when their directories are.
+// and /images/, /scenarios/, /boot/ when their directories are.
 func (s *Server) Register(mux *http.ServeMux) {
 	if s.o.Store != nil && s.o.Issuer != nil {
 		mux.HandleFunc("POST "+protocol.PathHello, s.hello)
@@ -114,6 +125,9 @@ func (s *Server) Register(mux *http.ServeMux) {
 	}
 	if s.scenarios != nil {
 		mux.Handle("GET /scenarios/{path...}", s.scenarios)
+	}
+	if s.boot != nil {
+		mux.Handle("GET /boot/{path...}", s.boot)
 	}
 }
 

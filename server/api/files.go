@@ -26,7 +26,7 @@ type fileServer struct {
 func newFileServer(s *Server, kind, dir, ctype string) (*fileServer, error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
-		return nil, fmt.Errorf("%ss directory: %w", kind, err)
+		return nil, fmt.Errorf("%s directory: %w", kind, err)
 	}
 	return &fileServer{s: s, kind: kind, root: root, ctype: ctype}, nil
 }
@@ -44,7 +44,7 @@ func (fsv *fileServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		// os.Root's refusal of a path that escapes (a symlink out of the directory).
-		fsv.s.fail(w, r, http.StatusBadRequest, "bad_path", fmt.Sprintf("%s %q: not inside the %ss directory", fsv.kind, name, fsv.kind), "err", err)
+		fsv.s.fail(w, r, http.StatusBadRequest, "bad_path", fmt.Sprintf("%s %q: not inside its directory", fsv.kind, name), "err", err)
 		return
 	}
 	defer f.Close()
