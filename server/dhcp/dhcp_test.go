@@ -511,3 +511,40 @@ func TestNewRejects(t *testing.T) {
 		})
 	}
 }
+
+// Some ROMs send their proxyDHCP request to port 67 of the proxy they chose.
+func TestProxyRequestOnPort67(t *testing.T) {
+	srv, _ := start(t, Config{Mode: ModeProxy})
+	c := newClient(t, srv.Addr(), mac(5))
+	req, err := dhcpv4.New(append(pxe(iana.EFI_X86_64), dhcpv4.WithHwAddr(mac(5)),
+		dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
+		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.IPv4(127, 0, 0, 1))))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ack, err := c.SendAndRead(ctx, net.UDPAddrFromAddrPort(srv.Addr()), req, nclient4.IsMessageType(dhcpv4.MessageTypeAck))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkProxyReply(t, ack, srv, "syslinux.efi")
+}
+
+func TestReplyAddr(t *testing.T) {
+	bcast := &net.UDPAddr{IP: net.IPv4bcast, Port: 68}
+	client := &net.UDPAddr{IP: net.IPv4(10, 0, 0, 5), Port: 68}
+	for _, tc := range []struct {
+		name   string
+		giaddr net.IP
+		peer   *net.UDPAddr
+		want   string
+	}{
+		{"no address yet: broadcast", nil, bcast, "255.255.255.255:68"},
+		{"renewing client: back to it", nil, client, "10.0.0.5:68"},
+		{"relayed: to the relay's server port", net.IPv4(10, 1, 0, 1), &net.UDPAddr{IP: net.IPv4(10, 1, 0, 1), Port: 67}, "10.1.0.1:67"},
+	} {
+		req, _ := dhcpv4.New(dhcpv4.WithGatewayIP(tc.giaddr))
+		if got := replyAddr(req, tc.peer).String(); got != tc.want {
+			t.Errorf("%s: reply to %s, want %s", tc.name, got, tc.want)
+		}
+	}
+}
