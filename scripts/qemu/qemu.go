@@ -16,6 +16,7 @@ package qemu
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -827,40 +828,68 @@ func (vm *VM) Kill() error {
 	return nil
 }
 
-// acquireLock takes the machine-wide QEMU lock, waiting while another guest holds it.
+// acquireLock takes the machine-wide QEMU lock, waiting while another guest holds it. The
+// wait is a blocking flock(2): polling with LOCK_NB would lose every race against the
+// blocking waiters of flock(1) that other scripts use, and starve.
 func acquireLock(ctx context.Context, path, who string, onWait func(string)) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o666)
 	if err != nil {
 		return nil, fmt.Errorf("QEMU lock %s: %w", path, err)
 	}
-	told := false
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			// Say who holds it, for whoever waits next.
-			_ = f.Truncate(0)
-			_, _ = f.WriteAt([]byte(fmt.Sprintf("pid %d (%s) %s since %s\n", os.Getpid(), filepath.Base(os.Args[0]), who, time.Now().Format(time.TimeOnly))), 0)
-			return f, nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) {
-			f.Close()
-			return nil, fmt.Errorf("QEMU lock %s: %w", path, err)
-		}
-		if !told && onWait != nil {
+	err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	if err != nil && !errors.Is(err, unix.EWOULDBLOCK) {
+		f.Close()
+		return nil, fmt.Errorf("QEMU lock %s: %w", path, err)
+	}
+	if err != nil {
+		if onWait != nil {
 			b, _ := os.ReadFile(path)
-			if len(b) == 0 {
-				b = []byte("another process (no name written)")
+			if len(bytes.TrimSpace(b)) == 0 {
+				b = []byte("another process (flock(1) or a harness that names no holder)")
 			}
 			onWait(strings.TrimSpace(string(b)))
-			told = true
 		}
+		got := make(chan error, 1)
+		var mu sync.Mutex
+		abandoned := false
+		go func() {
+			err := unix.Flock(int(f.Fd()), unix.LOCK_EX)
+			mu.Lock()
+			defer mu.Unlock()
+			if abandoned {
+				// Start gave up waiting: pass the lock on at once.
+				f.Close()
+				return
+			}
+			got <- err
+		}()
 		select {
+		case err := <-got:
+			if err != nil {
+				f.Close()
+				return nil, fmt.Errorf("QEMU lock %s: %w", path, err)
+			}
 		case <-ctx.Done():
-			f.Close()
+			mu.Lock()
+			select {
+			case err := <-got:
+				// Acquired just now: release it.
+				mu.Unlock()
+				if err == nil {
+					_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+				}
+				f.Close()
+			default:
+				abandoned = true
+				mu.Unlock()
+			}
 			return nil, fmt.Errorf("waiting for the QEMU lock %s: %w", path, ctx.Err())
-		case <-time.After(250 * time.Millisecond):
 		}
 	}
+	// Say who holds it, for whoever waits next.
+	_ = f.Truncate(0)
+	_, _ = f.WriteAt([]byte(fmt.Sprintf("pid %d (%s) %s since %s\n", os.Getpid(), filepath.Base(os.Args[0]), who, time.Now().Format(time.TimeOnly))), 0)
+	return f, nil
 }
 
 func releaseLock(f *os.File) {
