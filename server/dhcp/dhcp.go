@@ -56,8 +56,10 @@ import (
 type Mode string
 
 const (
+	// ModeProxy answers PXE clients only, without addresses.
 	ModeProxy Mode = "proxy"
-	ModeFull  Mode = "full"
+	// ModeFull hands out addresses from a range to every client.
+	ModeFull Mode = "full"
 )
 
 // BootFiles names what each kind of client boots. Empty fields take the
@@ -72,7 +74,8 @@ type BootFiles struct {
 	// EFI32 is for architecture 6 (IA32 UEFI). No default.
 	EFI32 string
 	// ByArch maps further RFC 4578 architecture numbers (e.g. 11, ARM64
-	// UEFI) to files; it overrides the fields above.
+	// UEFI) to files; it overrides the fields above, and an empty value
+	// withholds boot information from that architecture.
 	ByArch map[uint16]string
 	// IPXE, when set, is given instead to clients whose user class is
 	// "iPXE" (already running iPXE), e.g. "http://10.0.0.1:8080/boot.ipxe".
