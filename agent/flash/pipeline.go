@@ -16,9 +16,12 @@ import (
 	"github.com/flashline/flashline/agent/flash/target"
 )
 
-// zeroSeg is the granularity of zero skipping: small enough to catch the free blocks of a
-// filesystem, large enough that a run of data is one big write.
-const zeroSeg = 128 << 10
+// zeroSeg is the granularity of zero skipping. Only whole zero MiBs are skipped: finer
+// skipping (128 KiB was tried) catches a little more of a filesystem's free space but cuts
+// the data into many small synchronous O_DIRECT writes, and per-write latency then costs
+// more than the skipped bytes save (a 2 GiB ext4 image: 697 vs 691 MiB skipped, 9.4 vs
+// 7.4 s).
+const zeroSeg = 1 << 20
 
 var zeroBlock = make([]byte, zeroSeg)
 
