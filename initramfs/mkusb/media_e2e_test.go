@@ -24,7 +24,7 @@ func TestMediaBoot(t *testing.T) {
 	if _, err := os.Stat(kernel); err != nil {
 		t.Skipf("no kernel for VMs (%v): run scripts/setup", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
 	fw := filepath.Join(dir, "fw")
@@ -58,9 +58,7 @@ func TestMediaBoot(t *testing.T) {
 	} {
 		name := filepath.Base(tc.image) + "/" + string(tc.fw) + "/" + string(tc.attach)
 		t.Run(name, func(t *testing.T) {
-			bctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-			defer cancel()
-			res, err := qemuboot.Run(bctx, qemuboot.Config{Image: tc.image, Firmware: tc.fw, Attach: tc.attach, Serial: serial},
+			res, err := qemuboot.Run(ctx, qemuboot.Config{Image: tc.image, Firmware: tc.fw, Attach: tc.attach, Serial: serial},
 				func(line string) bool { return strings.Contains(line, want) })
 			if err != nil {
 				if res != nil {

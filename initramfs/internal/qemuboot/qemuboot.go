@@ -53,6 +53,9 @@ type Config struct {
 	Memory int
 	// Log, when set, receives the serial console as it arrives.
 	Log io.Writer
+	// Timeout bounds the boot from QEMU's start, after the lock was taken (waiting for
+	// other engineers' guests is bounded only by ctx); zero means 5 minutes.
+	Timeout time.Duration
 }
 
 // OVMF firmware files of Debian's ovmf package.
@@ -138,6 +141,12 @@ func Run(ctx context.Context, cfg Config, until func(line string) bool) (*Result
 	if err != nil {
 		return nil, err
 	}
+	timeout := cfg.Timeout
+	if timeout == 0 {
+		timeout = 5 * time.Minute
+	}
+	ctx, cancelBoot := context.WithTimeout(ctx, timeout)
+	defer cancelBoot()
 	qctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	cmd := exec.CommandContext(qctx, "qemu-system-x86_64", args...)
