@@ -7,11 +7,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
-	"github.com/u-root/u-root/pkg/dhclient"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -50,9 +50,11 @@ func (System) SetUp(ctx context.Context, name string) error {
 	return nil
 }
 
-// Client is the real DHCP: insomniacslk's nclient4 on a raw socket, then u-root's dhclient to
-// apply the address, routes and /etc/resolv.conf.
+// Client is the real DHCP: insomniacslk's nclient4 on a raw socket, then netlink to apply the
+// address and routes, and the resolver file.
 type Client struct {
+	// ResolvConf is where the DNS servers are written; empty means /etc/resolv.conf.
+	ResolvConf string
 	// Timeout is how long to wait for each answer; zero means 3s.
 	Timeout time.Duration
 	// Retries is how many times nclient4 resends within one attempt; zero means 2.
@@ -95,9 +97,7 @@ func (c Client) Lease(ctx context.Context, l Link) (*Lease, error) {
 	if err != nil {
 		return nil, fmt.Errorf("find %s: %w", l.Name, err)
 	}
-	// dhclient writes /etc/resolv.conf; the initramfs may lack /etc.
-	_ = os.MkdirAll(filepath.Dir(dhclient.ResolvConfPath), 0o755)
-	if err := dhclient.Configure4(nl, ack); err != nil {
+	if err := c.configure(nl, ack); err != nil {
 		return nil, fmt.Errorf("configure %s with %s: %w", l.Name, ack.YourIPAddr, err)
 	}
 	out := &Lease{
@@ -117,4 +117,62 @@ func (c Client) Lease(ctx context.Context, l Link) (*Lease, error) {
 		out.Addr.Mask = out.Addr.IP.DefaultMask()
 	}
 	return out, nil
+}
+
+// configure applies an ACK: the address, the routes (classless static routes win over the
+// router option, RFC 3442) and the DNS servers.
+func (c Client) configure(link netlink.Link, ack *dhcpv4.DHCPv4) error {
+	mask := ack.SubnetMask()
+	if mask == nil {
+		mask = ack.YourIPAddr.DefaultMask()
+	}
+	addr := &netlink.Addr{IPNet: &net.IPNet{IP: ack.YourIPAddr, Mask: mask}}
+	if lt := ack.IPAddressLeaseTime(0); lt > 0 {
+		// The agent never renews: a device is provisioned in minutes, far within any lease.
+		addr.ValidLft = int(lt.Seconds())
+		addr.PreferedLft = int(lt.Seconds())
+	}
+	if err := netlink.AddrReplace(link, addr); err != nil {
+		return fmt.Errorf("add address %s: %w", addr.IPNet, err)
+	}
+	idx := link.Attrs().Index
+	if routes := ack.ClasslessStaticRoute(); len(routes) > 0 {
+		for _, r := range routes {
+			nr := &netlink.Route{LinkIndex: idx, Dst: r.Dest, Gw: r.Router}
+			if r.Router == nil || r.Router.Equal(net.IPv4zero) {
+				nr.Gw, nr.Scope = nil, netlink.SCOPE_LINK
+			}
+			if err := netlink.RouteReplace(nr); err != nil {
+				return fmt.Errorf("add route %s via %s: %w", r.Dest, r.Router, err)
+			}
+		}
+	} else if gw := ack.Router(); len(gw) > 0 {
+		if err := netlink.RouteReplace(&netlink.Route{LinkIndex: idx, Gw: gw[0]}); err != nil {
+			return fmt.Errorf("add default route via %s: %w", gw[0], err)
+		}
+	}
+	var rc strings.Builder
+	if d := ack.DomainName(); d != "" {
+		fmt.Fprintf(&rc, "domain %s\n", d)
+	}
+	for _, ns := range ack.DNS() {
+		fmt.Fprintf(&rc, "nameserver %s\n", ns)
+	}
+	if sl := ack.DomainSearch(); sl != nil && len(sl.Labels) > 0 {
+		fmt.Fprintf(&rc, "search %s\n", strings.Join(sl.Labels, " "))
+	}
+	if rc.Len() == 0 {
+		return nil // keep whatever the initramfs has
+	}
+	path := c.ResolvConf
+	if path == "" {
+		path = "/etc/resolv.conf"
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, []byte(rc.String()), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
 }
