@@ -14,6 +14,7 @@ import (
 	"github.com/flashline/flashline/agent/bootstrap"
 	"github.com/flashline/flashline/agent/console"
 	"github.com/flashline/flashline/agent/lineclient"
+	"github.com/flashline/flashline/agent/sysinit"
 )
 
 // cmdRun is the whole journey: boot (command line, mounts, modules, DHCP), then the line
@@ -38,8 +39,8 @@ func cmdRun(ctx context.Context, args []string) int {
 		return 2
 	}
 	con := console.New(os.Stdout)
-	// Started by u-root's init (or being init): there is nobody to return to.
-	owner := os.Getpid() == 1 || os.Getppid() == 1
+	// Started by u-root's init in the initramfs (or being init): there is nobody to return to.
+	owner := os.Getpid() == 1 || os.Getppid() == 1 && sysinit.InInitramfs()
 	if owner {
 		// Signals must not end the device's only program.
 		ctx = context.WithoutCancel(ctx)
