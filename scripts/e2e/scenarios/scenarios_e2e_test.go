@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -108,6 +109,8 @@ func variant(t *testing.T, src string, pairs ...string) string {
 	return out
 }
 
+var ansi = regexp.MustCompile(`\x1b\[[0-9;]*m`)
+
 type scenarioCase struct {
 	name     string
 	file     string // under /scenarios in the guest
@@ -147,7 +150,7 @@ func runScenarioCase(t *testing.T, tc scenarioCase) {
 	cfg := vmConfig{
 		Initrd: initrd,
 		Append: `rdinit=/bin/flashline-testbed flashline.testbed="` + testbedSpec + `" ` +
-			`uroot.uinitargs="scenario run --force --json - /scenarios/` + tc.file + `"`,
+			`uroot.uinitargs="scenario run --force /scenarios/` + tc.file + `"`,
 		Modem: func(ctx context.Context, rw io.ReadWriter) error {
 			return atmodem.New(tc.modem()).Serve(ctx, rw)
 		},
@@ -164,14 +167,14 @@ func runScenarioCase(t *testing.T, tc scenarioCase) {
 			}
 		},
 		Done: func(console string) bool {
-			_, ok := resultJSON(console)
+			_, ok := summary(console)
 			return ok
 		},
 		Limit: 8 * time.Minute,
 	}
 	console := runVM(t, cfg)
 	var shown []string
-	for _, l := range strings.Split(console, "\n") {
+	for _, l := range strings.Split(ansi.ReplaceAllString(console, ""), "\n") {
 		if strings.Contains(l, " PASS ") || strings.Contains(l, " FAIL ") || strings.Contains(l, "RETRY") || strings.Contains(l, "ERROR") ||
 			strings.Contains(l, "FAILED STEP") || strings.Contains(l, "REASON") || strings.Contains(l, "measured:") ||
 			strings.Contains(l, "testbed") || strings.Contains(l, "wifi-ap:") || strings.Contains(l, "bt-peer:") {
@@ -182,7 +185,7 @@ func runScenarioCase(t *testing.T, tc scenarioCase) {
 	if p := os.Getenv("SCENARIO_CONSOLE_DIR"); p != "" {
 		_ = os.WriteFile(filepath.Join(p, tc.name+".log"), []byte(console), 0o644)
 	}
-	res, ok := resultJSON(console)
+	res, ok := summary(console)
 	if !ok {
 		t.Fatalf("no scenario result on the console; full console:\n%s", console)
 	}

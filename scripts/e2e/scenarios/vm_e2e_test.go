@@ -58,7 +58,8 @@ func runVM(t *testing.T, cfg vmConfig) string {
 		"-append", "console=ttyS0 loglevel=1 panic=-1 " + cfg.Append,
 		"-display", "none", "-serial", "stdio", "-no-reboot", "-nic", "none",
 		"-smbios", "type=1,manufacturer=Flashline,product=GM-Box QEMU,serial=E2E-0001",
-		"-drive", "file=" + disk + ",if=virtio,format=raw,serial=E2EDISK",
+		"-drive", "file=" + disk + ",if=none,id=d0,format=raw",
+		"-device", "virtio-blk-pci,drive=d0,serial=E2EDISK",
 		"-device", "virtio-keyboard-pci",
 		"-qmp", "unix:" + qmpPath + ",server=on,wait=off",
 	}
@@ -198,32 +199,29 @@ func (q *qmpClient) pressKey(qcode string) error {
 	})
 }
 
-// resultJSON extracts `flashline-agent scenario run --json -` output from
-// the console.
-func resultJSON(console string) (scenarioResult, bool) {
-	i := strings.Index(console, "{\n  \"scenario\":")
-	if i < 0 {
-		return scenarioResult{}, false
+// summary reads the operator console's final summary: "NAME: all N steps
+// passed", or "FAILED STEP: ..." and "REASON: ..." lines. (The --json output
+// that follows can be interleaved with init's own messages on the serial
+// console, so the summary is what the tests rely on.)
+func summary(console string) (res scenarioResult, ok bool) {
+	for _, l := range strings.Split(strings.ReplaceAll(console, "\r", ""), "\n") {
+		l = strings.TrimSpace(l)
+		switch {
+		case strings.Contains(l, ": all ") && strings.HasSuffix(l, " steps passed"):
+			return scenarioResult{Status: "pass"}, true
+		case strings.HasPrefix(l, "FAILED STEP:"):
+			res.Status = "fail"
+			res.FailedStep = strings.TrimSpace(strings.TrimPrefix(l, "FAILED STEP:"))
+		case strings.HasPrefix(l, "REASON:") && res.Status == "fail":
+			res.Reason = strings.TrimSpace(strings.TrimPrefix(l, "REASON:"))
+			return res, true
+		}
 	}
-	j := strings.Index(console[i:], "\n}\n")
-	if j < 0 {
-		return scenarioResult{}, false
-	}
-	var r scenarioResult
-	if err := json.Unmarshal([]byte(strings.ReplaceAll(console[i:i+j+2], "\r", "")), &r); err != nil {
-		return scenarioResult{}, false
-	}
-	return r, true
+	return scenarioResult{}, false
 }
 
 type scenarioResult struct {
-	Scenario   string `json:"scenario"`
-	Status     string `json:"status"`
-	FailedStep string `json:"failed_step"`
-	Reason     string `json:"reason"`
-	Steps      []struct {
-		Name    string `json:"name"`
-		Status  string `json:"status"`
-		Message string `json:"message"`
-	} `json:"steps"`
+	Status     string
+	FailedStep string
+	Reason     string
 }
