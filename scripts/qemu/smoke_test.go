@@ -26,10 +26,11 @@ func closedPort(t *testing.T) int {
 // bootSmoke netboots initrd.gz and checks the agent's boot: modules, DHCP on the BOOTIF NIC,
 // its "up on" line, then that it reports the absent line server and retries.
 func bootSmoke(t *testing.T, mode Mode, budget time.Duration) {
+	server := fmt.Sprintf("http://10.0.2.2:%d", closedPort(t))
+	// The budget counts from QEMU's start, not from the wait for the machine-wide lock.
+	vm := StartT(t, Options{Mode: mode, Append: "flashline.server=" + server, Timeout: budget})
 	ctx, cancel := context.WithTimeout(context.Background(), budget)
 	defer cancel()
-	server := fmt.Sprintf("http://10.0.2.2:%d", closedPort(t))
-	vm := StartT(t, Options{Mode: mode, Append: "flashline.server=" + server, Timeout: budget})
 
 	step := func(what string, re string, d time.Duration) []string {
 		t.Helper()
