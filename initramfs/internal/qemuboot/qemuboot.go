@@ -53,6 +53,8 @@ type Config struct {
 	Memory int
 	// Log, when set, receives the serial console as it arrives.
 	Log io.Writer
+	// Writable attaches the image without QEMU's snapshot, so that guest writes reach it.
+	Writable bool
 	// Timeout bounds the boot from QEMU's start, after the lock was taken (waiting for
 	// other engineers' guests is bounded only by ctx); zero means 5 minutes.
 	Timeout time.Duration
@@ -93,15 +95,21 @@ func Args(cfg Config, vars string) ([]string, error) {
 	default:
 		return nil, fmt.Errorf("unknown firmware %q", cfg.Firmware)
 	}
+	snap := ",snapshot=on"
+	if cfg.Writable {
+		snap = ""
+	}
 	switch cfg.Attach {
 	case Virtio, "":
-		a = append(a, "-drive", "file="+cfg.Image+",if=virtio,format=raw,snapshot=on")
+		a = append(a, "-drive", "if=none,id=boot,file="+cfg.Image+",format=raw"+snap,
+			"-device", "virtio-blk-pci,drive=boot,bootindex=0")
 	case USB:
 		a = append(a, "-device", "qemu-xhci,id=xhci",
-			"-drive", "if=none,id=stick,format=raw,snapshot=on,file="+cfg.Image,
-			"-device", "usb-storage,bus=xhci.0,drive=stick,removable=on")
+			"-drive", "if=none,id=stick,format=raw"+snap+",file="+cfg.Image,
+			"-device", "usb-storage,bus=xhci.0,drive=stick,removable=on,bootindex=0")
 	case CDROM:
-		a = append(a, "-drive", "file="+cfg.Image+",media=cdrom,readonly=on,format=raw")
+		a = append(a, "-drive", "if=none,id=cd,file="+cfg.Image+",media=cdrom,readonly=on,format=raw",
+			"-device", "ide-cd,drive=cd,bootindex=0")
 	default:
 		return nil, fmt.Errorf("unknown attachment %q", cfg.Attach)
 	}
