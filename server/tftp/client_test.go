@@ -19,6 +19,9 @@ type testClient struct {
 	// dropAck, when it returns true, makes the client "lose" the ACK it
 	// was about to send for block (the wire number).
 	dropAck func(block uint16) bool
+	// sizeOnly makes the client end the transfer with error 8 after the
+	// OACK, as UEFI firmware does to learn a file's size.
+	sizeOnly bool
 	// timeout is how long the client waits for any packet. Default 5s.
 	timeout time.Duration
 }
@@ -106,6 +109,10 @@ func (c testClient) get(t *testing.T, server netip.AddrPort, name string) (resul
 			}
 			if v, ok := res.oack["windowsize"]; ok {
 				window, _ = strconv.Atoi(v)
+			}
+			if c.sizeOnly {
+				conn.WriteToUDP(appendError(nil, errOptionRefused, "User aborted the transfer"), res.tid)
+				return res, nil
 			}
 			ack(0)
 		case opDATA:

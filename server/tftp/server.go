@@ -317,6 +317,13 @@ func (s *Server) handle(ctx context.Context, req request, local net.IP, raddr *n
 	start := time.Now()
 	oack := t.negotiate(req.options, s.cfg.MaxBlockSize, s.cfg.MaxWindowSize)
 	if err := t.run(ctx, oack); err != nil {
+		var ce *clientError
+		if errors.As(err, &ce) && ce.code == errOptionRefused && t.sent == 0 {
+			// UEFI firmware asks for tsize alone, then ends the
+			// transfer with error 8 and asks again for the data.
+			log.Info("client ended the transfer after option negotiation", "err", err)
+			return
+		}
 		log.Warn("transfer failed", "err", err, "bytes", t.sent)
 		return
 	}

@@ -45,6 +45,7 @@ func startServer(t *testing.T, cfg Config, virtual VirtualFunc) *fixture {
 		"empty":             {},
 		"big":               randomBytes(3<<20, 4),
 		"medium":            randomBytes(512<<10, 6),
+		"syslinux.efi":      randomBytes(171456, 7),
 		"text.txt":          []byte("line one\nline two\r\nbare\rcr\n"),
 		"sub/dir/file.bin":  randomBytes(700, 5),
 		"pxelinux.cfg/hard": []byte("DEFAULT from-disk\n"),
@@ -161,6 +162,22 @@ func TestRead(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// UEFI firmware asks for the size alone, aborts, then fetches the file.
+func TestSizeQueryThenFetch(t *testing.T) {
+	f := startServer(t, Config{}, nil)
+	res, err := testClient{sizeOnly: true, options: opts("tsize", "0")}.get(t, f.srv.Addr(), "syslinux.efi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.oack["tsize"] != "171456" || len(res.dataPkts) != 0 {
+		t.Fatalf("size query: OACK %v, %d data packets", res.oack, len(res.dataPkts))
+	}
+	res, err = testClient{options: opts("blksize", "1468", "windowsize", "4", "tsize", "0")}.get(t, f.srv.Addr(), "syslinux.efi")
+	if err != nil || !bytes.Equal(res.data, f.files["syslinux.efi"]) {
+		t.Fatalf("fetch after the size query: %v", err)
 	}
 }
 

@@ -69,6 +69,16 @@ func (t *transfer) negotiate(opts []option, maxBlk, maxWin int) []option {
 
 var errGaveUp = errors.New("no acknowledgement")
 
+// clientError is an ERROR packet from the client ending the transfer.
+type clientError struct {
+	code uint16
+	msg  string
+}
+
+func (e *clientError) Error() string {
+	return fmt.Sprintf("client ended the transfer with error %d: %s", e.code, e.msg)
+}
+
 // run sends the OACK when there is one, then the file.
 func (t *transfer) run(ctx context.Context, oack []option) error {
 	// Unblock a pending read when the server stops.
@@ -185,7 +195,7 @@ func (t *transfer) awaitAck(ctx context.Context, rbuf []byte, acked, lastSent ui
 			continue
 		}
 		if r.op == opERROR {
-			return 0, fmt.Errorf("client aborted with error %d: %s", r.code, r.msg)
+			return 0, &clientError{code: r.code, msg: r.msg}
 		}
 		// Map the 16-bit block number onto the window.
 		d := uint64(r.block - uint16(acked))
