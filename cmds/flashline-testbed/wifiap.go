@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"syscall"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/flashline/flashline/agent/emul/hwsimap"
 	"github.com/flashline/flashline/agent/kmod"
+	"github.com/mdlayher/genetlink"
 	mwifi "github.com/mdlayher/wifi"
 )
 
@@ -27,6 +29,7 @@ type apFlags struct {
 	sink    *int
 	noAssoc *bool
 	ready   *string
+	signal  *int
 }
 
 func newAPFlags(name string) *apFlags {
@@ -41,6 +44,7 @@ func newAPFlags(name string) *apFlags {
 		sink:    fs.Int("sink-port", 5201, "TCP sink port on the AP's address (0: none)"),
 		noAssoc: fs.Bool("beacon-only", false, "beacon and answer probes, refuse association"),
 		ready:   fs.String("ready", "", "file to create once the AP beacons"),
+		signal:  fs.Int("signal", 0, "relay all hwsim frames through a medium that sets this signal in dBm (0: hwsim's own, about -30)"),
 	}
 }
 
@@ -61,12 +65,18 @@ func cmdWifiAP(ctx context.Context, args []string) int {
 	if err := kmod.Load(ctx, "mac80211_hwsim"); err != nil {
 		slog.Warn("wifi-ap: load mac80211_hwsim", "err", err)
 	}
-	ifi, err := pickRadio(ctx, *f.iface)
+	ifi, all, err := pickRadio(ctx, *f.iface)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "wifi-ap: %v\n", err)
 		return 1
 	}
 	*f.iface = ifi.Name
+	if *f.signal != 0 {
+		if err := startMedium(ctx, *f.signal, all); err != nil {
+			fmt.Fprintf(os.Stderr, "wifi-ap: %v\n", err)
+			return 1
+		}
+	}
 	if !*f.netns {
 		return runLine(ctx, f.config(), *f.ready)
 	}
@@ -116,39 +126,67 @@ func runLine(ctx context.Context, cfg hwsimap.LineConfig, ready string) int {
 
 // pickRadio waits for the hwsim radios and returns the interface of the last
 // one (or the named one), leaving the first for the device under test.
-func pickRadio(ctx context.Context, name string) (*mwifi.Interface, error) {
+func pickRadio(ctx context.Context, name string) (*mwifi.Interface, []*mwifi.Interface, error) {
 	c, err := mwifi.New()
 	if err != nil {
-		return nil, fmt.Errorf("nl80211: %w", err)
+		return nil, nil, fmt.Errorf("nl80211: %w", err)
 	}
 	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		ifis, err := c.Interfaces()
 		if err != nil {
-			return nil, fmt.Errorf("list Wi-Fi interfaces: %w", err)
+			return nil, nil, fmt.Errorf("list Wi-Fi interfaces: %w", err)
 		}
 		var pick *mwifi.Interface
+		var all []*mwifi.Interface
 		n := 0
 		for _, ifi := range ifis {
 			if ifi.Index == 0 {
 				continue
 			}
+			all = append(all, ifi)
 			n++
 			if (name == "" && (pick == nil || ifi.PHY > pick.PHY)) || ifi.Name == name {
 				pick = ifi
 			}
 		}
 		if pick != nil && (name != "" || n >= 2) {
-			return pick, nil
+			return pick, all, nil
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("no spare Wi-Fi radio (%d interfaces; load mac80211_hwsim with radios=2 or more)", n)
+			return nil, nil, fmt.Errorf("no spare Wi-Fi radio (%d interfaces; load mac80211_hwsim with radios=2 or more)", n)
 		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// startMedium relays every hwsim frame in the background with the given
+// signal, so that scans measure it.
+func startMedium(ctx context.Context, signal int, radios []*mwifi.Interface) error {
+	c, err := genetlink.Dial(nil)
+	if err != nil {
+		return fmt.Errorf("hwsim medium: %w", err)
+	}
+	var addrs []net.HardwareAddr
+	for _, r := range radios {
+		addrs = append(addrs, hwsimap.MediumAddr(r.HardwareAddr))
+	}
+	m, err := hwsimap.NewMedium(c, hwsimap.MediumConfig{SignalDBm: signal, Radios: addrs, Logger: slog.Default()})
+	if err != nil {
+		c.Close()
+		return err
+	}
+	fmt.Printf("wifi-ap: medium relays all hwsim frames at %d dBm\n", signal)
+	go func() {
+		defer c.Close()
+		if err := m.Serve(ctx); err != nil && ctx.Err() == nil {
+			slog.Error("wifi-ap: medium stopped", "err", err)
+		}
+	}()
+	return nil
 }

@@ -20,6 +20,12 @@ func TestRadioProbes(t *testing.T) {
 	})
 }
 
+// TestRadioMedium runs the probes with the AP's medium relay setting the
+// signal to -75 dBm instead of hwsim's fixed value.
+func TestRadioMedium(t *testing.T) {
+	radioProbes(t, `rdinit=/bin/flashline-testbed flashline.testbed="wifi-ap --ssid LINE-TEST --signal -75; bt-peer --address C0:FF:EE:00:00:01 --name line-beacon --rssi -47" radiotest.signal=-75`)
+}
+
 func radioProbes(t *testing.T, appendLine string) {
 	dir := t.TempDir()
 	goBuild(t, "./scripts/e2e/scenarios/radioinit", filepath.Join(dir, "init"))

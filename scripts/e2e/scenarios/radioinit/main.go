@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,6 +48,17 @@ func main() {
 	time.Sleep(3 * time.Second)
 
 	minSignal := -70
+	// With radiotest.signal=N the AP's medium relay sets the signal: check
+	// that the scan measures it, and that a stricter minimum fails.
+	if v, ok := param(string(cmdline), "radiotest.signal"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			fmt.Printf("RADIOTEST radiotest.signal FAIL %v\n", err)
+		}
+		minSignal = n - 5
+		tooStrict := n + 5
+		wifiCase(ctx, "wifi.scan-too-weak", wifi.ScanRequest{SSID: "LINE-TEST", MinSignalDBm: &tooStrict, InterfaceWait: 20 * time.Second}, 30*time.Second, false)
+	}
 	wifiCase(ctx, "wifi.scan", wifi.ScanRequest{SSID: "LINE-TEST", MinSignalDBm: &minSignal, InterfaceWait: 20 * time.Second}, 30*time.Second, true)
 	wifiCase(ctx, "wifi.scan-wrong-ssid", wifi.ScanRequest{SSID: "NO-SUCH-AP", InterfaceWait: 5 * time.Second}, 8*time.Second, false)
 	throughputCase(ctx, "wifi.throughput", "LINE-TEST", 0.5, true)
@@ -65,6 +77,16 @@ func main() {
 	fmt.Println("RADIOTEST done")
 	unix.Sync()
 	_ = unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+}
+
+// param returns the value of a name=value kernel parameter.
+func param(cmdline, name string) (string, bool) {
+	for _, f := range strings.Fields(cmdline) {
+		if v, ok := strings.CutPrefix(f, name+"="); ok {
+			return v, true
+		}
+	}
+	return "", false
 }
 
 func mounts() {
