@@ -15,6 +15,9 @@ import (
 // the first, which yaml.v3's own decoding cannot do.
 type decoder struct {
 	e *errs
+	// extra names keys a struct type accepts that are decoded elsewhere (a scenario's
+	// steps), so that "unknown key" suggestions include them.
+	extra map[reflect.Type][]string
 }
 
 var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
@@ -180,7 +183,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value) {
 		}
 		idx, ok := fields[k.Value]
 		if !ok {
-			d.e.at(k, "unknown key %q%s", k.Value, suggestOrList(k.Value, yamlKeys(v.Type())))
+			d.e.at(k, "unknown key %q%s", k.Value, suggestOrList(k.Value, append(yamlKeys(v.Type()), d.extra[v.Type()]...)))
 			continue
 		}
 		if first, dup := seen[k.Value]; dup {

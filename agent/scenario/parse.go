@@ -1,8 +1,10 @@
 package scenario
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"reflect"
 	"regexp"
@@ -37,7 +39,8 @@ func parse(e *errs, data []byte, reg *checks.Registry) *Scenario {
 		return nil
 	}
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
 		// yaml.v3 gives syntax errors a line but no column.
 		line := 1
 		msg := cleanYAMLError(err)
@@ -51,6 +54,10 @@ func parse(e *errs, data []byte, reg *checks.Registry) *Scenario {
 	if doc.Kind == 0 || len(doc.Content) == 0 {
 		e.at(nil, "empty file: a scenario needs a name and steps")
 		return nil
+	}
+	var next yaml.Node
+	if err := dec.Decode(&next); err == nil {
+		e.at(&next, "a second YAML document: a file holds one scenario")
 	}
 	root := resolveAlias(doc.Content[0])
 	if root == nil || root.Kind != yaml.MappingNode {
@@ -71,8 +78,7 @@ func parse(e *errs, data []byte, reg *checks.Registry) *Scenario {
 		}
 		header.Content = append(header.Content, root.Content[i], root.Content[i+1])
 	}
-	d := decoder{e: e}
-	// Scenario's steps field has yaml:"-": an unknown key error lists the others, so add it.
+	d := decoder{e: e, extra: map[reflect.Type][]string{reflect.TypeFor[Scenario](): {"steps"}}}
 	d.decode(header, reflect.ValueOf(s).Elem())
 	if strings.TrimSpace(s.Name) == "" {
 		e.at(root, "missing name: every scenario needs one")
