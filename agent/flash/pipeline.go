@@ -58,6 +58,7 @@ type pipeline struct {
 	lastT     time.Time
 	lastW     int64
 	lastEmit  time.Time
+	started   time.Time
 }
 
 func newPipeline(opts Options, log *slog.Logger) *pipeline {
@@ -343,6 +344,7 @@ func (p *pipeline) startProgress() {
 	p.progStop = make(chan struct{})
 	p.progDone = make(chan struct{})
 	p.lastT = time.Now()
+	p.started = p.lastT
 	go func() {
 		defer close(p.progDone)
 		t := time.NewTicker(p.interval())
@@ -422,6 +424,9 @@ func (p *pipeline) emitFinal() {
 	}
 	pr := p.snapshot()
 	pr.ETA = 0
+	if el := time.Since(p.started).Seconds(); el > 0 {
+		pr.Rate = float64(pr.Written) / el // the average over the whole flash
+	}
 	if pr.Total == 0 {
 		pr.Total = pr.Written
 	}
