@@ -896,6 +896,7 @@ func releaseLock(f *os.File) {
 	if f == nil {
 		return
 	}
+	_ = f.Truncate(0) // the holder's name is stale once released
 	_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
 	f.Close()
 }
