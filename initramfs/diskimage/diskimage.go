@@ -17,6 +17,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/flashline/flashline/initramfs/uki"
 	"github.com/google/uuid"
 )
 
@@ -39,6 +40,8 @@ type Loaders struct {
 	Isolinux string
 	// IsoHybridMBR is isohdpfx.bin, the MBR code that lets the ISO boot from a USB disk.
 	IsoHybridMBR string
+	// UKIStub is the systemd EFI stub (systemd-boot-efi) for unified kernel images.
+	UKIStub string
 	// Installer is the mtools-based syslinux installer (the syslinux package's `syslinux`),
 	// which writes ldlinux.sys and the FAT boot sector into an image file at an offset.
 	Installer string
@@ -54,6 +57,7 @@ func DebianLoaders() Loaders {
 		EFIModules:   "/usr/lib/syslinux/modules/efi64",
 		Isolinux:     "/usr/lib/ISOLINUX/isolinux.bin",
 		IsoHybridMBR: "/usr/lib/ISOLINUX/isohdpfx.bin",
+		UKIStub:      uki.DefaultStub,
 		Installer:    "syslinux",
 	}
 }

@@ -12,13 +12,31 @@ import (
 	"github.com/diskfs/go-diskfs/disk"
 	"github.com/diskfs/go-diskfs/filesystem"
 	"github.com/diskfs/go-diskfs/filesystem/iso9660"
+	"github.com/flashline/flashline/initramfs/uki"
 )
 
 // ISOOptions shape a hybrid ISO image.
 type ISOOptions struct {
 	// Loaders default to DebianLoaders().
 	Loaders *Loaders
+	// EFI chooses the UEFI loader: EFISyslinux or EFIUKI; empty means EFIUKI when the stub
+	// is installed.
+	EFI EFILoader
 }
+
+// EFILoader is what \EFI\BOOT\BOOTX64.EFI of an ISO is.
+type EFILoader string
+
+const (
+	// EFISyslinux: syslinux.efi with its config, kernel and initrd in the El Torito FAT
+	// image. It boots from a USB stick but not from an optical disc: syslinux.efi cannot
+	// read 2048-byte-sector media.
+	EFISyslinux EFILoader = "syslinux"
+	// EFIUKI: a unified kernel image (systemd's stub with the kernel, initrd and command
+	// line inside, built by initramfs/uki): it reads nothing from the medium, so it also
+	// boots from a CD.
+	EFIUKI EFILoader = "uki"
+)
 
 const (
 	isoBlock = 2048
@@ -51,14 +69,33 @@ func WriteISO(ctx context.Context, out string, b Boot, o ISOOptions) (*Result, e
 	}
 	defer os.RemoveAll(work)
 
-	// The UEFI side: syslinux.efi reads its config, kernel and initrd from the file system it
-	// was loaded from, which for El Torito is this FAT image, so they live in it too.
-	efiEntries := []entry{
-		{path: efiBootDir + "/" + efiLoaderName, source: ld.SyslinuxEFI},
-		{path: efiBootDir + "/ldlinux.e64", source: filepath.Join(ld.EFIModules, "ldlinux.e64")},
-		{path: efiBootDir + "/syslinux.cfg", data: cfg},
-		{path: kernelPath, source: b.Kernel},
-		{path: initrdPath, source: b.Initrd},
+	efiLoader := o.EFI
+	if efiLoader == "" {
+		efiLoader = EFISyslinux
+		if _, err := os.Stat(ld.UKIStub); err == nil {
+			efiLoader = EFIUKI
+		}
+	}
+	var efiEntries []entry
+	switch efiLoader {
+	case EFISyslinux:
+		// syslinux.efi reads its config, kernel and initrd from the file system it was
+		// loaded from, which for El Torito is this FAT image, so they live in it too.
+		efiEntries = []entry{
+			{path: efiBootDir + "/" + efiLoaderName, source: ld.SyslinuxEFI},
+			{path: efiBootDir + "/ldlinux.e64", source: filepath.Join(ld.EFIModules, "ldlinux.e64")},
+			{path: efiBootDir + "/syslinux.cfg", data: cfg},
+			{path: kernelPath, source: b.Kernel},
+			{path: initrdPath, source: b.Initrd},
+		}
+	case EFIUKI:
+		img, err := buildUKI(ld.UKIStub, b.Kernel, b.Initrd, cmdline)
+		if err != nil {
+			return nil, fmt.Errorf("iso image %s: %w", out, err)
+		}
+		efiEntries = []entry{{path: efiBootDir + "/" + efiLoaderName, data: img}}
+	default:
+		return nil, fmt.Errorf("iso image %s: unknown EFI loader %q", out, efiLoader)
 	}
 	efiImg := filepath.Join(work, "efiboot.img")
 	if err := writeFATImage(ctx, efiImg, efiEntries); err != nil {
@@ -143,11 +180,36 @@ func WriteISO(ctx context.Context, out string, b Boot, o ISOOptions) (*Result, e
 	if err := os.Rename(tmp, out); err != nil {
 		return nil, fmt.Errorf("iso image %s: %w", out, err)
 	}
-	files := make([]string, 0, len(es))
+	files := make([]string, 0, len(es)+len(efiEntries))
 	for _, e := range es {
 		files = append(files, e.path)
 	}
+	for _, e := range efiEntries {
+		files = append(files, efiImagePath+":"+e.path)
+	}
 	return &Result{Path: out, Size: size, DiskID: diskID, Cmdline: cmdline, Files: files}, nil
+}
+
+// buildUKI makes an unsigned unified kernel image with initramfs/uki.
+func buildUKI(stub, kernel, initrd, cmdline string) ([]byte, error) {
+	var in uki.Input
+	for _, f := range []struct {
+		p   string
+		dst *[]byte
+	}{{stub, &in.Stub}, {kernel, &in.Kernel}, {initrd, &in.Initrd}} {
+		b, err := os.ReadFile(f.p)
+		if err != nil {
+			return nil, fmt.Errorf("unified kernel image: %w", err)
+		}
+		*f.dst = b
+	}
+	in.Cmdline = cmdline
+	in.OSRelease = "NAME=Flashline\nID=flashline\nPRETTY_NAME=\"Flashline discovery\"\n"
+	img, err := uki.Build(in)
+	if err != nil {
+		return nil, fmt.Errorf("unified kernel image: %w", err)
+	}
+	return img, nil
 }
 
 // writeFATImage writes a whole-file FAT file system (no partition table) holding es, sized to

@@ -31,6 +31,7 @@ type options struct {
 	console, extra   string
 	size             int64
 	table            string
+	isoEFI           string
 	compress         bool
 }
 
@@ -46,6 +47,7 @@ func main() {
 	flag.StringVar(&o.extra, "append", "", "more kernel parameters")
 	flag.Int64Var(&o.size, "size", 0, "USB image size in bytes (0: fit the contents)")
 	flag.StringVar(&o.table, "table", "mbr", "USB image partition table: mbr or gpt")
+	flag.StringVar(&o.isoEFI, "iso-efi", "", "the ISO's UEFI loader: uki (boots from CDs too; default when systemd's stub is installed) or syslinux")
 	flag.BoolVar(&o.compress, "compress", false, "also publish .zst, .xz, .sha256 and .json next to each image")
 	flag.Parse()
 	if o.usb == "" && o.iso == "" {
@@ -88,7 +90,7 @@ func run(ctx context.Context, o options) error {
 		if err := os.MkdirAll(filepath.Dir(o.iso), 0o755); err != nil {
 			return err
 		}
-		r, err := diskimage.WriteISO(ctx, o.iso, boot, diskimage.ISOOptions{})
+		r, err := diskimage.WriteISO(ctx, o.iso, boot, diskimage.ISOOptions{EFI: diskimage.EFILoader(o.isoEFI)})
 		if err != nil {
 			return err
 		}

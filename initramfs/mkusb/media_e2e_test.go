@@ -55,6 +55,9 @@ func TestMediaBoot(t *testing.T) {
 		{o.iso, qemuboot.BIOS, qemuboot.USB},
 		{o.iso, qemuboot.UEFI, qemuboot.USB},
 		{o.iso, qemuboot.BIOS, qemuboot.CDROM},
+		// UEFI from a CD works with the unified kernel image (default when systemd's stub is
+		// installed), not with syslinux.efi.
+		{o.iso, qemuboot.UEFI, qemuboot.CDROM},
 	} {
 		name := filepath.Base(tc.image) + "/" + string(tc.fw) + "/" + string(tc.attach)
 		t.Run(name, func(t *testing.T) {
