@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"hash/fnv"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -31,8 +32,9 @@ type Config struct {
 	NS     string
 	Tap    string
 	Server netip.Prefix
-	// Veth adds a veth pair host <-> namespace (10.77.1.1/30 <-> 10.77.1.2/30) so that a
-	// browser on the host can open the server's dashboard.
+	// Veth adds a veth pair host <-> namespace (10.77.N.1/30 <-> 10.77.N.2/30, N chosen per
+	// namespace so that labs side by side do not collide) so that a browser on the host can
+	// open the server's dashboard.
 	Veth bool
 }
 
@@ -61,10 +63,11 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 		{"ip", "-n", l.NS, "link", "set", l.Tap, "up"},
 	}
 	if cfg.Veth {
-		l.HostSide = netip.MustParsePrefix("10.77.1.1/30")
-		l.NSSide = netip.MustParsePrefix("10.77.1.2/30")
-		// Interface names are at most 15 bytes; the PID keeps parallel labs apart.
-		l.hostVeth = fmt.Sprintf("flh%d", os.Getpid()%1000000)
+		n := 100 + fnv32(l.NS)%150
+		l.HostSide = netip.MustParsePrefix(fmt.Sprintf("10.77.%d.1/30", n))
+		l.NSSide = netip.MustParsePrefix(fmt.Sprintf("10.77.%d.2/30", n))
+		// Interface names are at most 15 bytes.
+		l.hostVeth = fmt.Sprintf("flh%d", fnv32(l.NS)%1000000)
 		_ = run(ctx, "ip", "link", "del", l.hostVeth)
 		steps = append(steps,
 			[]string{"ip", "link", "add", l.hostVeth, "type", "veth", "peer", "name", "flns0", "netns", l.NS},
@@ -111,4 +114,10 @@ func run(ctx context.Context, name string, args ...string) error {
 		return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
 	return nil
+}
+
+func fnv32(s string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(s))
+	return h.Sum32()
 }
