@@ -67,7 +67,13 @@ func (s *Session) read(r io.Reader) {
 		}
 		if b == '\r' || b == '\n' {
 			if line := strings.TrimSpace(string(cur)); line != "" {
-				s.lines <- line
+				// Never block: once the session's user is gone nobody reads, and the
+				// reader must still notice the port closing. 256 lines of backlog is far
+				// more than any answer.
+				select {
+				case s.lines <- line:
+				default:
+				}
 			}
 			cur = cur[:0]
 			continue
