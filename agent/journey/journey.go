@@ -75,8 +75,10 @@ type Env struct {
 	Console      *console.Console
 	Log          *slog.Logger
 	AgentVersion string
-	BootMAC      string
-	IP           string
+	// Server names the line server in console messages.
+	Server  string
+	BootMAC string
+	IP      string
 	// BootTimings are phases measured before the journey (kernel, modules, dhcp...).
 	BootTimings []protocol.PhaseTiming
 	// HelloBackoff bounds the wait between hellos when the server is away or has no job.
@@ -268,30 +270,44 @@ func Finish(ctx context.Context, env Env, deps Deps, out Outcome) error {
 func helloUntilJob(ctx context.Context, env Env, api API, h protocol.Hello) (*protocol.SignedJob, error) {
 	b := lineclient.Backoff{Min: env.HelloMin, Max: env.HelloMax}
 	con := env.Console
+	server := env.Server
+	if server == "" {
+		server = "the line server"
+	}
+	con.Infof("hello to %s", server)
 	for attempt := 1; ; attempt++ {
 		resp, err := api.Hello(ctx, h)
 		var wait time.Duration
 		switch {
 		case err != nil:
 			wait = b.Next()
-			con.Warnf("no answer from the line server: %v; retrying in %s", oneLine(err.Error()), wait.Round(time.Second))
+			con.Warnf("no answer from %s: %v; retrying in %s", server, oneLine(err.Error()), roundWait(wait))
 		case resp.Job != nil:
+			con.OKf("job received from %s (%d bytes, signed: %v)", server, len(resp.Job.Job), len(resp.Job.Signature) > 0)
 			return resp.Job, nil
 		default:
-			wait = b.Next()
-			if resp.RetryAfter > 0 {
-				wait = time.Duration(resp.RetryAfter) * time.Second
+			b.Reset()
+			wait = time.Duration(resp.RetryAfter) * time.Second
+			if wait <= 0 {
+				wait = b.Next()
 			}
 			msg := resp.Message
 			if msg == "" {
 				msg = "no job for this device yet"
 			}
-			con.Warnf("line server: %s; asking again in %s", msg, wait.Round(time.Second))
+			con.Warnf("%s says: %s; asking again in %s", server, msg, roundWait(wait))
 		}
 		if err := lineclient.Sleep(ctx, wait); err != nil {
-			return nil, fmt.Errorf("hello: gave up after %d attempts: %w", attempt, err)
+			return nil, fmt.Errorf("hello to %s: gave up after %d attempts: %w", server, attempt, err)
 		}
 	}
+}
+
+func roundWait(d time.Duration) time.Duration {
+	if d >= time.Second {
+		return d.Round(time.Second)
+	}
+	return d.Round(100 * time.Millisecond)
 }
 
 func fetchVerified(ctx context.Context, api API, a protocol.Artifact) ([]byte, error) {

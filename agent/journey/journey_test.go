@@ -180,7 +180,7 @@ func TestJourney(t *testing.T) {
 			wantOnCon: []string{"PASS", "flashed 64.0 MiB to /dev/vda"}},
 		{name: "server away, then no job, then job", setup: func(f *fakeAPI) { f.helloErrs, f.noJobFirst = 2, 2 },
 			steps: []protocol.StepResult{pass}, wantStatus: protocol.StatusPass, wantFlash: true,
-			wantOnCon: []string{"no answer from the line server: dial tcp", "line server: no rule matches"}},
+			wantOnCon: []string{"no answer from the line server: dial tcp", "the line server says: no rule matches"}},
 		{name: "failing step is never flashed", steps: []protocol.StepResult{pass, failed},
 			wantStatus: protocol.StatusFail, wantFailed: "LTE modem",
 			wantOnCon: []string{"FAIL", "step: LTE modem", "CSQ 5 below minimum 10", "measured: csq=5", "NOT flashed"}},

@@ -47,6 +47,7 @@ func runJourney(ctx context.Context, env *bootstrap.Env) error {
 		Console:      env.Console,
 		Log:          log,
 		AgentVersion: env.Version,
+		Server:       env.Server,
 		BootMAC:      env.NIC.MAC.String(),
 		IP:           env.NIC.IP.IP.String(),
 		BootTimings:  env.Timings,
