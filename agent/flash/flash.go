@@ -55,7 +55,7 @@ type Options struct {
 	NoZeroSkip        bool // write zero blocks even where the target reads back zeros
 
 	StallTimeout time.Duration // HTTP: no byte for this long counts as a drop (default 30 s)
-	Retries      int           // HTTP: consecutive failed reconnects allowed (default 5)
+	Retries      int           // HTTP: consecutive failed reconnects allowed (0: 5, < 0: none)
 	RetryBackoff time.Duration // HTTP: first retry delay (default 1 s)
 	HTTPClient   *http.Client
 
