@@ -6,15 +6,12 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
-	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/u-root/u-root/pkg/cpio"
 )
@@ -132,24 +129,4 @@ func initramfs(t *testing.T, out string, files map[string]string, modules []stri
 	if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// bootDirect boots kernel+initrd with TCG under the machine-wide QEMU lock
-// and returns the serial console output.
-func bootDirect(t *testing.T, initrd, appendLine string, limit time.Duration) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), limit+10*time.Minute)
-	defer cancel()
-	args := []string{"/tmp/flashline-qemu.lock", "timeout", fmt.Sprint(int(limit.Seconds())),
-		"qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-m", "512", "-smp", "2",
-		"-kernel", kernelPath(), "-initrd", initrd,
-		"-append", "console=ttyS0 panic=-1 " + appendLine,
-		"-nographic", "-no-reboot", "-nic", "none"}
-	cmd := exec.CommandContext(ctx, "flock", args...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	start := time.Now()
-	err := cmd.Run()
-	t.Logf("guest ran %s (exit %v)", time.Since(start).Round(time.Second), err)
-	return out.String()
 }

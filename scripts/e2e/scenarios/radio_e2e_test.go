@@ -3,11 +3,15 @@
 package scenarios
 
 import (
+	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flashline/flashline/scripts/qemu"
 )
 
 // TestRadioProbes boots a minimal initramfs whose /init (radioinit) starts
@@ -35,7 +39,15 @@ func radioProbes(t *testing.T, appendLine string) {
 		"init":                  filepath.Join(dir, "init"),
 		"bin/flashline-testbed": filepath.Join(dir, "flashline-testbed"),
 	}, moduleClosure(t, "mac80211_hwsim", "hci_vhci", "cmac"))
-	out := bootDirect(t, img, appendLine+" "+os.Getenv("RADIOTEST_APPEND"), 5*time.Minute)
+	vm := qemu.StartT(t, qemu.Options{
+		Mode: qemu.Direct, Initrd: img, NoNIC: true, MemoryMiB: 512,
+		Append:  "panic=-1 " + appendLine + " " + os.Getenv("RADIOTEST_APPEND"),
+		Timeout: 6 * time.Minute,
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	_, _ = vm.Expect(ctx, regexp.MustCompile(`RADIOTEST done`), 6*time.Minute)
+	out := strings.Join(vm.Lines(), "\n")
 	if p := os.Getenv("RADIOTEST_CONSOLE"); p != "" {
 		_ = os.WriteFile(p, []byte(out), 0o644)
 	}

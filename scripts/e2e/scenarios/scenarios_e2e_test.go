@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,13 +30,19 @@ var (
 	baseErr    error
 )
 
-// testInitrd returns the foundation's initrd.gz built with the testbed
-// (mkinitrd -extra), or $FLASHLINE_TEST_INITRD when set, with the scenario
+// testInitrd returns the agent's initrd with the testbed ($FLASHLINE_TEST_INITRD,
+// else out/initrd-testbed.gz from `make testbed-initrd`, else built here the
+// same way), with the scenario
 // files appended as a second cpio archive (the kernel unpacks both).
 func testInitrd(t *testing.T, scenarios map[string]string) string {
 	t.Helper()
 	baseOnce.Do(func() {
 		if p := os.Getenv("FLASHLINE_TEST_INITRD"); p != "" {
+			baseInitrd = p
+			return
+		}
+		// make testbed-initrd's output, when present.
+		if p := filepath.Join(repoRoot(t), "out", "initrd-testbed.gz"); fileExists(p) {
 			baseInitrd = p
 			return
 		}
@@ -109,8 +114,6 @@ func variant(t *testing.T, src string, pairs ...string) string {
 	return out
 }
 
-var ansi = regexp.MustCompile(`\x1b\[[0-9;]*m`)
-
 type scenarioCase struct {
 	name     string
 	file     string // under /scenarios in the guest
@@ -146,48 +149,37 @@ func TestScenarioExamples(t *testing.T) {
 
 func runScenarioCase(t *testing.T, tc scenarioCase) {
 	initrd := testInitrd(t, map[string]string{tc.file: tc.body})
-	pressed := false
-	cfg := vmConfig{
+	d := device{
 		Initrd: initrd,
 		Append: `rdinit=/bin/flashline-testbed flashline.testbed="` + testbedSpec + `" ` +
 			`uroot.uinitargs="scenario run --force /scenarios/` + tc.file + `"`,
-		Modem: func(ctx context.Context, rw io.ReadWriter) error {
-			return atmodem.New(tc.modem()).Serve(ctx, rw)
-		},
-		OnLine: func(line string, q *qmpClient) {
-			if tc.press && !pressed && strings.Contains(line, powerPrompt) {
-				pressed = true
-				go func() {
-					// The check opens the key before showing the prompt.
-					time.Sleep(time.Second)
-					if err := q.pressKey("power"); err != nil {
-						t.Errorf("press power: %v", err)
-					}
-				}()
-			}
-		},
-		Done: func(console string) bool {
-			_, ok := summary(console)
-			return ok
-		},
-		Limit: 8 * time.Minute,
+		Modem:   tc.modem(),
+		Timeout: 10 * time.Minute,
 	}
-	console := runVM(t, cfg)
+	if tc.press {
+		d.PressOn = regexp.MustCompile(regexp.QuoteMeta(">>> " + powerPrompt))
+	}
+	vm := boot(t, d)
+	ctx, cancel := context.WithTimeout(context.Background(), d.Timeout)
+	defer cancel()
+	_, err := vm.Expect(ctx, summaryRe, d.Timeout)
+	lines := vm.Lines()
 	var shown []string
-	for _, l := range strings.Split(ansi.ReplaceAllString(console, ""), "\n") {
+	for _, l := range lines {
+		l = strings.TrimRight(ansi.ReplaceAllString(l, ""), "\r")
 		if strings.Contains(l, " PASS ") || strings.Contains(l, " FAIL ") || strings.Contains(l, "RETRY") || strings.Contains(l, "ERROR") ||
 			strings.Contains(l, "FAILED STEP") || strings.Contains(l, "REASON") || strings.Contains(l, "measured:") ||
 			strings.Contains(l, "testbed") || strings.Contains(l, "wifi-ap:") || strings.Contains(l, "bt-peer:") {
-			shown = append(shown, strings.TrimRight(l, "\r"))
+			shown = append(shown, l)
 		}
 	}
-	t.Logf("console (filtered):\n%s", strings.Join(shown, "\n"))
-	if p := os.Getenv("SCENARIO_CONSOLE_DIR"); p != "" {
-		_ = os.WriteFile(filepath.Join(p, tc.name+".log"), []byte(console), 0o644)
+	t.Logf("console (filtered, %s):\n%s", vm.Elapsed().Round(time.Second), strings.Join(shown, "\n"))
+	if err != nil {
+		t.Fatalf("no scenario verdict on the console: %v", err)
 	}
-	res, ok := summary(console)
+	res, ok := summary(lines)
 	if !ok {
-		t.Fatalf("no scenario result on the console; full console:\n%s", console)
+		t.Fatal("verdict line seen but not parsed")
 	}
 	if res.Status != tc.status {
 		t.Errorf("status %s, want %s (failed step %q: %s)", res.Status, tc.status, res.FailedStep, res.Reason)
@@ -200,4 +192,9 @@ func runScenarioCase(t *testing.T, tc scenarioCase) {
 			t.Errorf("reason %q, want it to contain %q", res.Reason, tc.reason)
 		}
 	}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
