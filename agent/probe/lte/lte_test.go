@@ -106,7 +106,7 @@ func TestProbeMutePort(t *testing.T) {
 	path := modemOnPty(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, err := Prober{}.Probe(ctx, path)
+	_, err := Prober{SyncTimeout: 100 * time.Millisecond}.Probe(ctx, path)
 	if err == nil || !strings.Contains(err.Error(), "no AT answer") {
 		t.Fatalf("Probe of a mute port = %v, want no AT answer", err)
 	}
@@ -143,7 +143,7 @@ func TestProbeFindsATPort(t *testing.T) {
 	mute.Mute = true
 	dead := modemOnPty(t, mute)
 	var tried []string
-	p := Prober{Sys: "testdata/sys", Dev: "/dev", Open: func(path string) (io.ReadWriteCloser, error) {
+	p := Prober{Sys: "testdata/sys", Dev: "/dev", SyncTimeout: 500 * time.Millisecond, Open: func(path string) (io.ReadWriteCloser, error) {
 		tried = append(tried, path)
 		switch path {
 		case "/dev/ttyUSB2":

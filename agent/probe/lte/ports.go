@@ -143,6 +143,9 @@ type Prober struct {
 	Dev string // "/dev"
 	// Open opens a port; OpenSerial when nil.
 	Open func(path string) (io.ReadWriteCloser, error)
+	// SyncTimeout is how long the first AT of a port is waited for (later tries wait
+	// longer); 1s when zero. A port that never answers costs six times this.
+	SyncTimeout time.Duration
 }
 
 // Probe probes the port at path, or, when path is empty, every candidate port in turn until
@@ -186,7 +189,7 @@ func (p Prober) probeOne(ctx context.Context, open func(string) (io.ReadWriteClo
 		return Info{}, err
 	}
 	defer rw.Close()
-	info, err := Probe(ctx, rw)
+	info, err := probe(ctx, rw, p.SyncTimeout)
 	info.Port = path
 	if err != nil {
 		return info, fmt.Errorf("%s: %w", path, err)

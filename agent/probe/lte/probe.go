@@ -119,6 +119,17 @@ const cmdTimeout = 5 * time.Second
 // Probe runs the AT session on rw and reads everything Info holds. It returns what it could
 // read and an error only when the port does not speak AT at all.
 func Probe(ctx context.Context, rw io.ReadWriter) (Info, error) {
+	return probe(ctx, rw, 0)
+}
+
+// defaultSync is the first AT's answer timeout; the second and third tries wait two and
+// three times as long, so a modem still booting (or a loaded machine) gets about 6 s.
+const defaultSync = time.Second
+
+func probe(ctx context.Context, rw io.ReadWriter, sync time.Duration) (Info, error) {
+	if sync <= 0 {
+		sync = defaultSync
+	}
 	s := NewSession(rw)
 	info := Info{Reg: -1, CSQ: CSQUnknown}
 	cmd := func(c string) ([]string, error) {
@@ -128,8 +139,8 @@ func Probe(ctx context.Context, rw io.ReadWriter) (Info, error) {
 	}
 	// A modem that just booted may miss the first AT; try a few times.
 	var err error
-	for range 3 {
-		quick, cancel := context.WithTimeout(ctx, time.Second)
+	for try := 1; try <= 3; try++ {
+		quick, cancel := context.WithTimeout(ctx, time.Duration(try)*sync)
 		_, err = s.Command(quick, "AT")
 		cancel()
 		if err == nil || ctx.Err() != nil {
