@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/flashline/flashline/agent/probe/bluetooth"
+	"github.com/flashline/flashline/agent/probe/rfkill"
 	"github.com/flashline/flashline/agent/probe/wifi"
 	"github.com/flashline/flashline/agent/protocol"
 	mwifi "github.com/mdlayher/wifi"
@@ -41,7 +43,8 @@ type KernelRadios struct {
 }
 
 // WifiScan implements WifiProber.
-func (KernelRadios) WifiScan(ctx context.Context, req wifi.ScanRequest) (wifi.ScanResult, error) {
+func (k KernelRadios) WifiScan(ctx context.Context, req wifi.ScanRequest) (wifi.ScanResult, error) {
+	k.unblock(rfkill.WLAN, req.Logger)
 	c, err := mwifi.New()
 	if err != nil {
 		return wifi.ScanResult{}, fmt.Errorf("%w: nl80211: %w", wifi.ErrNoInterface, err)
@@ -51,7 +54,8 @@ func (KernelRadios) WifiScan(ctx context.Context, req wifi.ScanRequest) (wifi.Sc
 }
 
 // WifiThroughput implements WifiProber.
-func (KernelRadios) WifiThroughput(ctx context.Context, req wifi.ThroughputRequest) (wifi.ThroughputResult, error) {
+func (k KernelRadios) WifiThroughput(ctx context.Context, req wifi.ThroughputRequest) (wifi.ThroughputResult, error) {
+	k.unblock(rfkill.WLAN, req.Logger)
 	c, err := mwifi.New()
 	if err != nil {
 		return wifi.ThroughputResult{}, fmt.Errorf("%w: nl80211: %w", wifi.ErrNoInterface, err)
@@ -60,12 +64,17 @@ func (KernelRadios) WifiThroughput(ctx context.Context, req wifi.ThroughputReque
 	return wifi.Throughput(ctx, c, wifi.KernelLinks{}, wifi.KernelNetwork{}, req)
 }
 
-// BluetoothScan implements BluetoothProber: it clears soft rfkill blocks
-// first, since many boards boot with Bluetooth soft-blocked.
-func (k KernelRadios) BluetoothScan(ctx context.Context, req bluetooth.Request) (bluetooth.Result, error) {
-	if err := bluetooth.Unblock(k.RFKill); err != nil && req.Logger != nil {
-		req.Logger.Warn("bluetooth: rfkill", "err", err)
+// unblock clears soft rfkill blocks, since many boards boot with their
+// radios soft-blocked; a failure only means the probe may fail later.
+func (k KernelRadios) unblock(t rfkill.Type, log *slog.Logger) {
+	if err := rfkill.Unblock(k.RFKill, t); err != nil && log != nil {
+		log.Warn("rfkill", "err", err)
 	}
+}
+
+// BluetoothScan implements BluetoothProber.
+func (k KernelRadios) BluetoothScan(ctx context.Context, req bluetooth.Request) (bluetooth.Result, error) {
+	k.unblock(rfkill.Bluetooth, req.Logger)
 	s, err := bluetooth.Dial()
 	if errors.Is(err, unix.EAFNOSUPPORT) {
 		return bluetooth.Result{}, fmt.Errorf("%w: the kernel has no Bluetooth support loaded", bluetooth.ErrNoController)
@@ -226,7 +235,7 @@ func BluetoothScan(p BluetoothProber) Kind {
 						name = fmt.Sprintf(" %q", res.Found.Name)
 					}
 					return Passf(ms, "%s%s (%s) at %d dBm on hci%d", strings.ToUpper(b.Address), name, res.Found.AddressType, res.Found.RSSI, res.Controller), nil
-				case errors.Is(err, bluetooth.ErrNotFound), errors.Is(err, bluetooth.ErrNoController):
+				case errors.Is(err, bluetooth.ErrNotFound), errors.Is(err, bluetooth.ErrNoController), errors.Is(err, bluetooth.ErrController):
 					return Failf(ms, "%v", err), nil
 				case ctx.Err() != nil:
 					return Failf(ms, "Bluetooth discovery did not finish in time: %v", err), nil

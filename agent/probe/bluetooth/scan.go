@@ -49,6 +49,10 @@ type Result struct {
 // ErrNoController means no Bluetooth controller exists.
 var ErrNoController = errors.New("no Bluetooth controller")
 
+// ErrController means the controller refused to power on, enable LE or
+// discover (blocked by a hardware rfkill switch, broken firmware...).
+var ErrController = errors.New("controller failure")
+
 // ErrNotFound means discovery ran until the deadline without finding the
 // address (or only below the minimum RSSI).
 var ErrNotFound = errors.New("peer not found")
@@ -86,7 +90,7 @@ func Scan(ctx context.Context, tr Transport, req Request) (Result, error) {
 		if r, err := m.command(ctx, opSetLE, index, []byte{1}); err != nil {
 			return res, err
 		} else if r.Status != 0 && !(r.Status == statusNotSupported && req.Kind != LE) {
-			return res, fmt.Errorf("hci%d: enable LE: %v", index, r.Status)
+			return res, fmt.Errorf("%w: hci%d: enable LE: %v", ErrController, index, r.Status)
 		}
 	}
 	r, err := m.command(ctx, opSetPowered, index, []byte{1})
@@ -94,7 +98,7 @@ func Scan(ctx context.Context, tr Transport, req Request) (Result, error) {
 		return res, err
 	}
 	if r.Status != 0 {
-		return res, fmt.Errorf("hci%d: power on: %v", index, r.Status)
+		return res, fmt.Errorf("%w: hci%d: power on: %v", ErrController, index, r.Status)
 	}
 	defer func() {
 		// Leave the controller idle for the next step; the context may be
@@ -121,7 +125,7 @@ func Scan(ctx context.Context, tr Transport, req Request) (Result, error) {
 			}
 			continue
 		default:
-			return res, fmt.Errorf("hci%d: start %s discovery: %v", index, req.Kind, r.Status)
+			return res, fmt.Errorf("%w: hci%d: start %s discovery: %v", ErrController, index, req.Kind, r.Status)
 		}
 		res.Rounds++
 		for running := true; running; {
@@ -136,7 +140,7 @@ func Scan(ctx context.Context, tr Transport, req Request) (Result, error) {
 			case evDiscovering:
 				running = !(len(ev.Data) >= 2 && ev.Data[1] == 0)
 			case evIndexRemoved:
-				return res, fmt.Errorf("hci%d: controller removed during discovery", index)
+				return res, fmt.Errorf("%w: hci%d removed during discovery", ErrController, index)
 			case evDeviceFound:
 				d, err := parseDeviceFound(ev.Data)
 				if err != nil {

@@ -32,6 +32,7 @@ type fakeKernel struct {
 	powered   bool
 	commands  []uint16
 	busyFirst bool
+	powerFail Status
 }
 
 func newFake() *fakeKernel {
@@ -79,6 +80,10 @@ func (k *fakeKernel) Write(b []byte) (int, error) {
 		copy(p[20:], "fake")
 		k.push(complete(op, idx, 0, p))
 	case opSetPowered, opSetLE:
+		if op == opSetPowered && k.powerFail != 0 {
+			k.push(complete(op, idx, k.powerFail, nil))
+			break
+		}
 		k.powered = true
 		k.push(complete(op, idx, 0, []byte{0, 0, 0, 0}))
 	case opStartDiscovery:
@@ -142,6 +147,7 @@ func TestScan(t *testing.T) {
 		found     [][]byte
 		minRSSI   *int
 		busyFirst bool
+		powerFail Status
 		wantErr   error
 		wantMsg   string
 		wantRSSI  int
@@ -151,11 +157,12 @@ func TestScan(t *testing.T) {
 		{name: "too weak", indexes: []uint16{0}, found: [][]byte{deviceFound(target, AddrBREDR, -90, nil)}, minRSSI: intp(-70), wantErr: ErrNotFound, wantMsg: "-90 dBm, below the minimum -70 dBm"},
 		{name: "missing", indexes: []uint16{0}, found: [][]byte{other}, wantErr: ErrNotFound, wantMsg: "C0:FF:EE:00:00:01 not found by BR/EDR+LE discovery on hci0 after"},
 		{name: "no controller", wantErr: ErrNoController},
+		{name: "hard rfkill", indexes: []uint16{0}, powerFail: statusRFKilled, wantErr: ErrController, wantMsg: "power on: blocked by rfkill"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			k := newFake()
-			k.indexes, k.found, k.busyFirst = tt.indexes, tt.found, tt.busyFirst
+			k.indexes, k.found, k.busyFirst, k.powerFail = tt.indexes, tt.found, tt.busyFirst, tt.powerFail
 			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 			defer cancel()
 			res, err := Scan(ctx, k, Request{Address: mustMAC(target), MinRSSI: tt.minRSSI, ControllerWait: 100 * time.Millisecond})

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/flashline/flashline/agent/probe/bluetooth"
+	"github.com/flashline/flashline/agent/probe/rfkill"
 	"github.com/flashline/flashline/agent/probe/wifi"
 	mwifi "github.com/mdlayher/wifi"
 	"golang.org/x/sys/unix"
@@ -66,7 +67,7 @@ func main() {
 
 	peer, _ := net.ParseMAC("C0:FF:EE:00:00:01")
 	missing, _ := net.ParseMAC("C0:FF:EE:00:00:99")
-	if err := bluetooth.Unblock(""); err != nil {
+	if err := rfkill.Unblock("", rfkill.Bluetooth); err != nil {
 		fmt.Printf("RADIOTEST rfkill FAIL %v\n", err)
 	}
 	minRSSI := -60
