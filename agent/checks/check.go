@@ -27,9 +27,12 @@
 // and wrong types are errors with FILE:LINE:COL), then calls Validate. A FieldError names the
 // YAML key (dotted for nested structs, "" for the whole mapping), so that the scenario package
 // can point the error at the key's position in the file: validation stays position-aware
-// without the kind knowing about YAML. `json` and `jsonschema` tags feed the JSON Schema that
-// cmds/scenario-schema generates for editors. Sizes are Size ("16GB", "512MiB", 1024) and
-// durations Duration ("20s").
+// without the kind knowing about YAML. `json`, `jsonschema` (minimum, maximum, enum,
+// pattern, default) and `jsonschema_description` tags feed the JSON Schema that
+// cmds/scenario-schema generates for editors; keep descriptions in jsonschema_description, as
+// a comma inside jsonschema:"description=..." splits it. After changing a params type, run
+// `go run ./cmds/scenario-schema` (a test fails until the committed schema matches). Sizes
+// are Size ("16GB", "512MiB", 1024) and durations Duration ("20s").
 //
 // A Check's Run returns an Outcome: Pass, a one-line Reason (why it failed, or what it saw
 // when it passed) and the Measurements it made, which are recorded pass or fail. Run returns a
