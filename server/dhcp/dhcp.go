@@ -13,7 +13,9 @@
 //   - [ModeFull]: an ordinary DHCP server with an address range and leases
 //     kept in a small file that survives restarts. It answers every client
 //     (the agent's own DHCP in the initramfs is not a PXE client) and adds
-//     the boot file for PXE clients only.
+//     the boot file for PXE clients only. It is authoritative: requests for
+//     addresses it cannot grant get a DHCPNAK, so it must be the only DHCP
+//     server on its segment.
 //
 // Boot file by client architecture (option 93): 0 (BIOS) gets
 // [BootFiles.BIOS] (pxelinux.0, or lpxelinux.0 to load the kernel over HTTP),

@@ -21,12 +21,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -133,6 +135,7 @@ func runInNamespace(t *testing.T, tap string) {
 	}
 	for dst, src := range map[string]string{
 		"pxelinux.0":   "/usr/lib/PXELINUX/pxelinux.0",
+		"lpxelinux.0":  "/usr/lib/PXELINUX/lpxelinux.0",
 		"ldlinux.c32":  "/usr/lib/syslinux/modules/bios/ldlinux.c32",
 		"syslinux.efi": "/usr/lib/SYSLINUX.EFI/efi64/syslinux.efi",
 		"ldlinux.e64":  "/usr/lib/syslinux/modules/efi64/ldlinux.e64",
@@ -162,39 +165,69 @@ func runInNamespace(t *testing.T, tap string) {
 	logs := &logTail{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	st := &state{mode: pxecfg.Provision}
-	gen, err := pxecfg.New(pxecfg.Config{
+	pxeCfg := pxecfg.Config{
 		ServerURL:  serverURL,
 		Consoles:   []string{"ttyS0,115200"},
 		SerialPort: "0 115200",
 		ExtraArgs:  []string{"panic=-1"},
-	}, pxecfg.Deps{State: st, Logger: log})
+	}
+	tftpGen, err := pxecfg.New(pxeCfg, pxecfg.Deps{State: st, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
+	// For lpxelinux.0: the same, with the kernel and initrd over HTTP.
+	pxeCfg.HTTPBase = "http://10.77.0.1:8080/boot/"
+	httpGen, err := pxecfg.New(pxeCfg, pxecfg.Deps{State: st, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gen atomic.Pointer[pxecfg.Generator]
+	gen.Store(tftpGen)
 	tftpSrv, err := tftp.New(tftp.Config{ListenAddr: "0.0.0.0:69", Interface: tap, Root: root},
-		tftp.Deps{Logger: log, Virtual: gen.TFTPFile})
+		tftp.Deps{Logger: log, Virtual: func(ctx context.Context, name string) ([]byte, error) {
+			return gen.Load().TFTPFile(ctx, name)
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go tftpSrv.Serve(ctx)
+	hl, err := net.Listen("tcp", "10.77.0.1:8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := http.StripPrefix("/boot/", http.FileServer(http.Dir(root)))
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		log.Info("http request", "path", r.URL.Path, "client", r.RemoteAddr)
+		files.ServeHTTP(w, r)
+	})}
+	go hs.Serve(hl)
+	defer hs.Close()
 
 	cases := []struct {
 		name  string
 		mode  dhcp.Mode
 		uefi  bool
 		state pxecfg.Mode
+		http  bool // lpxelinux.0, kernel and initrd over HTTP
 	}{
-		{"BIOS full DHCP", dhcp.ModeFull, false, pxecfg.Provision},
-		{"BIOS proxyDHCP", dhcp.ModeProxy, false, pxecfg.Provision},
-		{"BIOS LOCALBOOT", dhcp.ModeFull, false, pxecfg.LocalBoot},
-		{"UEFI full DHCP", dhcp.ModeFull, true, pxecfg.Provision},
-		{"UEFI proxyDHCP", dhcp.ModeProxy, true, pxecfg.Provision},
-		{"UEFI LOCALBOOT", dhcp.ModeFull, true, pxecfg.LocalBoot},
+		{"BIOS full DHCP", dhcp.ModeFull, false, pxecfg.Provision, false},
+		{"BIOS proxyDHCP", dhcp.ModeProxy, false, pxecfg.Provision, false},
+		{"BIOS LOCALBOOT", dhcp.ModeFull, false, pxecfg.LocalBoot, false},
+		{"BIOS lpxelinux HTTP", dhcp.ModeFull, false, pxecfg.Provision, true},
+		{"UEFI full DHCP", dhcp.ModeFull, true, pxecfg.Provision, false},
+		{"UEFI proxyDHCP", dhcp.ModeProxy, true, pxecfg.Provision, false},
+		{"UEFI LOCALBOOT", dhcp.ModeFull, true, pxecfg.LocalBoot, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			gen.Store(tftpGen)
+			boot := dhcp.BootFiles{}
+			if tc.http {
+				gen.Store(httpGen)
+				boot.BIOS = "lpxelinux.0"
+			}
 			st.mu.Lock()
 			st.mode = tc.state
 			st.mu.Unlock()
@@ -206,6 +239,7 @@ func runInNamespace(t *testing.T, tap string) {
 				RangeStart: netip.MustParseAddr("10.77.0.100"),
 				RangeEnd:   netip.MustParseAddr("10.77.0.150"),
 				LeaseFile:  filepath.Join(t.TempDir(), "leases.json"),
+				Boot:       boot,
 			}
 			srv, err := dhcp.New(cfg, dhcp.Deps{Logger: log})
 			if err != nil {
@@ -266,6 +300,14 @@ func runInNamespace(t *testing.T, tap string) {
 			}
 			if strings.Contains(serial, "Initramfs unpacking failed") {
 				t.Error("initramfs did not arrive intact")
+			}
+			if tc.http {
+				if !logs.contains("path=/boot/vmlinuz") || !logs.contains("path=/boot/initrd.gz") {
+					t.Error("kernel and initrd not fetched over HTTP")
+				}
+				if logs.contains("file=vmlinuz") {
+					t.Error("lpxelinux fetched the kernel over TFTP")
+				}
 			}
 			if tc.mode == dhcp.ModeProxy && !logs.contains("proxyDHCP") {
 				t.Error("the boot did not go through the proxy")
