@@ -49,9 +49,10 @@ func bootSmoke(t *testing.T, mode Mode, budget time.Duration) {
 	step("modules loaded", `OK   modules: \d+ loaded`, 60*time.Second)
 	up := step("network up", `flashline-agent (\S+) up on (\S+) (52:54:00:12:34:56), (10\.0\.2\.15)`, 60*time.Second)
 	t.Logf("agent %s up on %s %s %s", up[1], up[2], up[3], up[4])
-	re := regexp.QuoteMeta(server)
-	step("server absent reported", `WARN no answer from `+re+`: .*; retrying in \d+(\.\d+)?m?s`, 30*time.Second)
-	step("retried", `WARN no answer from `+re+`: .*; retrying in`, 30*time.Second)
+	// The journey names the server by role or by URL; the reason must show the URL.
+	re := `WARN no answer from (the line server|` + regexp.QuoteMeta(server) + `): .*` + regexp.QuoteMeta(server) + `.*; retrying in \d+(\.\d+)?m?s`
+	step("server absent reported", re, 30*time.Second)
+	step("retried", re, 30*time.Second)
 	t.Logf("PASS %s boot in %.1fs", mode, vm.Elapsed().Seconds())
 }
 
