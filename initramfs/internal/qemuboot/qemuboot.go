@@ -226,26 +226,31 @@ func Run(ctx context.Context, cfg Config, until func(line string) bool) (*Result
 	return res, err
 }
 
-// lock takes the machine-wide QEMU lock, waiting as long as ctx allows.
+// lock takes the machine-wide QEMU lock, waiting as long as ctx allows. The wait is a
+// blocking flock, like the flock(1) and scripts/qemu waiters it queues with; polling would
+// lose most races against them.
 func lock(ctx context.Context) (func(), error) {
 	f, err := os.OpenFile(LockPath, os.O_CREATE|os.O_RDWR, 0o666)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", LockPath, err)
 	}
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return func() { unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) {
+	got := make(chan error, 1)
+	go func() { got <- unix.Flock(int(f.Fd()), unix.LOCK_EX) }()
+	select {
+	case err := <-got:
+		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("flock %s: %w", LockPath, err)
 		}
-		select {
-		case <-ctx.Done():
+		return func() { unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
+	case <-ctx.Done():
+		// The blocked flock cannot be interrupted; give the lock back as soon as it comes.
+		go func() {
+			if <-got == nil {
+				unix.Flock(int(f.Fd()), unix.LOCK_UN)
+			}
 			f.Close()
-			return nil, fmt.Errorf("waiting for %s: %w", LockPath, ctx.Err())
-		case <-time.After(250 * time.Millisecond):
-		}
+		}()
+		return nil, fmt.Errorf("waiting for %s: %w", LockPath, ctx.Err())
 	}
 }
