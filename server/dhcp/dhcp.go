@@ -302,7 +302,9 @@ func (s *Server) PXEAddr() netip.AddrPort {
 	return s.pconn.LocalAddr().(*net.UDPAddr).AddrPort()
 }
 
-// Leases returns the bound leases (full mode), for the dashboard.
+// Leases returns the leases on record (full mode), for the dashboard. Expired
+// leases are included until their address goes to another client: they let a
+// returning device get its old address back. Compare Expires with the time.
 func (s *Server) Leases() []Lease {
 	if s.pool == nil {
 		return nil
