@@ -528,8 +528,10 @@ const (
 
 // PXEConfig returns the pxelinux.cfg/default the harness serves: boot "vmlinuz" and
 // "initrd.gz" with the command line, and IPAPPEND 2 so that pxelinux adds BOOTIF=01-<mac>.
+// SERIAL makes pxelinux's own messages (a missing file ...) reach the serial console: the
+// firmware and iPXE print on the (absent) screen only.
 func PXEConfig(cmdline string) string {
-	return "DEFAULT flashline\nPROMPT 0\nTIMEOUT 0\nLABEL flashline\n  KERNEL vmlinuz\n  INITRD initrd.gz\n  APPEND " + cmdline + "\n  IPAPPEND 2\n"
+	return "SERIAL 0 115200\nDEFAULT flashline\nPROMPT 0\nTIMEOUT 0\nLABEL flashline\n  KERNEL vmlinuz\n  INITRD initrd.gz\n  APPEND " + cmdline + "\n  IPAPPEND 2\n"
 }
 
 // WriteTFTPDir fills dir with what a PXE boot needs: the syslinux loaders (BIOS and UEFI),
