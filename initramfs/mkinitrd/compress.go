@@ -18,7 +18,9 @@ import (
 // the kernel unpacks (gzip always; xz when the kernel has CONFIG_RD_XZ, as Debian's does).
 type compressedCPIO struct {
 	path   string
-	format string // "gzip" or "xz"
+	format string // "zstd", "xz" or "gzip"
+	// fast trades size for build time (test images built per test run).
+	fast bool
 }
 
 var _ initramfs.WriteOpener = compressedCPIO{}
@@ -39,18 +41,27 @@ func (c compressedCPIO) OpenWriter() (initramfs.Writer, error) {
 	buf := bufio.NewWriterSize(f, 1<<20)
 	var zw io.WriteCloser
 	switch c.format {
-	case "gzip", "":
-		zw, err = gzip.NewWriterLevel(buf, gzip.BestCompression)
+	case "gzip":
+		lvl := gzip.BestCompression
+		if c.fast {
+			lvl = gzip.BestSpeed
+		}
+		zw, err = gzip.NewWriterLevel(buf, lvl)
 	case "zstd":
 		// The kernel's zstd decoder (CONFIG_RD_ZSTD) takes the 8 MiB window of level 19 and
 		// unpacks several times faster than xz. The zstd tool compresses about 20% better
 		// than the pure Go encoder, so it is used when installed.
+		level, goLevel := "-19", zstd.SpeedBestCompression
+		if c.fast {
+			level, goLevel = "-3", zstd.SpeedDefault
+		}
 		if p, lerr := exec.LookPath("zstd"); lerr == nil {
-			zw, err = startTool(buf, p, "-19", "-q", "-c", "-")
+			zw, err = startTool(buf, p, level, "-q", "-c", "-")
 		} else {
-			zw, err = zstd.NewWriter(buf, zstd.WithEncoderLevel(zstd.SpeedBestCompression), zstd.WithEncoderCRC(true))
+			zw, err = zstd.NewWriter(buf, zstd.WithEncoderLevel(goLevel), zstd.WithEncoderCRC(true))
 		}
 	case "xz":
+		// (no fast mode: use zstd for quick builds)
 		// The kernel's XZ decoder wants CRC32 (or none); the x86 BCJ filter of the xz tool
 		// shrinks the Go binaries further.
 		if p, lerr := exec.LookPath("xz"); lerr == nil {
