@@ -13,7 +13,11 @@ import (
 
 	"github.com/flashline/flashline/agent/bootstrap"
 	"github.com/flashline/flashline/agent/console"
+	"github.com/flashline/flashline/agent/kmod"
 	"github.com/flashline/flashline/agent/lineclient"
+	"github.com/flashline/flashline/agent/power"
+	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/agent/rescue"
 	"github.com/flashline/flashline/agent/sysinit"
 )
 
@@ -63,7 +67,7 @@ func cmdRun(ctx context.Context, args []string) int {
 			return 1
 		}
 		if env != nil && env.Params.Debug {
-			operatorShell(con)
+			operatorShell(ctx, con)
 		}
 		wait := retry.Next()
 		con.Infof("starting over in %s", wait.Round(time.Second))
@@ -106,9 +110,9 @@ func hint(err error) string {
 	return "hint: boot with flashline.debug on the kernel command line for an operator shell"
 }
 
-// operatorShell runs a shell on the console for the operator (flashline.debug); the journey
-// starts over when it exits.
-func operatorShell(con *console.Console) {
+// operatorShell runs a shell on the console for the operator (flashline.debug), or the
+// rescue console when the image has no shell; the journey starts over when it exits.
+func operatorShell(ctx context.Context, con *console.Console) {
 	for _, sh := range []string{"/bin/defaultsh", "/bin/sh", "/bbin/gosh", "/bin/gosh"} {
 		if _, err := os.Stat(sh); err != nil {
 			continue
@@ -121,7 +125,20 @@ func operatorShell(con *console.Console) {
 		}
 		return
 	}
-	con.Warnf("flashline.debug: no shell in this initramfs")
+	con.Infof("flashline.debug: rescue console; 'retry' starts over")
+	act := rescue.Run(ctx, rescue.Env{Root: "/", Load: kmod.Load, Kmsg: rescue.Kmsg, Links: rescue.Links}, os.Stdin, os.Stdout)
+	switch act {
+	case rescue.Reboot:
+		con.Infof("rebooting")
+		if err := power.Do(ctx, power.Kernel{}, protocol.AfterReboot); err != nil {
+			con.Failf("reboot: %v", err)
+		}
+	case rescue.Poweroff:
+		con.Infof("powering off")
+		if err := power.Do(ctx, power.Kernel{}, protocol.AfterPoweroff); err != nil {
+			con.Failf("poweroff: %v", err)
+		}
+	}
 }
 
 func firstLine(s string) string {
