@@ -82,9 +82,14 @@ func WriteDisk(ctx context.Context, out string, b Boot, o DiskOptions) (*Result,
 		{path: kernelPath, source: b.Kernel},
 		{path: initrdPath, source: b.Initrd},
 		{path: syslinuxDir + "/syslinux.cfg", data: cfg},
-		{path: efiBootDir + "/" + efiLoaderName, source: ld.SyslinuxEFI},
-		{path: efiBootDir + "/ldlinux.e64", source: filepath.Join(ld.EFIModules, "ldlinux.e64")},
-		{path: efiBootDir + "/syslinux.cfg", data: cfg},
+	}
+	if b.UKI != "" {
+		es = append(es, entry{path: efiBootDir + "/" + efiLoaderName, source: b.UKI})
+	} else {
+		es = append(es,
+			entry{path: efiBootDir + "/" + efiLoaderName, source: ld.SyslinuxEFI},
+			entry{path: efiBootDir + "/ldlinux.e64", source: filepath.Join(ld.EFIModules, "ldlinux.e64")},
+			entry{path: efiBootDir + "/syslinux.cfg", data: cfg})
 	}
 	es = append(es, extraEntries(b.Files)...)
 

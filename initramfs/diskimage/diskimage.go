@@ -78,6 +78,11 @@ type Boot struct {
 	// the partition table's identifier written into this image, so that the agent can tell
 	// which disk it booted from and never choose it as a flash target.
 	MarkMedia bool
+	// UKI is a ready EFI binary, typically the trust issue's signed unified kernel image
+	// (make uki), to use as \EFI\BOOT\BOOTX64.EFI instead of syslinux.efi: Secure Boot
+	// firmware only starts signed loaders. It carries its own command line, so the media
+	// marker and -server of this build do not reach the UEFI boot path.
+	UKI string
 	// DiskID fixes the partition table identifier (8 hex digits for MBR and ISO, a UUID for
 	// GPT); empty means a random one. Useful for reproducible builds and tests.
 	DiskID string
@@ -121,7 +126,10 @@ func (b Boot) validate() error {
 	if b.Kernel == "" || b.Initrd == "" {
 		return errors.New("kernel and initrd are required")
 	}
-	for _, p := range []string{b.Kernel, b.Initrd} {
+	for _, p := range []string{b.Kernel, b.Initrd, b.UKI} {
+		if p == "" {
+			continue
+		}
 		if _, err := os.Stat(p); err != nil {
 			return err
 		}

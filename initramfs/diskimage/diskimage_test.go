@@ -333,3 +333,36 @@ func TestLoaderConfig(t *testing.T) {
 		t.Error("empty command line still has APPEND")
 	}
 }
+
+func TestGivenUKI(t *testing.T) {
+	needLoaders(t)
+	b := fakeBoot(t)
+	b.UKI = filepath.Join(t.TempDir(), "flashline.efi")
+	if err := os.WriteFile(b.UKI, []byte("MZ signed unified kernel image"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	disk := filepath.Join(dir, "usb.img")
+	if _, err := WriteDisk(context.Background(), disk, b, DiskOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(readFAT(t, disk, partStartBytes, "/EFI/BOOT/BOOTX64.EFI")); got != "MZ signed unified kernel image" {
+		t.Errorf("disk BOOTX64.EFI = %q", got)
+	}
+	cmd := exec.Command("mdir", "-b", "-i", disk+"@@1048576", "::/EFI/BOOT")
+	cmd.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1")
+	if out, err := cmd.Output(); err != nil || strings.Contains(string(out), "ldlinux.e64") {
+		t.Errorf("EFI directory with a given UKI: %q, %v (want no syslinux.efi files)", out, err)
+	}
+	iso := filepath.Join(dir, "x.iso")
+	if _, err := WriteISO(context.Background(), iso, b, ISOOptions{EFI: EFISyslinux}); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(iso)
+	esp := int64(binary.LittleEndian.Uint32(raw[462+8:])) * 512
+	espFile := filepath.Join(dir, "esp.img")
+	os.WriteFile(espFile, raw[esp:], 0o644)
+	if got := string(readFAT(t, espFile, 0, "/EFI/BOOT/BOOTX64.EFI")); got != "MZ signed unified kernel image" {
+		t.Errorf("ISO BOOTX64.EFI = %q", got)
+	}
+}

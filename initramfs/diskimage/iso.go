@@ -36,6 +36,8 @@ const (
 	// line inside, built by initramfs/uki): it reads nothing from the medium, so it also
 	// boots from a CD.
 	EFIUKI EFILoader = "uki"
+	// efiGiven: Boot.UKI, built elsewhere (and signed), used as it is.
+	efiGiven EFILoader = "given"
 )
 
 const (
@@ -70,6 +72,9 @@ func WriteISO(ctx context.Context, out string, b Boot, o ISOOptions) (*Result, e
 	defer os.RemoveAll(work)
 
 	efiLoader := o.EFI
+	if b.UKI != "" {
+		efiLoader = efiGiven
+	}
 	if efiLoader == "" {
 		efiLoader = EFISyslinux
 		if _, err := os.Stat(ld.UKIStub); err == nil {
@@ -94,6 +99,8 @@ func WriteISO(ctx context.Context, out string, b Boot, o ISOOptions) (*Result, e
 			return nil, fmt.Errorf("iso image %s: %w", out, err)
 		}
 		efiEntries = []entry{{path: efiBootDir + "/" + efiLoaderName, data: img}}
+	case efiGiven:
+		efiEntries = []entry{{path: efiBootDir + "/" + efiLoaderName, source: b.UKI}}
 	default:
 		return nil, fmt.Errorf("iso image %s: unknown EFI loader %q", out, efiLoader)
 	}

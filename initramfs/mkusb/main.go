@@ -31,7 +31,7 @@ type options struct {
 	console, extra   string
 	size             int64
 	table            string
-	isoEFI           string
+	isoEFI, uki      string
 	compress         bool
 }
 
@@ -48,6 +48,7 @@ func main() {
 	flag.Int64Var(&o.size, "size", 0, "USB image size in bytes (0: fit the contents)")
 	flag.StringVar(&o.table, "table", "mbr", "USB image partition table: mbr or gpt")
 	flag.StringVar(&o.isoEFI, "iso-efi", "", "the ISO's UEFI loader: uki (boots from CDs too; default when systemd's stub is installed) or syslinux")
+	flag.StringVar(&o.uki, "uki", "", "a ready (signed) unified kernel image to boot on UEFI instead of syslinux.efi, e.g. flashline.efi from make uki")
 	flag.BoolVar(&o.compress, "compress", false, "also publish .zst, .xz, .sha256 and .json next to each image")
 	flag.Parse()
 	if o.usb == "" && o.iso == "" {
@@ -73,6 +74,7 @@ func run(ctx context.Context, o options) error {
 		Cmdline:   cmdline,
 		Label:     "FLASHLINE",
 		MarkMedia: true,
+		UKI:       o.uki,
 		Files:     []diskimage.File{{Path: "/README.txt", Data: []byte(readme)}},
 	}
 	var results []*diskimage.Result
