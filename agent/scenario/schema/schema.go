@@ -130,19 +130,21 @@ func stepSchema(reg *checks.Registry) (*jsonschema.Schema, error) {
 	}, nil
 }
 
-// allowVariables lets every typed scalar in s also be written as one ${variable}.
+// allowVariables lets every typed scalar in s (numbers, booleans, strings with a pattern or
+// an enum) also be written as one ${variable}.
 func allowVariables(s *jsonschema.Schema) {
 	if s == nil {
 		return
 	}
-	switch s.Type {
-	case "integer", "number", "boolean":
+	typed := s.Type == "integer" || s.Type == "number" || s.Type == "boolean" ||
+		(s.Type == "string" && (s.Pattern != "" || len(s.Enum) > 0))
+	if typed {
 		orig := *s
-		*s = jsonschema.Schema{
-			Description: orig.Description,
-			OneOf:       []*jsonschema.Schema{&orig, {Type: "string", Pattern: varPattern}},
-		}
 		orig.Description = ""
+		*s = jsonschema.Schema{
+			Description: s.Description,
+			AnyOf:       []*jsonschema.Schema{&orig, {Type: "string", Pattern: varPattern}},
+		}
 		return
 	}
 	if s.Properties != nil {
