@@ -170,6 +170,7 @@ type VM struct {
 	waitErr    error
 
 	done    chan struct{}
+	stdin   io.WriteCloser // the serial port's input
 	lock    *os.File
 	cancel  context.CancelFunc
 	timeout bool
@@ -215,7 +216,13 @@ func Start(ctx context.Context, opts Options) (*VM, error) {
 	vm.cancel = cancel
 	cmd := exec.Command(opts.QEMU, args...)
 	cmd.Dir = dir
-	cmd.Stdin = nil
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		cancel()
+		releaseLock(vm.lock)
+		return nil, err
+	}
+	vm.stdin = stdin
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -776,6 +783,20 @@ func (vm *VM) SendKey(ctx context.Context, key string) error {
 	}
 	if out != "" {
 		return fmt.Errorf("sendkey %s: %s", key, out)
+	}
+	return nil
+}
+
+// Type sends text to the guest's serial console (its /dev/console input), e.g. "retry\n"
+// for the agent's rescue console or an answer to an operator prompt.
+func (vm *VM) Type(text string) error {
+	select {
+	case <-vm.done:
+		return ErrExited
+	default:
+	}
+	if _, err := io.WriteString(vm.stdin, text); err != nil {
+		return fmt.Errorf("type on the serial console: %w", err)
 	}
 	return nil
 }

@@ -79,6 +79,29 @@ func TestExpectAndLog(t *testing.T) {
 	}
 }
 
+func TestType(t *testing.T) {
+	opts, _ := fakeQEMU(t, `echo "rescue>"; read line; echo "got: $line"`)
+	vm, err := Start(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Kill()
+	ctx := context.Background()
+	if _, err := vm.Expect(ctx, regexp.MustCompile(`rescue>`), 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := vm.Type("lsmod\n"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vm.Expect(ctx, regexp.MustCompile(`^got: lsmod$`), 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	vm.Wait()
+	if err := vm.Type("late\n"); !errors.Is(err, ErrExited) {
+		t.Errorf("Type after exit = %v", err)
+	}
+}
+
 func TestExpectFailures(t *testing.T) {
 	opts, _ := fakeQEMU(t, `echo booting; echo "Kernel panic - not syncing"; exit 3`)
 	vm, err := Start(context.Background(), opts)
