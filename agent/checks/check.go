@@ -34,6 +34,9 @@
 // `go run ./cmds/scenario-schema` (a test fails until the committed schema matches). Sizes
 // are Size ("16GB", "512MiB", 1024) and durations Duration ("20s").
 //
+// A params type may also implement MinTimeouter (value or pointer receiver) when its values
+// imply a least attempt timeout; lint then reports a step whose timeout is shorter.
+//
 // A Check's Run returns an Outcome: Pass, a one-line Reason (why it failed, or what it saw
 // when it passed) and the Measurements it made, which are recorded pass or fail. Run returns a
 // non-nil error only when the check could not be carried out at all (no such device node,
@@ -57,6 +60,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"time"
 
 	"github.com/flashline/flashline/agent/protocol"
 )
@@ -166,6 +170,13 @@ func (e FieldError) Error() string {
 		return e.Message
 	}
 	return e.Field + ": " + e.Message
+}
+
+// MinTimeouter is implemented by params types whose values imply a least attempt timeout
+// (a throughput test that pushes data for 10s cannot pass in a 5s step). Lint reports a
+// step timeout below it.
+type MinTimeouter interface {
+	MinTimeout() time.Duration
 }
 
 // Kind is one kind of check.

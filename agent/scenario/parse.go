@@ -284,6 +284,15 @@ func decodeStep(e *errs, sn *yaml.Node, reg *checks.Registry, vars map[string]st
 			e.at(at, "%s: %s", kindKey.Value, fe.Error())
 		}
 	}
+	if mt, ok := params.(checks.MinTimeouter); ok && len(e.list) == before {
+		if least := mt.MinTimeout(); st.AttemptTimeout() < least {
+			at := valueNode(sn, "timeout")
+			if at == nil {
+				at = kindKey
+			}
+			e.at(at, "timeout %s is shorter than %s needs with these parameters (%s)", st.AttemptTimeout(), kindKey.Value, least)
+		}
+	}
 	st.Params = params
 	return st, true
 }

@@ -43,12 +43,21 @@ func testRegistry(t testing.TB) *checks.Registry {
 				return checks.Passf([]protocol.Measurement{checks.Text("ssid", p.SSID)}, "saw %s", p.SSID), nil
 			})
 		})
-	reg, err := checks.New(checks.DiskPresent(), checks.MemoryMin(), checks.USBPresent(), checks.CPU(), checks.Exec(), sig)
+	push := checks.Define("radio.push", "test kind with a least timeout", nil, nil,
+		func(p pushParams) checks.Check { return nil })
+	reg, err := checks.New(checks.DiskPresent(), checks.MemoryMin(), checks.USBPresent(), checks.CPU(), checks.Exec(), sig, push)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return reg
 }
+
+// pushParams pushes data for Duration, so an attempt needs at least that long.
+type pushParams struct {
+	Duration checks.Duration `yaml:"duration"`
+}
+
+func (p *pushParams) MinTimeout() time.Duration { return p.Duration.D() + time.Second }
 
 const good = `# yaml-language-server: $schema=./scenario.schema.json
 name: gm-box-test
@@ -196,6 +205,8 @@ func TestLintErrors(t *testing.T) {
 		{"variant undeclared var", "name: x\nvars: {dbm: \"-50\"}\nvariants:\n  - match: {product: W}\n    vars: {dmb: \"-60\"}\nsteps:\n  - name: a\n    cpu: {cores: 1}\n", []string{`f.yaml:5:12: variant sets "dmb", which is not declared under vars (did you mean "dbm"?)`}},
 		{"unknown module", "name: x\nmatch: {modules: [lte, wfi]}\nsteps:\n  - name: a\n    cpu: {cores: 1}\n", []string{`f.yaml:2:24: unknown module "wfi"`}},
 		{"step not a mapping", "name: x\nsteps:\n  - just a string\n", []string{`f.yaml:3:5: a step is a mapping`}},
+		{"timeout below the kind's need", "name: x\nsteps:\n  - name: a\n    radio.push: {duration: 10s}\n    timeout: 5s\n", []string{`f.yaml:5:14: timeout 5s is shorter than radio.push needs with these parameters (11s)`}},
+		{"default timeout below the kind's need", "name: x\ndefaults: {timeout: 3s}\nsteps:\n  - name: a\n    radio.push: {duration: 10s}\n", []string{`f.yaml:5:5: timeout 3s is shorter than radio.push needs`}},
 		{"two documents", "name: x\nsteps:\n  - name: a\n    cpu: {cores: 1}\n---\nname: y\n", []string{`f.yaml:5:1: a second YAML document`}},
 		{"empty steps", "name: x\nsteps: []\n", []string{`f.yaml:2:8: steps is empty`}},
 		{"every error reported", "name: x\nsteps:\n  - name: a\n    cpu: {cores: x}\n  - name: b\n    memory.min: {min: 0}\n  - name: c\n    exec: {command: []}\n",
