@@ -3,10 +3,12 @@ package hwsimap
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/mdlayher/genetlink"
@@ -96,6 +98,9 @@ func (m *Medium) Serve(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		if kernelNack(err) {
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("hwsim medium: receive: %w", err)
 		}
@@ -113,6 +118,21 @@ func (m *Medium) Serve(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// kernelNack reports whether err is the kernel's answer to one of our
+// messages (or a receive buffer overrun) rather than a broken socket: hwsim
+// answers EINVAL to every frame it drops (a receiver that is idle or on
+// another channel), which is normal, as for wmediumd.
+func kernelNack(err error) bool {
+	var oe *netlink.OpError
+	if !errors.As(err, &oe) {
+		return false
+	}
+	if _, ok := oe.Err.(syscall.Errno); ok {
+		return true // from an error message, not from the system call
+	}
+	return errors.Is(err, syscall.ENOBUFS)
 }
 
 // txFrame is a frame a radio sent.

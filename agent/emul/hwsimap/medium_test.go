@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net"
+	"os"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/mdlayher/genetlink"
@@ -100,4 +102,21 @@ func FuzzParseTxFrame(f *testing.F) {
 			t.Fatalf("accepted %+v", tx)
 		}
 	})
+}
+
+func TestKernelNack(t *testing.T) {
+	tests := []struct {
+		err  error
+		want bool
+	}{
+		{&netlink.OpError{Op: "receive", Err: syscall.EINVAL}, true},
+		{&netlink.OpError{Op: "receive", Err: os.NewSyscallError("recvmsg", syscall.ENOBUFS)}, true},
+		{&netlink.OpError{Op: "receive", Err: os.NewSyscallError("recvmsg", syscall.EBADF)}, false},
+		{os.ErrDeadlineExceeded, false},
+	}
+	for _, tt := range tests {
+		if got := kernelNack(tt.err); got != tt.want {
+			t.Errorf("kernelNack(%v) = %v", tt.err, got)
+		}
+	}
 }
