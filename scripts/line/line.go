@@ -184,6 +184,7 @@ tftp:
     kernel: vmlinuz
     initrd: initrd.gz
     consoles: ["ttyS0,115200"]
+    serial_port: "0 115200"
     extra_args: [%[5]s]
 images:
   - name: gm-soft-kit
