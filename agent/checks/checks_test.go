@@ -188,7 +188,7 @@ func TestExec(t *testing.T) {
 		{"exit 0", ExecParams{Command: []string{"sh", "-c", "echo hello"}}, true, "exited 0"},
 		{"exit 3", ExecParams{Command: []string{"sh", "-c", "echo broken >&2; exit 3"}}, false, "exited 3, want 0: broken"},
 		{"expected exit", ExecParams{Command: []string{"sh", "-c", "exit 3"}, Exit: 3}, true, ""},
-		{"env", ExecParams{Command: []string{"sh", "-c", `test "$FOO" = bar`}, Env: map[string]string{"FOO": "bar"}}, true, ""},
+		{"env", ExecParams{Command: []string{"sh", "-c", `test "$FOO" = bar && test -n "$PATH"`}, Env: map[string]string{"FOO": "bar"}}, true, ""},
 		{"measure", ExecParams{Command: []string{"sh", "-c", "echo '[  5] 0.0-10.0 sec  1.1 GBytes  941 Mbits/sec'"}, Measure: &ExecMeasure{Name: "mbit_s", Regexp: `([0-9.]+) Mbits/sec`, Min: &minV}}, true, "mbit_s 941"},
 		{"measure low", ExecParams{Command: []string{"sh", "-c", "echo '94.1 Mbits/sec'"}, Measure: &ExecMeasure{Name: "mbit_s", Regexp: `([0-9.]+) Mbits/sec`, Min: &minV}}, false, "94.1 < 900"},
 	}

@@ -5,8 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -73,11 +76,12 @@ func Exec() Kind {
 
 func runExec(ctx context.Context, p ExecParams) (Outcome, error) {
 	cmd := exec.CommandContext(ctx, p.Command[0], p.Command[1:]...)
-	for k, v := range p.Env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	if cmd.Env != nil {
-		cmd.Env = append(cmd.Environ(), cmd.Env...)
+	if len(p.Env) > 0 {
+		// The program inherits the agent's environment (PATH above all) plus the step's.
+		cmd.Env = os.Environ()
+		for _, k := range slices.Sorted(maps.Keys(p.Env)) {
+			cmd.Env = append(cmd.Env, k+"="+p.Env[k])
+		}
 	}
 	var out tailBuffer
 	cmd.Stdout = &out
