@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -16,6 +17,9 @@ func cmdInventory(ctx context.Context, args []string) int {
 	root := fs.String("root", "/", "root of the tree holding sys/ and proc/ (for testing on a copied tree)")
 	compact := fs.Bool("compact", false, "print the JSON on one line")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	if fs.NArg() != 0 {

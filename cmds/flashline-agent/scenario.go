@@ -77,6 +77,9 @@ func scenarioRun(ctx context.Context, stdout, stderr io.Writer, args []string) i
 	verbose := fs.Bool("v", false, "log the checks' diagnostics to stderr")
 	colorMode := fs.String("color", "auto", "ANSI colour: auto (from TERM), always or never")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	if fs.NArg() != 1 {
