@@ -211,14 +211,18 @@ func runInNamespace(t *testing.T, tap string) {
 		uefi  bool
 		state pxecfg.Mode
 		http  bool // lpxelinux.0, kernel and initrd over HTTP
+		// edk2 drops the NIC's iPXE option ROM, so that OVMF's own
+		// PXE client (PxeBcDxe) boots, as on most real UEFI machines.
+		edk2 bool
 	}{
-		{"BIOS full DHCP", dhcp.ModeFull, false, pxecfg.Provision, false},
-		{"BIOS proxyDHCP", dhcp.ModeProxy, false, pxecfg.Provision, false},
-		{"BIOS LOCALBOOT", dhcp.ModeFull, false, pxecfg.LocalBoot, false},
-		{"BIOS lpxelinux HTTP", dhcp.ModeFull, false, pxecfg.Provision, true},
-		{"UEFI full DHCP", dhcp.ModeFull, true, pxecfg.Provision, false},
-		{"UEFI proxyDHCP", dhcp.ModeProxy, true, pxecfg.Provision, false},
-		{"UEFI LOCALBOOT", dhcp.ModeFull, true, pxecfg.LocalBoot, false},
+		{"BIOS full DHCP", dhcp.ModeFull, false, pxecfg.Provision, false, false},
+		{"BIOS proxyDHCP", dhcp.ModeProxy, false, pxecfg.Provision, false, false},
+		{"BIOS LOCALBOOT", dhcp.ModeFull, false, pxecfg.LocalBoot, false, false},
+		{"BIOS lpxelinux HTTP", dhcp.ModeFull, false, pxecfg.Provision, true, false},
+		{"UEFI full DHCP", dhcp.ModeFull, true, pxecfg.Provision, false, false},
+		{"UEFI proxyDHCP", dhcp.ModeProxy, true, pxecfg.Provision, false, false},
+		{"UEFI LOCALBOOT", dhcp.ModeFull, true, pxecfg.LocalBoot, false, false},
+		{"UEFI EDK2 PXE proxyDHCP", dhcp.ModeProxy, true, pxecfg.Provision, false, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -263,7 +267,7 @@ func runInNamespace(t *testing.T, tap string) {
 				wg.Wait()
 			}()
 			var localbootAt time.Time
-			serial, err := bootGuest(t, tc.uefi, func(serial string) bool {
+			serial, err := bootGuest(t, tc.uefi, tc.edk2, func(serial string) bool {
 				if tc.state == pxecfg.LocalBoot {
 					// Give the firmware time to (wrongly) fetch a
 					// kernel after the LOCALBOOT file.
@@ -308,6 +312,11 @@ func runInNamespace(t *testing.T, tap string) {
 				if logs.contains("file=vmlinuz") {
 					t.Error("lpxelinux fetched the kernel over TFTP")
 				}
+			}
+			// EDK2 takes the file from our proxy offer (discovery
+			// control 8 and a file name) without asking port 4011.
+			if tc.edk2 && !logs.contains("ipxe=false") {
+				t.Error("the firmware was iPXE, not EDK2's PXE client")
 			}
 			if tc.mode == dhcp.ModeProxy && !logs.contains("proxyDHCP") {
 				t.Error("the boot did not go through the proxy")
@@ -357,7 +366,7 @@ func plantDHCP(t *testing.T, tap string) *server4.Server {
 // bootGuest runs one QEMU guest on the tap until done, called with the serial
 // output so far on every line and every half second, reports the end, or a
 // timeout. It returns the serial output.
-func bootGuest(t *testing.T, uefi bool, done func(serial string) bool) (string, error) {
+func bootGuest(t *testing.T, uefi, noROM bool, done func(serial string) bool) (string, error) {
 	lock, err := os.OpenFile("/tmp/flashline-qemu.lock", os.O_CREATE|os.O_RDWR, 0o666)
 	if err != nil {
 		return "", err
@@ -372,6 +381,9 @@ func bootGuest(t *testing.T, uefi bool, done func(serial string) bool) (string, 
 		"-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot", "-boot", "n",
 		"-netdev", "tap,id=n0,ifname=" + os.Getenv(childEnv) + ",script=no,downscript=no",
 		"-device", "virtio-net-pci,netdev=n0,mac=" + guestMAC}
+	if noROM {
+		args[len(args)-1] += ",romfile="
+	}
 	if uefi {
 		args = append(args, "-bios", "/usr/share/ovmf/OVMF.fd")
 	}
