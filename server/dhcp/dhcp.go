@@ -330,8 +330,6 @@ func (s *Server) Close() error {
 // returns an error when a socket fails. It closes the sockets on return, so
 // a Server serves once.
 func (s *Server) Serve(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	attrs := []any{"mode", string(s.cfg.Mode), "addr", s.Addr().String(), "interface", s.cfg.Interface,
 		"server_ip", s.cfg.ServerIP.String(), "next_server", s.cfg.NextServer.String()}
 	if s.pconn != nil {
@@ -376,11 +374,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	// Wait for handlers still running; later ones see the lock taken and
 	// return at once.
 	s.stopping.Lock()
-	if ctx.Err() != nil && (err == nil || errors.Is(err, net.ErrClosed)) {
-		return nil
-	}
-	if errors.Is(err, net.ErrClosed) {
-		return nil
+	if err == nil || errors.Is(err, net.ErrClosed) {
+		return nil // cancelled, or closed with Close
 	}
 	return fmt.Errorf("dhcp: %w", err)
 }
