@@ -111,6 +111,18 @@ func New(ctx context.Context, tr io.ReadWriter, cfg Config) (*Controller, error)
 	if _, err := tr.Write([]byte{pktVendor, 0x00}); err != nil {
 		return nil, fmt.Errorf("vhci: create controller: %w", err)
 	}
+	// The driver answers at once; don't hang on one that never does.
+	if f, ok := tr.(interface{ SetReadDeadline(time.Time) error }); ok {
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		stop := context.AfterFunc(wctx, func() { _ = f.SetReadDeadline(time.Now()) })
+		defer func() {
+			if stop() {
+				return
+			}
+			_ = f.SetReadDeadline(time.Time{})
+		}()
+	}
 	buf := make([]byte, 4096)
 	for {
 		if err := ctx.Err(); err != nil {
