@@ -213,10 +213,12 @@ func (s *Server) Close() error {
 // transfers to stop and returns nil. It returns an error only when the
 // listening socket fails.
 func (s *Server) Serve(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// On the way out: stop reading, close, cancel the transfers, then
+	// wait for them.
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	defer s.Close()
 	stop := context.AfterFunc(ctx, func() { s.conn.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
@@ -228,8 +230,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	for {
 		n, cm, peer, err := s.pconn.ReadFrom(buf)
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return nil // cancelled, or closed with Close
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
