@@ -53,6 +53,15 @@ func cmdRun(ctx context.Context, args []string) int {
 	for {
 		env, err := runOnce(ctx, con, *server)
 		if err == nil {
+			if owner {
+				// The journey ended without resetting the machine (after-action "none"):
+				// exiting would make u-root's init panic the kernel, so stay with the final
+				// screen on.
+				con.Infof("journey finished: the device can be switched off")
+				for {
+					time.Sleep(time.Hour)
+				}
+			}
 			return 0
 		}
 		if !owner && ctx.Err() != nil {
