@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"runtime/debug"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/flashline/flashline/agent/bootstrap"
@@ -44,7 +46,11 @@ func cmdRun(ctx context.Context, args []string) int {
 	}
 	con := console.New(os.Stdout)
 	// Started by u-root's init in the initramfs (or being init): there is nobody to return to.
-	owner := os.Getpid() == 1 || os.Getppid() == 1 && sysinit.InInitramfs()
+	uinit := os.Getpid() == 1 || os.Getppid() == 1 && sysinit.InInitramfs()
+	if uinit && os.Getenv(supervisedEnv) == "" {
+		return supervise(con, args)
+	}
+	owner := uinit || os.Getenv(supervisedEnv) != ""
 	if owner {
 		// Signals must not end the device's only program.
 		ctx = context.WithoutCancel(ctx)
@@ -81,6 +87,32 @@ func cmdRun(ctx context.Context, args []string) int {
 		wait := retry.Next()
 		con.Infof("starting over in %s", wait.Round(time.Second))
 		_ = lineclient.Sleep(ctx, wait)
+	}
+}
+
+// supervisedEnv marks the agent process a supervisor started.
+const supervisedEnv = "FLASHLINE_SUPERVISED"
+
+// supervise runs the journey in a child process and starts it again whenever it dies: a panic
+// on any goroutine (which recover cannot catch) ends only the child, never the uinit, whose
+// exit would make u-root's init panic the kernel and leave a dead screen on the line.
+func supervise(con *console.Console, args []string) int {
+	signal.Ignore(syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	retry := &lineclient.Backoff{Min: 5 * time.Second, Max: time.Minute}
+	for {
+		cmd := exec.Command("/proc/self/exe", append([]string{"run"}, args...)...)
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+		cmd.Env = append(os.Environ(), supervisedEnv+"=1")
+		start := time.Now()
+		err := cmd.Run()
+		if time.Since(start) > 10*time.Minute {
+			retry.Reset()
+		}
+		wait := retry.Next()
+		con.Banner(console.Fail, fmt.Sprintf("flashline-agent stopped unexpectedly (%v)", err),
+			"this is a bug in the agent: the lines above show where; starting over")
+		con.Infof("starting over in %s", wait.Round(time.Second))
+		time.Sleep(wait)
 	}
 }
 
