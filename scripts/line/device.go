@@ -31,6 +31,8 @@ type Device struct {
 	PressButton bool
 	// OnLine sees every console line.
 	OnLine func(line string)
+	// LockPath is the QEMU lock each boot takes; empty: the machine-wide one.
+	LockPath string
 }
 
 // NewDevice makes a device with a blank disk of diskSize bytes in dir.
@@ -105,9 +107,10 @@ func (d *Device) PowerOn(ctx context.Context, l *Line, name string, timeout time
 			"-chardev", "socket,id=modem,path=" + sock,
 			"-device", "usb-serial,chardev=modem,bus=usbc.0",
 		},
-		Timeout: timeout,
-		LogDir:  d.LogDir,
-		OnLine:  onLine,
+		Timeout:  timeout,
+		LogDir:   d.LogDir,
+		OnLine:   onLine,
+		LockPath: d.LockPath,
 	})
 	close(vmReady)
 	if err != nil {

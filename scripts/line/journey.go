@@ -77,6 +77,12 @@ func RunJourney(ctx context.Context, l *Line, d *Device, fault Fault, printf fun
 		printf = func(string, ...any) {}
 	}
 	out := &Outcome{}
+	printf("waiting for the machine's QEMU lock (one guest at a time)\n")
+	release, err := holdMachine(ctx, d)
+	if err != nil {
+		return out, err
+	}
+	defer release()
 	if fault == CorruptImage {
 		if err := l.CorruptImage(); err != nil {
 			return out, err
