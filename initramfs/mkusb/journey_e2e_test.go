@@ -38,13 +38,21 @@ var (
 // discovery stick (a USB mass-storage device; BIOS and UEFI), finds the reference server by
 // DHCP (the stick names no server), runs its job to PASS, flashes the test firmware onto its
 // virtio disk and never onto the stick, and then boots that firmware from the disk alone.
+// The ISO case boots the hybrid ISO as the stick (UEFI: its unified kernel image).
 func TestUSBJourney(t *testing.T) {
-	for _, fw := range []qemuboot.Firmware{qemuboot.BIOS, qemuboot.UEFI} {
-		t.Run(string(fw), func(t *testing.T) { usbJourney(t, fw) })
+	for _, tc := range []struct {
+		medium string // usb or iso
+		fw     qemuboot.Firmware
+	}{
+		{"usb", qemuboot.BIOS},
+		{"usb", qemuboot.UEFI},
+		{"iso", qemuboot.UEFI},
+	} {
+		t.Run(tc.medium+"-"+string(tc.fw), func(t *testing.T) { usbJourney(t, tc.medium, tc.fw) })
 	}
 }
 
-func usbJourney(t *testing.T, fw qemuboot.Firmware) {
+func usbJourney(t *testing.T, medium string, fw qemuboot.Firmware) {
 	if os.Getenv(line.NSEnv) == "" {
 		if os.Geteuid() != 0 {
 			t.Skip("needs root for a network namespace and a tap device")
@@ -92,9 +100,15 @@ func usbJourney(t *testing.T, fw qemuboot.Firmware) {
 	defer l.Close()
 
 	// The stick names no server: the agent must find it from the line's DHCP answer.
+	o := options{kernel: kernel, initrd: initrd, discover: "dhcp", console: "console=ttyS0,115200", table: "mbr"}
 	stick := filepath.Join(work, "flashline-usb.img")
-	if err := run(ctx, options{kernel: kernel, initrd: initrd, usb: stick, discover: "dhcp",
-		console: "console=ttyS0,115200", table: "mbr"}); err != nil {
+	if medium == "iso" {
+		stick = filepath.Join(work, "flashline.iso")
+		o.iso = stick
+	} else {
+		o.usb = stick
+	}
+	if err := run(ctx, o); err != nil {
 		t.Fatal(err)
 	}
 	stickBefore, err := sha256File(stick)
@@ -108,7 +122,7 @@ func usbJourney(t *testing.T, fw qemuboot.Firmware) {
 	if err := os.Truncate(disk, 256<<20); err != nil {
 		t.Fatal(err)
 	}
-	serial := "USB-" + strings.ToUpper(string(fw))
+	serial := strings.ToUpper(medium + "-" + string(fw))
 	logFile, err := os.Create(filepath.Join(work, "usb-boot.log"))
 	if err != nil {
 		t.Fatal(err)
