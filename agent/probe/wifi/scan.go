@@ -134,6 +134,7 @@ func Scan(ctx context.Context, c Client, links Links, req ScanRequest) (ScanResu
 		return res, fmt.Errorf("bring %s up: %w", ifi.Name, err)
 	}
 	seen := map[string]int{}
+	start := time.Now()
 	for {
 		res.Scans++
 		serr := c.Scan(ctx, ifi)
@@ -147,6 +148,12 @@ func Scan(ctx context.Context, c Client, links Links, req ScanRequest) (ScanResu
 			return res, fmt.Errorf("read scan results of %s: %w", ifi.Name, err)
 		}
 		for _, ap := range aps {
+			// The kernel keeps results for a while: only what was heard
+			// since this probe began counts (a failed or aborted scan
+			// must not pass on an earlier step's results).
+			if ap.LastSeen > time.Since(start) {
+				continue
+			}
 			b := BSS{SSID: ap.SSID, BSSID: ap.BSSID, FrequencyMHz: ap.Frequency, SignalDBm: float64(ap.Signal) / 100}
 			if i, ok := seen[b.SSID]; !ok {
 				seen[b.SSID] = len(res.Seen)

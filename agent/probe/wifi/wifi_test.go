@@ -81,6 +81,11 @@ func bss(ssid string, signalDBm int32, freq int) *mwifi.BSS {
 
 func ip(i int) *int { return &i }
 
+func stale(b *mwifi.BSS) *mwifi.BSS {
+	b.LastSeen = time.Hour
+	return b
+}
+
 var (
 	sta = &mwifi.Interface{Index: 3, Name: "wlan0", Type: mwifi.InterfaceTypeStation, HardwareAddr: net.HardwareAddr{2, 0, 0, 0, 0, 0}}
 	ap  = &mwifi.Interface{Index: 4, Name: "wlan1", Type: mwifi.InterfaceTypeAP}
@@ -103,6 +108,7 @@ func TestScan(t *testing.T) {
 		{name: "absent", ifis: []*mwifi.Interface{sta}, aps: []*mwifi.BSS{bss("OTHER", -30, 2412)}, wantErr: ErrNotFound, wantMsg: `"LINE-TEST" not heard on wlan0 in`},
 		{name: "only an AP interface", ifis: []*mwifi.Interface{ap}, wantErr: ErrNoInterface, wantMsg: "only wlan1"},
 		{name: "no interface", wantErr: ErrNoInterface},
+		{name: "stale result ignored", ifis: []*mwifi.Interface{sta}, aps: []*mwifi.BSS{stale(bss("LINE-TEST", -40, 2412))}, wantErr: ErrNotFound, wantMsg: "heard nothing"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -27,10 +27,13 @@ func TestRadioProbes(t *testing.T) {
 // TestRadioMedium runs the probes with the AP's medium relay setting the
 // signal to -75 dBm instead of hwsim's fixed value.
 func TestRadioMedium(t *testing.T) {
-	radioProbes(t, `rdinit=/bin/flashline-testbed flashline.testbed="wifi-ap --ssid LINE-TEST --signal -75; bt-peer --address C0:FF:EE:00:00:01 --name line-beacon --rssi -47" radiotest.signal=-75`)
+	out := radioProbes(t, `rdinit=/bin/flashline-testbed flashline.testbed="wifi-ap --ssid LINE-TEST --signal -75; bt-peer --address C0:FF:EE:00:00:01 --name line-beacon --rssi -47" radiotest.signal=-75`)
+	if !strings.Contains(out, "RADIOTEST wifi.scan-too-weak PASS") || !strings.Contains(out, "signal=-75dBm") {
+		t.Error("the medium's -75 dBm was not measured, or a -70 dBm minimum did not fail")
+	}
 }
 
-func radioProbes(t *testing.T, appendLine string) {
+func radioProbes(t *testing.T, appendLine string) string {
 	dir := t.TempDir()
 	goBuild(t, "./scripts/e2e/scenarios/radioinit", filepath.Join(dir, "init"))
 	goBuild(t, "./cmds/flashline-testbed", filepath.Join(dir, "flashline-testbed"))
@@ -60,6 +63,7 @@ func radioProbes(t *testing.T, appendLine string) {
 	t.Logf("console:\n%s", strings.Join(lines, "\n"))
 	if !strings.Contains(out, "RADIOTEST done") {
 		t.Fatalf("guest did not finish; full console:\n%s", out)
+		return out
 	}
 	for _, l := range lines {
 		if strings.HasPrefix(l, "RADIOTEST ") && strings.Contains(l, " FAIL") {
@@ -71,4 +75,5 @@ func radioProbes(t *testing.T, appendLine string) {
 			t.Errorf("case %s did not pass", c)
 		}
 	}
+	return out
 }
