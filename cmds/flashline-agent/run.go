@@ -94,26 +94,21 @@ func cmdRun(ctx context.Context, args []string) int {
 const supervisedEnv = "FLASHLINE_SUPERVISED"
 
 // supervise runs the journey in a child process and starts it again whenever it dies: a panic
-// on any goroutine (which recover cannot catch) ends only the child, never the uinit, whose
-// exit would make u-root's init panic the kernel and leave a dead screen on the line.
+// on any goroutine (which recover cannot catch) ends only the child, never the uinit.
 func supervise(con *console.Console, args []string) int {
 	signal.Ignore(syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	retry := &lineclient.Backoff{Min: 5 * time.Second, Max: time.Minute}
-	for {
-		cmd := exec.Command("/proc/self/exe", append([]string{"run"}, args...)...)
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-		cmd.Env = append(os.Environ(), supervisedEnv+"=1")
-		start := time.Now()
-		err := cmd.Run()
-		if time.Since(start) > 10*time.Minute {
-			retry.Reset()
-		}
-		wait := retry.Next()
-		con.Banner(console.Fail, fmt.Sprintf("flashline-agent stopped unexpectedly (%v)", err),
-			"this is a bug in the agent: the lines above show where; starting over")
-		con.Infof("starting over in %s", wait.Round(time.Second))
-		time.Sleep(wait)
+	s := bootstrap.Supervisor{
+		Run: func(ctx context.Context) error {
+			cmd := exec.CommandContext(ctx, "/proc/self/exe", append([]string{"run"}, args...)...)
+			cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+			cmd.Env = append(os.Environ(), supervisedEnv+"=1")
+			return cmd.Run()
+		},
+		Backoff: &lineclient.Backoff{Min: 5 * time.Second, Max: time.Minute},
+		Console: con,
 	}
+	_ = s.Loop(context.Background())
+	return 1
 }
 
 // runOnce boots and runs the journey once. A panic anywhere on this goroutine becomes an
