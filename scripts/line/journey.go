@@ -62,11 +62,11 @@ type Export struct {
 }
 
 var (
-	passRe   = regexp.MustCompile(`flashline: OK +PASS$`)
-	failRe   = regexp.MustCompile(`flashline: FAIL +FAIL$`)
-	flash10  = regexp.MustCompile(`flash: +[1-9]0% `)
-	flashOK  = regexp.MustCompile(`flash: .* written and verified`)
-	pxeAgain = regexp.MustCompile(`Linux version|LOCALBOOT|Booting from Hard Disk|GM-SOFT-KIT`)
+	passRe    = regexp.MustCompile(`flashline: OK +PASS$`)
+	failRe    = regexp.MustCompile(`flashline: FAIL +FAIL$`)
+	flash10   = regexp.MustCompile(`flash: +[1-9]0% `)
+	flashOK   = regexp.MustCompile(`flash: .* written and verified`)
+	localBoot = regexp.MustCompile(`Booting from local disk`)
 )
 
 // RunJourney powers the device on, lets it run its job with the fault injected, power-cycles
@@ -160,28 +160,28 @@ func RunJourney(ctx context.Context, l *Line, d *Device, fault Fault, printf fun
 	}
 	defer vm2.Kill()
 	start := time.Now()
-	line, err = vm2.Expect(ctx, pxeAgain, 5*time.Minute)
-	if err == nil && strings.Contains(line, "Linux version") && out.Passed {
-		// pxelinux's LOCALBOOT hands over to the disk; the firmware's own kernel prints this
-		// too, so wait for the marker itself.
-		line, err = vm2.Expect(ctx, Marker, 5*time.Minute)
-	}
 	out.Consoles = append(out.Consoles, vm2.LogPath())
-	if err != nil {
-		return out, fmt.Errorf("second boot: %w (console %s)", err, vm2.LogPath())
-	}
 	if out.Passed {
-		if _, err := vm2.Expect(ctx, Marker, 5*time.Minute); err != nil {
+		// pxelinux got LOCALBOOT from the server and handed over to the disk, whose own boot
+		// loader starts the flashed firmware.
+		if _, err := vm2.Expect(ctx, localBoot, 5*time.Minute); err != nil {
+			return out, fmt.Errorf("second boot: no LOCALBOOT from the server: %w (console %s)", err, vm2.LogPath())
+		}
+		m, err := vm2.ExpectSubmatch(ctx, Marker, 5*time.Minute)
+		if err != nil {
 			return out, fmt.Errorf("second boot: no firmware marker: %w (console %s)", err, vm2.LogPath())
+		}
+		if m[1] != d.Serial {
+			return out, fmt.Errorf("second boot: the firmware reports serial %q, want %q", m[1], d.Serial)
 		}
 		out.Booted = true
 		printf("  %-28s after %6.1fs\n", "new firmware booted", time.Since(start).Seconds())
-	} else {
-		if _, err := vm2.Expect(ctx, regexp.MustCompile(`flashline-agent \S+ starting`), 5*time.Minute); err != nil {
-			return out, fmt.Errorf("second boot: the failed device did not netboot the agent again: %w (console %s)", err, vm2.LogPath())
-		}
-		printf("  %-28s after %6.1fs\n", "agent netbooted again", time.Since(start).Seconds())
+		return out, nil
 	}
+	if _, err := vm2.Expect(ctx, regexp.MustCompile(`flashline-agent \S+ starting`), 5*time.Minute); err != nil {
+		return out, fmt.Errorf("second boot: the failed device did not netboot the agent again: %w (console %s)", err, vm2.LogPath())
+	}
+	printf("  %-28s after %6.1fs\n", "agent netbooted again", time.Since(start).Seconds())
 	return out, nil
 }
 
