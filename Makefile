@@ -59,7 +59,7 @@ smoke: initrd.gz
 	go test -count=1 -v -timeout 15m -tags e2e -run 'TestBootSmoke' ./scripts/qemu/
 
 # Longer QEMU runs: every test behind the e2e build tag, one package (one guest) at a time.
-e2e: initrd.gz
+e2e: initrd.gz testbed-initrd firmware
 	go test -count=1 -v -timeout 80m -tags e2e -p 1 ./...
 
 # Benchmarks: every scripts/bench-* prints its figures as ratios against a baseline of the same run.
