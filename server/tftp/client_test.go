@@ -41,7 +41,7 @@ type tftpError struct {
 
 func (e *tftpError) Error() string { return fmt.Sprintf("tftp error %d: %s", e.code, e.msg) }
 
-func (c testClient) get(t *testing.T, server netip.AddrPort, name string) (result, error) {
+func (c testClient) get(t testing.TB, server netip.AddrPort, name string) (result, error) {
 	t.Helper()
 	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {

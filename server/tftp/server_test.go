@@ -36,7 +36,7 @@ type fixture struct {
 
 // startServer serves a temporary root with a few files on loopback until the
 // test ends.
-func startServer(t *testing.T, cfg Config, virtual VirtualFunc) *fixture {
+func startServer(t testing.TB, cfg Config, virtual VirtualFunc) *fixture {
 	t.Helper()
 	f := &fixture{root: t.TempDir(), files: map[string][]byte{
 		"pxelinux.0":        randomBytes(46_000, 1),
@@ -85,7 +85,7 @@ func startServer(t *testing.T, cfg Config, virtual VirtualFunc) *fixture {
 	return f
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
@@ -553,5 +553,28 @@ func TestTFTPHPAInterop(t *testing.T) {
 	}
 	if !bytes.Equal(got, f.files["ldlinux.c32"]) {
 		t.Errorf("tftp-hpa: got %d bytes, want %d", len(got), len(f.files["ldlinux.c32"]))
+	}
+}
+
+// BenchmarkRead measures a whole transfer of a 3 MiB file over loopback with
+// the block sizes PXE firmware uses, with and without a window.
+func BenchmarkRead(b *testing.B) {
+	f := startServer(b, Config{}, nil)
+	for _, bc := range []struct {
+		name string
+		opts []option
+	}{
+		{"blksize512", nil},
+		{"blksize1408", opts("blksize", "1408")},
+		{"blksize1468-window8", opts("blksize", "1468", "windowsize", "8")},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(f.files["big"])))
+			for b.Loop() {
+				if _, err := (testClient{options: bc.opts}).get(b, f.srv.Addr(), "big"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
