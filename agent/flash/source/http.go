@@ -27,12 +27,14 @@ type httpSource struct {
 	stall   *time.Timer
 	stalled atomic.Bool
 
-	off      int64 // bytes delivered so far
-	size     int64 // from the first response, -1 when unknown
-	etag     string
-	lastMod  string
-	prefix   hash.Hash // SHA-256 of the delivered bytes, to check a restart from zero
-	failures int       // consecutive attempts that delivered nothing
+	off     int64 // bytes delivered so far
+	size    int64 // from the first response, -1 when unknown
+	etag    string
+	lastMod string
+	// prefix is the SHA-256 of the delivered bytes, kept to check a restart from zero; nil
+	// when the server promised Range support with a validator (it costs a hash pass).
+	prefix   hash.Hash
+	failures int // consecutive attempts that delivered nothing
 	lastErr  error
 	started  bool // a first response was accepted
 	done     bool
@@ -42,7 +44,7 @@ type httpSource struct {
 }
 
 func openHTTP(ctx context.Context, url string, opts Options) (*httpSource, error) {
-	s := &httpSource{ctx: ctx, url: url, opts: opts, size: -1, prefix: sha256.New()}
+	s := &httpSource{ctx: ctx, url: url, opts: opts, size: -1}
 	if err := s.connect(); err != nil {
 		return nil, err
 	}
@@ -87,7 +89,9 @@ func (s *httpSource) Read(p []byte) (int, error) {
 		n, err := s.body.Read(p)
 		if n > 0 {
 			s.stall.Reset(s.opts.StallTimeout)
-			s.prefix.Write(p[:n])
+			if s.prefix != nil {
+				s.prefix.Write(p[:n])
+			}
 			s.off += int64(n)
 			s.read.Store(s.off)
 			s.failures = 0
@@ -220,6 +224,10 @@ func (s *httpSource) accept(resp *http.Response, first bool) error {
 	case resp.StatusCode == http.StatusOK:
 		if first {
 			s.size, s.etag, s.lastMod = resp.ContentLength, etag, lastMod
+			strong := etag != "" && !strings.HasPrefix(etag, "W/")
+			if resp.Header.Get("Accept-Ranges") != "bytes" || !strong && lastMod == "" {
+				s.prefix = sha256.New()
+			}
 			return nil
 		}
 		if err := s.sameRepresentation(etag, lastMod, resp.ContentLength); err != nil {
@@ -230,6 +238,9 @@ func (s *httpSource) accept(resp *http.Response, first bool) error {
 		}
 		// The server sent the whole file again (no Range support, or it ignored If-Range):
 		// re-read the prefix and only continue when it is byte for byte what we delivered.
+		if s.prefix == nil {
+			return permanentError{fmt.Errorf("source %s: server ignored the Range request it advertised; cannot resume at byte %d", s.url, s.off)}
+		}
 		return s.skipPrefix(resp.Body)
 	case resp.StatusCode == http.StatusPartialContent && !first:
 		start, total, err := parseContentRange(resp.Header.Get("Content-Range"))

@@ -2,9 +2,9 @@
 // standard input. An HTTP source survives dropped and stalled connections by resuming with a
 // Range request from the last byte it delivered, and it never splices two different files:
 // a resume must name the same representation (If-Range with the first response's ETag or
-// Last-Modified, Content-Range checked), and a server that answers with the whole file again
-// is re-read from byte zero and its prefix compared, by SHA-256, with what was already
-// delivered. A source that ends before its announced length is an error, never a clean EOF.
+// Last-Modified, Content-Range checked), and a server without Range support or validators
+// that answers with the whole file again is re-read from byte zero and its prefix compared,
+// by SHA-256, with what was already delivered. A source that ends before its announced length is an error, never a clean EOF.
 package source
 
 import (

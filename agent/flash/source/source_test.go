@@ -402,3 +402,18 @@ func FuzzParseContentRange(f *testing.F) {
 		}
 	})
 }
+
+// A server that advertises Range support and a validator but then answers a resume with the
+// whole file: no prefix hash was kept, so the only safe answer is a clear failure.
+func TestHTTPRangePromiseBroken(t *testing.T) {
+	data := randBytes(1<<20, 13)
+	_, url := serve(t, func(n int) behaviour {
+		if n == 0 {
+			return behaviour{data: data, etag: `"p"`, dropAfter: 300 << 10}
+		}
+		return behaviour{data: data, etag: `"p"`, noRange: true}
+	})
+	if _, _, err := readAll(t, url, fast); err == nil || !strings.Contains(err.Error(), "ignored the Range request") {
+		t.Fatalf("err %v", err)
+	}
+}
