@@ -16,13 +16,18 @@ CA ?=
 # Kernel command line baked into the unified kernel image (fixed under Secure Boot).
 UKI_CMDLINE ?= console=ttyS0,115200 console=tty0
 OUT ?= out
+# Boot media (make usb / make iso): the server URL baked in, or how to discover it
+# (e.g. DISCOVER=dns:flashline-server.local), and an optional signed UKI as the UEFI loader.
+SERVER ?=
+DISCOVER ?=
+UKI ?=
 
 export FLASHLINE_KERNEL_DIR := $(KERNEL_DIR)
 export FLASHLINE_KERNEL := $(KERNEL)
 export FLASHLINE_KVER := $(KVER)
 export FLASHLINE_INITRD := $(CURDIR)/initrd.gz
 
-.PHONY: all initrd.gz testbed-initrd firmware uki test unit smoke e2e bench demo setup clean
+.PHONY: all initrd.gz testbed-initrd firmware uki usb iso test unit smoke e2e bench demo setup clean
 
 all: initrd.gz
 
@@ -47,6 +52,13 @@ firmware:
 # sign it with sbsign (docs/trust.md).
 uki: initrd.gz
 	go run ./initramfs/mkuki -kernel $(KERNEL) -initrd initrd.gz -cmdline "$(UKI_CMDLINE)" -o flashline.efi
+
+# PXE-less devices: a USB stick image and a hybrid ISO that boot the same agent (docs/boot-media.md).
+usb: initrd.gz
+	go run ./initramfs/mkusb -kernel $(KERNEL) -initrd initrd.gz -server "$(SERVER)" -discover "$(DISCOVER)" -uki "$(UKI)" -usb $(OUT)/flashline-usb.img
+
+iso: initrd.gz
+	go run ./initramfs/mkusb -kernel $(KERNEL) -initrd initrd.gz -server "$(SERVER)" -discover "$(DISCOVER)" -uki "$(UKI)" -iso $(OUT)/flashline.iso
 
 # Unit tests (fast, no VM) then the QEMU PXE boot smoke test.
 test: unit smoke
