@@ -102,7 +102,13 @@ func run(ctx context.Context, work, initrd, firmware, image, scen, key, serial s
 	fmt.Println("\nthe line server's record of the run (flashline-server export):")
 	for _, r := range out.Export.Runs {
 		fmt.Printf("  run %s: %s, %d steps\n", r.RunID, r.Status, len(r.Steps))
+		// Boot phases arrive twice (with the hello and with the result): show each once.
+		seen := map[string]bool{}
 		for _, t := range r.Timings {
+			if seen[t.Phase] {
+				continue
+			}
+			seen[t.Phase] = true
 			fmt.Printf("    %-40s %7.1fs\n", t.Phase, float64(t.DurationMS)/1000)
 		}
 	}
