@@ -199,6 +199,9 @@ func Write(ctx context.Context, opts Options) (res Result, err error) {
 		return res, err
 	}
 	res.Bytes, res.SHA256 = n, hex.EncodeToString(sum)
+	if n == 0 {
+		return res, fail("the image is empty")
+	}
 	if opts.Size > 0 && n != opts.Size {
 		return res, fail("source ended after %d of %d bytes", n, opts.Size)
 	}

@@ -167,6 +167,7 @@ func TestWriteFailures(t *testing.T) {
 		{"long, size given", compress(t, "zstd", img), Options{Size: 2 << 20}, "flash: image is longer than 2097152 bytes", false},
 		{"raw file vs size", img, Options{Size: 2 << 20}, "flash: source is 3145728 bytes, --size says 2097152", true},
 		{"truncated gzip", gz[:len(gz)-100], Options{}, "gzip: unexpected EOF", false},
+		{"empty", nil, Options{}, "flash: the image is empty", false},
 		{"bad sha flag", img, Options{SHA256: "xyz"}, "flash: --sha256 must be 64 hex digits", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
