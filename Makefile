@@ -27,7 +27,7 @@ export FLASHLINE_KERNEL := $(KERNEL)
 export FLASHLINE_KVER := $(KVER)
 export FLASHLINE_INITRD := $(CURDIR)/initrd.gz
 
-.PHONY: all initrd.gz testbed-initrd firmware uki usb iso test unit smoke e2e bench demo setup clean
+.PHONY: all initrd.gz testbed-initrd firmware uki usb iso e2e-ci test unit smoke e2e bench demo setup clean
 
 all: initrd.gz
 
@@ -73,6 +73,12 @@ smoke: initrd.gz
 # Longer QEMU runs: every test behind the e2e build tag, one package (one guest) at a time.
 e2e: initrd.gz testbed-initrd firmware
 	go test -count=1 -v -timeout 80m -tags e2e -p 1 ./...
+
+# The QEMU runs CI makes after `make test`: the whole journey with its four failure paths, and
+# the scenario examples on emulated hardware. (`make e2e` also boots the netboot matrix, the
+# boot media, Secure Boot and the probe tests: about an hour on 2 cores.)
+e2e-ci: initrd.gz testbed-initrd firmware
+	go test -count=1 -v -timeout 60m -tags e2e -p 1 ./scripts/e2e/journey/ ./scripts/e2e/scenarios/
 
 # Benchmarks: every scripts/bench-* prints its figures as ratios against a baseline of the same run.
 bench:
