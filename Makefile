@@ -60,8 +60,9 @@ usb: initrd.gz
 iso: initrd.gz
 	go run ./initramfs/mkusb -kernel $(KERNEL) -initrd initrd.gz -server "$(SERVER)" -discover "$(DISCOVER)" -uki "$(UKI)" -iso $(OUT)/flashline.iso
 
-# Unit tests (fast, no VM) then the QEMU PXE boot smoke test.
-test: unit smoke
+# Unit tests (fast, no VM) then the QEMU PXE boot smoke test, after installing what they need
+# (scripts/setup is idempotent: a second run only checks).
+test: setup unit smoke
 
 unit:
 	go vet ./...
