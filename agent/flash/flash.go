@@ -64,7 +64,7 @@ type Options struct {
 	Progress         func(Progress)
 	ProgressInterval time.Duration
 
-	// BufferSize and Buffers size the pipeline (defaults 4 MiB x 6); BufferSize is rounded
+	// BufferSize and Buffers size the pipeline (defaults 4 MiB x 4); BufferSize is rounded
 	// up to a multiple of HoldBack.
 	BufferSize int
 	Buffers    int

@@ -68,7 +68,7 @@ func newPipeline(opts Options, log *slog.Logger) *pipeline {
 	}
 	p.bufSize = (p.bufSize + HoldBack - 1) / HoldBack * HoldBack
 	if p.nBufs < 3 {
-		p.nBufs = 6
+		p.nBufs = 4
 	}
 	p.phase = "write"
 	return p
