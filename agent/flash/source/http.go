@@ -196,12 +196,16 @@ func (s *httpSource) attempt(first bool) error {
 	}
 	// Transparent gzip would make byte offsets meaningless.
 	req.Header.Set("Accept-Encoding", "identity")
+	// Resume with Range only when a validator lets the server tell us the file changed;
+	// without one, ask for the whole file and compare the prefix instead.
 	if s.off > 0 {
-		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", s.off))
+		validator := s.lastMod
 		if s.etag != "" && !strings.HasPrefix(s.etag, "W/") {
-			req.Header.Set("If-Range", s.etag)
-		} else if s.lastMod != "" {
-			req.Header.Set("If-Range", s.lastMod)
+			validator = s.etag
+		}
+		if validator != "" {
+			req.Header.Set("Range", fmt.Sprintf("bytes=%d-", s.off))
+			req.Header.Set("If-Range", validator)
 		}
 	}
 	resp, err := s.opts.Client.Do(req)

@@ -417,3 +417,26 @@ func TestHTTPRangePromiseBroken(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
+
+// Range support without a validator: a resume by Range could splice a changed file, so the
+// source asks for the whole file again and checks the prefix.
+func TestHTTPRangeWithoutValidator(t *testing.T) {
+	data := randBytes(1<<20, 14)
+	s, url := serve(t, func(n int) behaviour {
+		b := behaviour{data: data}
+		if n == 0 {
+			b.dropAfter = 400 << 10
+		}
+		return b
+	})
+	got, src, err := readAll(t, url, fast)
+	if err != nil || !bytes.Equal(got, data) || src.Stats().Resumes != 1 {
+		t.Fatalf("err %v, %d bytes", err, len(got))
+	}
+	if r := s.reqs[1].Header.Get("Range"); r != "" {
+		t.Errorf("resumed with Range %q and no validator", r)
+	}
+	if s.reqs[0].Header.Get("Range") != "" {
+		t.Error("first request had a Range")
+	}
+}
