@@ -36,6 +36,8 @@ const (
 	// xzMaxParallelDict is the largest LZMA2 dictionary a worker may allocate; blocks with a
 	// bigger one (xz -8/-9) are decoded inline so only one such dictionary exists at a time.
 	xzMaxParallelDict = 16 << 20
+	// xzMaxDict is the largest dictionary accepted at all: xz -9 uses 64 MiB.
+	xzMaxDict = 64 << 20
 )
 
 var crc64Table = crc64.MakeTable(crc64.ECMA)
@@ -253,7 +255,16 @@ func (x *xzReader) decodeBuffered(b xzBlock) {
 // decodeLZMA2 decodes one block's LZMA2 stream from r into job.out and returns its check
 // value. It enforces the uncompressed size the header announced.
 func (x *xzReader) decodeLZMA2(job *xzJob, r io.Reader, h xzBlockHeader, check byte) ([]byte, error) {
-	cfg := lzma.Reader2Config{DictCap: int(h.dictCap)}
+	// A block's matches cannot reach before its start, so a dictionary larger than the
+	// block is never used; a corrupt header must not make us allocate gigabytes either.
+	dict := h.dictCap
+	if h.uncompressed >= 0 {
+		dict = max(lzma.MinDictCap, min(dict, h.uncompressed))
+	}
+	if dict > xzMaxDict {
+		return nil, fmt.Errorf("xz: dictionary of %d MiB is more than the agent allows (%d MiB)", dict>>20, xzMaxDict>>20)
+	}
+	cfg := lzma.Reader2Config{DictCap: int(dict)}
 	lr, err := cfg.NewReader2(r)
 	if err != nil {
 		return nil, fmt.Errorf("xz: %w", err)
