@@ -54,6 +54,7 @@ type source struct {
 	r    io.Reader
 	size int64 // -1 when unknown
 	c    io.Closer
+	name string // cleaned, relative to the root
 }
 
 func (s source) Close() error {
@@ -79,7 +80,7 @@ func (s *Server) open(ctx context.Context, name string) (source, error) {
 		b, err := s.virtual(ctx, clean)
 		switch {
 		case err == nil:
-			return source{r: bytes.NewReader(b), size: int64(len(b))}, nil
+			return source{r: bytes.NewReader(b), size: int64(len(b)), name: clean}, nil
 		case !errors.Is(err, fs.ErrNotExist):
 			return source{}, fmt.Errorf("virtual file %s: %w", clean, err)
 		}
@@ -106,5 +107,5 @@ func (s *Server) open(ctx context.Context, name string) (source, error) {
 		f.Close()
 		return source{}, fmt.Errorf("%w: %s is not a regular file", errForbidden, clean)
 	}
-	return source{r: f, size: st.Size(), c: f}, nil
+	return source{r: f, size: st.Size(), c: f, name: clean}, nil
 }

@@ -87,14 +87,33 @@ type Deps struct {
 	Logger *slog.Logger
 	// Virtual supplies generated files; it takes precedence over Root.
 	Virtual VirtualFunc
+	// OnTransfer, when set, is told about every transfer that started (the
+	// file was found), whether or not it completed, so that the line server
+	// can time each device's netboot. It runs on the transfer's goroutine
+	// after the transfer ended and should return quickly.
+	OnTransfer func(Transfer)
+}
+
+// Transfer describes one finished read transfer, for [Deps.OnTransfer].
+type Transfer struct {
+	Client netip.AddrPort
+	// File is the cleaned name, relative to the root, as [VirtualFunc] sees it.
+	File string
+	// Bytes is how much the client acknowledged.
+	Bytes int64
+	// Start is when the request was taken up, End when the transfer ended.
+	Start, End time.Time
+	// Err is nil when the whole file was acknowledged.
+	Err error
 }
 
 // Server is a running TFTP service. Create it with [New], run it with
 // [Server.Serve].
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	virtual VirtualFunc
+	cfg        Config
+	log        *slog.Logger
+	virtual    VirtualFunc
+	onTransfer func(Transfer)
 	root    *os.Root
 	conn    *net.UDPConn
 	pconn   *ipv4.PacketConn
@@ -129,10 +148,11 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		cfg.MaxTransfers = 64
 	}
 	s := &Server{
-		cfg:     cfg,
-		log:     deps.Logger,
-		virtual: deps.Virtual,
-		slots:   make(chan struct{}, cfg.MaxTransfers),
+		cfg:        cfg,
+		log:        deps.Logger,
+		virtual:    deps.Virtual,
+		onTransfer: deps.OnTransfer,
+		slots:      make(chan struct{}, cfg.MaxTransfers),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -280,6 +300,7 @@ func (s *Server) Serve(ctx context.Context) error {
 // handle runs one read transfer from a fresh socket, whose port is the
 // server's transfer ID for this client (RFC 1350 section 4).
 func (s *Server) handle(ctx context.Context, req request, local net.IP, raddr *net.UDPAddr) {
+	start := time.Now()
 	log := s.log.With("client", raddr.String(), "file", sanitize(req.filename))
 	conn, err := s.dial(ctx, local, raddr)
 	if err != nil {
@@ -316,9 +337,12 @@ func (s *Server) handle(ctx context.Context, req request, local net.IP, raddr *n
 		blksize: defaultBlock,
 		window:  1,
 	}
-	start := time.Now()
 	oack := t.negotiate(req.options, s.cfg.MaxBlockSize, s.cfg.MaxWindowSize)
-	if err := t.run(ctx, oack); err != nil {
+	err = t.run(ctx, oack)
+	if s.onTransfer != nil {
+		s.onTransfer(Transfer{Client: raddr.AddrPort(), File: src.name, Bytes: t.sent, Start: start, End: time.Now(), Err: err})
+	}
+	if err != nil {
 		var ce *clientError
 		if errors.As(err, &ce) && ce.code == errOptionRefused && t.sent == 0 {
 			// UEFI firmware asks for tsize alone, then ends the
