@@ -114,10 +114,10 @@ type Server struct {
 	log        *slog.Logger
 	virtual    VirtualFunc
 	onTransfer func(Transfer)
-	root    *os.Root
-	conn    *net.UDPConn
-	pconn   *ipv4.PacketConn
-	slots   chan struct{}
+	root       *os.Root
+	conn       *net.UDPConn
+	pconn      *ipv4.PacketConn
+	slots      chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
