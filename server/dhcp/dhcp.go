@@ -124,15 +124,34 @@ type Config struct {
 type Deps struct {
 	// Logger default slog.Default().
 	Logger *slog.Logger
+	// OnReply, when set, is told about every reply sent, so that the line
+	// server can time each device's netboot. It runs on the packet's
+	// goroutine and should return quickly.
+	OnReply func(Reply)
+}
+
+// Reply describes one reply sent, for [Deps.OnReply].
+type Reply struct {
+	Time time.Time
+	MAC  net.HardwareAddr
+	// IP is the client's address: the one offered or acknowledged (yiaddr)
+	// in full mode, the one it already has (ciaddr) on proxy requests to
+	// port 4011; invalid when neither is set (proxy offers).
+	IP netip.Addr
+	// PXE: the request came from PXE firmware (vendor class "PXEClient").
+	PXE bool
+	// Type is the reply's message type: "offer", "ack" or "nak".
+	Type string
 }
 
 // Server is a DHCP service. Create it with [New], run it with [Server.Serve].
 type Server struct {
-	cfg   Config
-	log   *slog.Logger
-	pool  *pool // full mode only
-	conn  *net.UDPConn
-	pconn *net.UDPConn // port 4011, proxy mode only
+	cfg     Config
+	log     *slog.Logger
+	onReply func(Reply)
+	pool    *pool // full mode only
+	conn    *net.UDPConn
+	pconn   *net.UDPConn // port 4011, proxy mode only
 	// busy bounds how many packets are handled at once; server4 starts a
 	// goroutine per packet, and a flood must not pile them up.
 	busy chan struct{}
@@ -150,7 +169,7 @@ const maxInFlight = 64
 // New checks cfg, loads the lease file and binds the sockets, so that
 // configuration and permission errors surface before [Server.Serve].
 func New(cfg Config, deps Deps) (*Server, error) {
-	s := &Server{log: deps.Logger, busy: make(chan struct{}, maxInFlight)}
+	s := &Server{log: deps.Logger, onReply: deps.OnReply, busy: make(chan struct{}, maxInFlight)}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -413,8 +432,23 @@ func (s *Server) handle(conn net.PacketConn, peer net.Addr, req *dhcpv4.DHCPv4, 
 		s.log.Warn("cannot send reply", "to", dst.String(), "type", resp.MessageType().String(), "err", err)
 		return
 	}
+	if s.onReply != nil {
+		s.onReply(replyInfo(req, resp))
+	}
 	s.log.Debug("sent", "to", dst.String(), "type", resp.MessageType().String(), "mac", req.ClientHWAddr.String(),
 		"yiaddr", resp.YourIPAddr.String(), "file", resp.BootFileName)
+}
+
+func replyInfo(req, resp *dhcpv4.DHCPv4) Reply {
+	r := Reply{Time: time.Now(), MAC: req.ClientHWAddr, PXE: classify(req).pxe,
+		Type: strings.ToLower(resp.MessageType().String())}
+	for _, ip := range []net.IP{resp.YourIPAddr, resp.ClientIPAddr} {
+		if a, ok := netip.AddrFromSlice(ip.To4()); ok && ip.To4() != nil && !a.IsUnspecified() {
+			r.IP = a
+			break
+		}
+	}
+	return r
 }
 
 // replyAddr follows RFC 2131 section 4.1: through the relay when there is

@@ -34,6 +34,12 @@ func testLogger(t *testing.T) *slog.Logger {
 // start runs a server until the test ends (or stop is called) and returns it.
 func start(t *testing.T, cfg Config) (srv *Server, stop func()) {
 	t.Helper()
+	return startDeps(t, cfg, Deps{})
+}
+
+// startDeps is start with collaborators; the logger is always the test's.
+func startDeps(t *testing.T, cfg Config, deps Deps) (srv *Server, stop func()) {
+	t.Helper()
 	if cfg.ListenAddr == "" {
 		cfg.ListenAddr = "127.0.0.1:0"
 	}
@@ -43,7 +49,8 @@ func start(t *testing.T, cfg Config) (srv *Server, stop func()) {
 	if !cfg.ServerIP.IsValid() {
 		cfg.ServerIP = netip.MustParseAddr("127.0.0.1")
 	}
-	srv, err := New(cfg, Deps{Logger: testLogger(t)})
+	deps.Logger = testLogger(t)
+	srv, err := New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
