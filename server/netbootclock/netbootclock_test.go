@@ -121,7 +121,7 @@ func TestHello(t *testing.T) {
 			name:    "never tied to the MAC: found by the agent's address",
 			events:  cat(tftp(0, ipA, "pxelinux.0", 100), tftp(200, ipA, "pxelinux.cfg/default", 10)),
 			helloIP: ipA, helloAt: 5000,
-			want:    phases(PhaseTFTP, 210, PhaseNetbootToHello, 4790),
+			want: phases(PhaseTFTP, 210, PhaseNetbootToHello, 4790),
 		},
 		{
 			name:    "firmware size query (error 8) counts as the first request, not as an end",
