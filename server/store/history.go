@@ -34,7 +34,9 @@ type Step struct {
 	Measurements []protocol.Measurement `json:"measurements,omitempty"`
 }
 
-// Timing is one phase timing; Source is "hello" (before the job) or "result".
+// Timing is one phase timing. Source is "server" (what the line server saw: the netboot, and
+// the reboot after a pass), "hello" (the agent's phases before the job) or "result" (the
+// agent's phases after).
 type Timing struct {
 	Source     string `json:"source"`
 	Phase      string `json:"phase"`
@@ -139,8 +141,11 @@ func (s *Store) fillDetail(ctx context.Context, d *RunDetail, events bool) error
 		return err
 	}
 	d.Timings = []Timing{}
+	// In the order they happened: the server's view of the netboot, the agent's phases before
+	// its hello, the rest of the journey, then the reboot the server saw after the result.
 	rows, err = s.r.QueryContext(ctx, `SELECT source, phase, duration_ms FROM timings WHERE run_id = ?
-		ORDER BY CASE source WHEN 'hello' THEN 0 ELSE 1 END, idx`, d.RunID)
+		ORDER BY CASE WHEN source = 'server' AND phase = ? THEN 3 WHEN source = 'server' THEN 0
+			WHEN source = 'hello' THEN 1 ELSE 2 END, idx`, d.RunID, PhaseReboot)
 	if err != nil {
 		return err
 	}

@@ -180,6 +180,9 @@ type NewRun struct {
 	ExpiresAt    time.Time
 	Inventory    protocol.Inventory
 	Timings      []protocol.PhaseTiming // measured before Hello
+	// ServerTimings are the phases of the netboot that led to this hello as the server saw
+	// them (DHCP, TFTP, kernel boot and agent start); stored with source "server".
+	ServerTimings []protocol.PhaseTiming
 }
 
 // StartRun records a newly issued job and the device it went to.
@@ -205,6 +208,9 @@ func (s *Store) StartRun(ctx context.Context, n NewRun) error {
 			ON CONFLICT(mac) DO UPDATE SET serial=excluded.serial, product=excluded.product,
 				last_run_id=excluded.last_run_id, last_seen=excluded.last_seen, inventory=excluded.inventory`,
 			mac, n.Serial, n.Product, n.RunID, now, now, string(inv)); err != nil {
+			return err
+		}
+		if err := insertTimings(ctx, tx, n.RunID, "server", n.ServerTimings); err != nil {
 			return err
 		}
 		return insertTimings(ctx, tx, n.RunID, "hello", n.Timings)
@@ -522,6 +528,49 @@ func (s *Store) PutResult(ctx context.Context, res protocol.Result) (duplicate b
 		return false, fmt.Errorf("store result %s: %w", res.RunID, err)
 	}
 	return duplicate, nil
+}
+
+// PhaseReboot is the server-side timing, recorded on a passed run, from the result's storage
+// to the device's next fetch of its pxelinux configuration (which then says LOCALBOOT).
+const PhaseReboot = "reboot"
+
+// RecordReboot is told that the device with this MAC fetched its pxelinux configuration at
+// at. When that is the first fetch since its latest run passed (which switched it to local
+// boot), and no later than within after it, the time since the switch is recorded on that run
+// as the "server" phase PhaseReboot, and returned with the run's id. Otherwise nothing is
+// recorded and runID is "".
+func (s *Store) RecordReboot(ctx context.Context, mac string, at time.Time, within time.Duration) (runID string, d time.Duration, err error) {
+	m, err := NormalizeMAC(mac)
+	if err != nil {
+		return "", 0, err
+	}
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		var changed int64
+		err := tx.QueryRowContext(ctx, `SELECT d.last_run_id, d.mode_changed FROM devices d
+			JOIN runs r ON r.run_id = d.last_run_id
+			WHERE d.mac = ? AND d.boot_mode = ? AND r.status = ?
+			AND NOT EXISTS (SELECT 1 FROM timings t WHERE t.run_id = r.run_id AND t.source = 'server' AND t.phase = ?)`,
+			m, BootLocal, string(protocol.StatusPass), PhaseReboot).Scan(&runID, &changed)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		d = at.Sub(fromMS(changed))
+		if changed == 0 || d < 0 || d > within {
+			runID, d = "", 0
+			return nil
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO timings (run_id, source, idx, phase, duration_ms)
+			SELECT ?, 'server', COALESCE(MAX(idx) + 1, 0), ?, ? FROM timings WHERE run_id = ? AND source = 'server'`,
+			runID, PhaseReboot, d.Milliseconds(), runID)
+		return err
+	})
+	if err != nil {
+		return "", 0, fmt.Errorf("record reboot of %s: %w", m, err)
+	}
+	return runID, d, nil
 }
 
 // BootMode returns what a device's next netboot should get: BootLocal once its latest run
