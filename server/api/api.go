@@ -15,6 +15,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/flashline/flashline/agent/protocol"
@@ -40,6 +41,12 @@ type Notifier interface {
 	RunChanged(runID string)
 }
 
+// NetbootPhases hands over the server-side phases of the netboot that ended in a device's
+// hello (see server/netbootclock), to be stored with the run.
+type NetbootPhases interface {
+	Hello(mac net.HardwareAddr, ip netip.Addr, t time.Time) []protocol.PhaseTiming
+}
+
 // Options configures a Server. Store and Issuer are needed for the agent API; an empty
 // ImagesDir or ScenariosDir leaves that part off.
 type Options struct {
@@ -50,8 +57,10 @@ type Options struct {
 	// BootDir, when set, is served under /boot/ (kernel and initrd for lpxelinux.0).
 	BootDir  string
 	Notifier Notifier
-	Metrics  *Metrics
-	Logger   *slog.Logger
+	// Netboot, when set, supplies the netboot phases the DHCP and TFTP servers saw.
+	Netboot NetbootPhases
+	Metrics *Metrics
+	Logger  *slog.Logger
 	// RetryAfter is what a device no rule matches is told to wait before asking again.
 	RetryAfter time.Duration
 }
@@ -284,10 +293,16 @@ func (s *Server) hello(w http.ResponseWriter, r *http.Request) {
 	if ip == "" {
 		ip, _, _ = net.SplitHostPort(r.RemoteAddr)
 	}
+	var netboot []protocol.PhaseTiming
+	if s.o.Netboot != nil {
+		hw, _ := net.ParseMAC(mac) // canonical already
+		addr, _ := netip.ParseAddr(ip)
+		netboot = s.o.Netboot.Hello(hw, addr, time.Now())
+	}
 	err = s.o.Store.StartRun(r.Context(), store.NewRun{RunID: iss.Job.RunID, Serial: iss.Job.Device.Serial, MAC: mac,
 		Product: h.Inventory.DMI.Product, Rule: iss.Rule, Scenario: iss.Job.Scenario.Name, Image: iss.Job.Image.Name,
 		AgentVersion: h.AgentVersion, IP: ip, IssuedAt: iss.Job.IssuedAt, ExpiresAt: iss.Job.ExpiresAt,
-		Inventory: h.Inventory, Timings: h.Timings})
+		Inventory: h.Inventory, Timings: h.Timings, ServerTimings: netboot})
 	if err != nil {
 		s.count("error")
 		s.log.Error("record run", "run", iss.Job.RunID, "err", err)

@@ -31,13 +31,14 @@ import (
 )
 
 type env struct {
-	srv    *httptest.Server
-	store  *store.Store
-	pub    ed25519.PublicKey
-	client *lineclient.Client
-	image  []byte
-	logs   *syncBuffer
-	notes  *notes
+	srv     *httptest.Server
+	store   *store.Store
+	pub     ed25519.PublicKey
+	client  *lineclient.Client
+	image   []byte
+	logs    *syncBuffer
+	notes   *notes
+	netboot *fakeNetboot
 }
 
 type syncBuffer struct {
@@ -90,7 +91,8 @@ func newEnv(t testing.TB) *env {
 	n := &notes{}
 	reg := prometheus.NewRegistry()
 	m := NewMetrics(reg)
-	s, err := New(Options{Store: st, Issuer: is, ImagesDir: imgDir, ScenariosDir: scenDir, Metrics: m, Notifier: n,
+	nb := &fakeNetboot{}
+	s, err := New(Options{Store: st, Issuer: is, ImagesDir: imgDir, ScenariosDir: scenDir, Metrics: m, Notifier: n, Netboot: nb,
 		Logger: slog.New(slog.NewTextHandler(logs, nil)), RetryAfter: 7 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -104,7 +106,7 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{srv: srv, store: st, pub: pub, client: c, image: image, logs: logs, notes: n}
+	return &env{srv: srv, store: st, pub: pub, client: c, image: image, logs: logs, notes: n, netboot: nb}
 }
 
 func hello(mac string) protocol.Hello {
