@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -27,6 +28,7 @@ import (
 	"github.com/flashline/flashline/server/dhcp"
 	"github.com/flashline/flashline/server/jobs"
 	"github.com/flashline/flashline/server/keys"
+	"github.com/flashline/flashline/server/netbootclock"
 	"github.com/flashline/flashline/server/pxecfg"
 	"github.com/flashline/flashline/server/store"
 	"github.com/flashline/flashline/server/tftp"
@@ -86,23 +88,31 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		log.Info("results database open", "path", filepath.Join(cfg.DataDir, dbFile))
 	}
 
+	// The DHCP and TFTP servers tell the clock what each device's netboot did; the API hands
+	// the phases over at the device's hello. Without the TFTP part there is nothing to time.
+	var clock *netbootclock.Clock
+	if cfg.TFTP.Enabled {
+		p := cfg.TFTP.PXE
+		clock = netbootclock.New(netbootclock.Config{Kernel: cmp.Or(p.Kernel, "vmlinuz"), Initrd: cmp.Or(p.Initrd, "initrd.gz")}) // pxecfg's defaults
+	}
+
 	var runners []func(context.Context) error
 	if cfg.HTTP.Enabled {
-		r, err := httpPart(ctx, cfg, st, log)
+		r, err := httpPart(ctx, cfg, st, clock, log)
 		if err != nil {
 			return err
 		}
 		runners = append(runners, r...)
 	}
 	if cfg.TFTP.Enabled {
-		r, err := tftpPart(cfg, st, log)
+		r, err := tftpPart(cfg, st, clock, log)
 		if err != nil {
 			return err
 		}
 		runners = append(runners, r)
 	}
 	if cfg.DHCP.Enabled {
-		r, err := dhcpPart(cfg, log)
+		r, err := dhcpPart(cfg, clock, log)
 		if err != nil {
 			return err
 		}
@@ -149,7 +159,7 @@ func loadKey(cfg *config.Config, log *slog.Logger) (ed25519.PrivateKey, error) {
 }
 
 // httpPart builds the HTTP server: agent API, files, dashboard, metrics.
-func httpPart(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Logger) ([]func(context.Context) error, error) {
+func httpPart(ctx context.Context, cfg *config.Config, st *store.Store, clock *netbootclock.Clock, log *slog.Logger) ([]func(context.Context) error, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := api.NewMetrics(reg)
@@ -190,6 +200,9 @@ func httpPart(ctx context.Context, cfg *config.Config, st *store.Store, log *slo
 			log.Warn("no rules: every device will be told that no rule matches it")
 		}
 		opts.Store, opts.Issuer = st, issuer
+		if clock != nil {
+			opts.Netboot = clock
+		}
 	}
 	if config.On(cfg.HTTP.Images) {
 		opts.ImagesDir = cfg.ImagesDir
@@ -284,7 +297,11 @@ func (b bootState) BootMode(ctx context.Context, mac net.HardwareAddr) (pxecfg.M
 	return pxecfg.Unknown, nil
 }
 
-func tftpPart(cfg *config.Config, st *store.Store, log *slog.Logger) (func(context.Context) error, error) {
+// rebootWithin bounds the reboot timing: a passed device that netboots later than this after
+// its result was switched off or put aside, rather than rebooted.
+const rebootWithin = time.Hour
+
+func tftpPart(cfg *config.Config, st *store.Store, clock *netbootclock.Clock, log *slog.Logger) (func(context.Context) error, error) {
 	p := cfg.TFTP.PXE
 	unknown := pxecfg.Provision
 	if p.UnknownDevices == "localboot" {
@@ -301,7 +318,12 @@ func tftpPart(cfg *config.Config, st *store.Store, log *slog.Logger) (func(conte
 		listen = "0.0.0.0:69"
 	}
 	srv, err := tftp.New(tftp.Config{ListenAddr: listen, Interface: cfg.TFTP.Interface, Root: cfg.TFTP.Root, MaxTransfers: cfg.TFTP.MaxTransfers},
-		tftp.Deps{Logger: log, Virtual: gen.TFTPFile})
+		tftp.Deps{Logger: log, Virtual: gen.TFTPFile, OnTransfer: func(tr tftp.Transfer) {
+			clock.Transfer(tr.Client.Addr(), tr.File, tr.Start, tr.End, tr.Err == nil)
+			if mac, ok := netbootclock.ConfigMAC(tr.File); ok && tr.Err == nil {
+				recordReboot(st, mac, tr.Start, log)
+			}
+		}})
 	if err != nil {
 		return nil, err
 	}
@@ -315,7 +337,22 @@ func tftpPart(cfg *config.Config, st *store.Store, log *slog.Logger) (func(conte
 	}, nil
 }
 
-func dhcpPart(cfg *config.Config, log *slog.Logger) (func(context.Context) error, error) {
+// recordReboot records, when mac has just come back from the reboot after a pass, how long
+// that took.
+func recordReboot(st *store.Store, mac string, at time.Time, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	run, d, err := st.RecordReboot(ctx, mac, at, rebootWithin)
+	if err != nil {
+		log.Warn("cannot record the reboot timing", "mac", mac, "err", err)
+		return
+	}
+	if run != "" {
+		log.Info("device back after its reboot", "mac", mac, "run", run, "reboot", d.Round(time.Millisecond))
+	}
+}
+
+func dhcpPart(cfg *config.Config, clock *netbootclock.Clock, log *slog.Logger) (func(context.Context) error, error) {
 	d := cfg.DHCP
 	addr := func(s string) netip.Addr {
 		a, _ := netip.ParseAddr(s) // validated by config; "" gives the zero Addr (= default)
@@ -337,7 +374,11 @@ func dhcpPart(cfg *config.Config, log *slog.Logger) (func(context.Context) error
 			return nil, err
 		}
 	}
-	srv, err := dhcp.New(dc, dhcp.Deps{Logger: log})
+	deps := dhcp.Deps{Logger: log}
+	if clock != nil {
+		deps.OnReply = func(r dhcp.Reply) { clock.DHCPReply(r.MAC, r.IP, r.PXE, r.Type == "ack", r.Time) }
+	}
+	srv, err := dhcp.New(dc, deps)
 	if err != nil {
 		return nil, err
 	}
