@@ -12,6 +12,7 @@ package journey_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -115,17 +116,47 @@ func runCase(t *testing.T, tc journeyCase) {
 	for _, p := range run.Timings {
 		phases[p.Phase] = true
 	}
-	for _, p := range []string{"inventory", "hello", "scenario"} {
+	// The agent's own phases, and the netboot as the server saw it (DHCP and TFTP hooks).
+	for _, p := range []string{"inventory", "hello", "scenario", "pxe_dhcp", "tftp", "tftp_kernel", "tftp_initrd", "netboot_to_hello"} {
 		if !phases[p] {
 			t.Errorf("timing %q not stored: %+v", p, run.Timings)
 		}
 	}
+	t.Logf("stored timings: %+v", run.Timings)
 	if tc.wantPass {
 		if run.Status != "pass" || !out.Booted {
 			t.Fatalf("stored %s (booted %v), want pass and the firmware booted", run.Status, out.Booted)
 		}
 		if !phases["flash"] {
 			t.Errorf("flash timing not stored: %+v", run.Timings)
+		}
+		// The second boot fetched the device's pxelinux config (LOCALBOOT): the server timed
+		// the reboot on the passed run.
+		b, err := l.Export(ctx, serial)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var after line.Export
+		if err := json.Unmarshal(b, &after); err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, r := range after.Runs {
+			if r.RunID != run.RunID {
+				continue
+			}
+			found = true
+			var reboot bool
+			for _, p := range r.Timings {
+				reboot = reboot || p.Phase == "reboot"
+			}
+			if !reboot {
+				t.Errorf("reboot timing not stored after the second boot: %+v", r.Timings)
+			}
+			t.Logf("timings after the second boot: %+v", r.Timings)
+		}
+		if !found {
+			t.Errorf("run %s missing from the export after the second boot", run.RunID)
 		}
 		return
 	}
