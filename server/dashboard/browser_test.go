@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -61,7 +63,7 @@ func newLine(t *testing.T) *line {
 	d := dashboard.New(dashboard.Options{Store: st})
 	dctx, cancel := context.WithCancel(ctx)
 	go d.Run(dctx)
-	a, err := api.New(api.Options{Store: st, Issuer: is, Notifier: d})
+	a, err := api.New(api.Options{Store: st, Issuer: is, Notifier: d, Netboot: netbootSeen{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,6 +74,13 @@ func newLine(t *testing.T) *line {
 	t.Cleanup(func() { cancel(); srv.Close() })
 	c, _ := lineclient.New(srv.URL, nil)
 	return &line{srv: srv, dash: d, client: c, store: st}
+}
+
+// netbootSeen is the line server's own view of every device's netboot.
+type netbootSeen struct{}
+
+func (netbootSeen) Hello(net.HardwareAddr, netip.Addr, time.Time) []protocol.PhaseTiming {
+	return []protocol.PhaseTiming{{Phase: "pxe_dhcp", DurationMS: 850}}
 }
 
 func (l *line) job(t *testing.T, mac, serial string) protocol.Job {
@@ -270,6 +279,10 @@ func TestDashboardLiveInChromium(t *testing.T) {
 	hist := b.waitFor(t, `document.getElementById("runs").innerText`, first.RunID)
 	if !strings.Contains(hist, "dhcp") || !strings.Contains(hist, "1.23 s") {
 		t.Errorf("history lacks the dhcp phase timing: %q", hist)
+	}
+	if !strings.Contains(hist, "pxe_dhcp") || !strings.Contains(hist, "0.85 s") ||
+		b.eval(t, `String(document.querySelectorAll("#runs .tb.server").length)`) == "0" {
+		t.Errorf("history lacks the server's pxe_dhcp timing: %q", hist)
 	}
 
 	// Reset from the page (confirm() answered yes) puts the device back on provisioning.

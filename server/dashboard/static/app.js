@@ -102,7 +102,7 @@
         `<td>${(s.measurements || []).map((m) => `${esc(m.name)}=${esc(m.value ?? m.text)}${esc(m.unit ? " " + m.unit : "")}`).join(", ")}` +
         `${s.message ? `<div class="msg">${esc(s.message)}</div>` : ""}</td></tr>`).join("");
       const max = Math.max(1, ...(r.timings || []).map((t) => t.duration_ms));
-      const timings = (r.timings || []).map((t) => `<span>${esc(t.phase)}</span><span class="tb ${esc(t.source)}" ` +
+      const timings = (r.timings || []).map((t) => `<span title="measured by the ${esc(t.source === "server" ? "line server" : "agent")}">${esc(t.phase)}</span><span class="tb ${esc(t.source)}" ` +
         `style="width:${(100 * t.duration_ms / max).toFixed(1)}%"></span><span>${(t.duration_ms / 1000).toFixed(2)} s</span>`).join("");
       const flash = r.flash ? `<div class="msg">flash: ${esc(r.flash.target)} ${bytes(r.flash.bytes)} ${esc(r.flash.format)} in ${(r.flash.duration_ms / 1000).toFixed(1)} s` +
         `${r.flash.resumes ? `, ${r.flash.resumes} resumes` : ""}</div>` : "";
