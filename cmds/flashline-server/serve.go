@@ -297,8 +297,8 @@ func (b bootState) BootMode(ctx context.Context, mac net.HardwareAddr) (pxecfg.M
 	return pxecfg.Unknown, nil
 }
 
-// rebootWithin bounds the reboot timing: a passed device that netboots later than this after
-// its result was switched off or put aside, rather than rebooted.
+// rebootWithin bounds the reboot timing: a passed device that netboots again later than this
+// after its result was switched off or put aside rather than rebooted; nothing is recorded.
 const rebootWithin = time.Hour
 
 func tftpPart(cfg *config.Config, st *store.Store, clock *netbootclock.Clock, log *slog.Logger) (func(context.Context) error, error) {

@@ -311,7 +311,8 @@ func (s *Server) hello(w http.ResponseWriter, r *http.Request) {
 	}
 	s.count("job")
 	s.log.Info("job issued", "run", iss.Job.RunID, "mac", mac, "serial", iss.Job.Device.Serial, "rule", iss.Rule,
-		"scenario", iss.Job.Scenario.Name, "image", iss.Job.Image.Name, "signed", len(iss.Signed.Signature) > 0)
+		"scenario", iss.Job.Scenario.Name, "image", iss.Job.Image.Name, "signed", len(iss.Signed.Signature) > 0,
+		"netboot", netboot)
 	s.notify(iss.Job.RunID)
 	writeJSON(w, http.StatusOK, protocol.HelloResponse{Job: &iss.Signed})
 }
