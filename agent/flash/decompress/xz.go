@@ -98,7 +98,7 @@ func newXZReader(r *bufio.Reader, workers int) *xzReader {
 		// The consumer's block plus workers-1 queued ones keep every worker busy; each
 		// queued block holds its compressed data and decoded pieces, so no more.
 		order: make(chan *xzJob, max(1, workers-1)),
-		cfree: make(chan []byte, workers+1),
+		cfree: make(chan []byte, 1), // one idle block buffer: a pool of more is memory held for nothing
 		work:  make(chan xzBlock),
 		free:  make(chan []byte, (workers+1)*(xzLookahead+1)+1),
 	}
