@@ -68,6 +68,9 @@ type Options struct {
 	// up to a multiple of HoldBack.
 	BufferSize int
 	Buffers    int
+	// DecodeThreads bounds the decoder's cores (zstd, xz); 0 means all. One xz thread
+	// also means one LZMA2 dictionary in memory.
+	DecodeThreads int
 	// Writers is how many writes may be in flight at once (default 2 on a device, 1 on a
 	// file).
 	Writers int
@@ -148,7 +151,7 @@ func Write(ctx context.Context, opts Options) (res Result, err error) {
 	}
 	defer src.Close()
 	p.src = src
-	dec, err := decompress.NewReader(src, decompress.Options{})
+	dec, err := decompress.NewReader(src, decompress.Options{Concurrency: opts.DecodeThreads})
 	if err != nil {
 		return res, fail("%v", err)
 	}
