@@ -19,7 +19,7 @@ type Fault int
 const (
 	NoFault       Fault = iota
 	FailingStep         // the scenario has a step the device cannot pass
-	NetworkDrop         // the line network goes down for a few seconds during the download
+	NetworkDrop         // the image download is cut mid-stream (Config.CutImageAfter) and the link flaps
 	CorruptImage        // the served image no longer matches the signed hash
 	ServerRestart       // the server is killed (SIGKILL) and restarted while the device reports
 )
@@ -46,7 +46,11 @@ type Export struct {
 		FailedStep string `json:"failed_step"`
 		Reason     string `json:"reason"`
 		HasResult  bool   `json:"has_result"`
-		Steps      []struct {
+		Flash      *struct {
+			Bytes   int64 `json:"bytes"`
+			Resumes int   `json:"resumes"`
+		} `json:"flash"`
+		Steps []struct {
 			Name         string `json:"name"`
 			Status       string `json:"status"`
 			Measurements []struct {
@@ -103,14 +107,18 @@ func RunJourney(ctx context.Context, l *Line, d *Device, fault Fault, printf fun
 				faultErr <- nil
 				return
 			}
-			printf("fault: pulling the line network for 5s during the download\n")
-			faultErr <- l.DropNetwork(ctx, 5*time.Second)
+			// The download itself was cut by the proxy (Config.CutImageAfter); on top of
+			// that the link goes down for a moment while the device writes.
+			printf("fault: the image download was cut mid-stream; now the link flaps for 3s\n")
+			faultErr <- l.DropNetwork(ctx, 3*time.Second)
 		case ServerRestart:
-			if _, err := vm.Expect(ctx, flashOK, 15*time.Minute); err != nil {
+			// Mid-flash: the device is streaming the image and reporting progress; the
+			// download must resume and the result still be stored exactly once.
+			if _, err := vm.Expect(ctx, flash10, 15*time.Minute); err != nil {
 				faultErr <- nil
 				return
 			}
-			printf("fault: killing the server (SIGKILL) while the device reports, and restarting it\n")
+			printf("fault: killing the server (SIGKILL) while the device streams and reports, and restarting it\n")
 			faultErr <- l.KillServer(ctx)
 		default:
 			faultErr <- nil

@@ -66,6 +66,9 @@ type Config struct {
 	Serial   string // the device's DMI serial
 	Product  string
 	Memory   int // MiB
+	// CutImageAfter, when positive, puts a proxy in front of the images that cuts the first
+	// download after that many bytes (the agent must resume with a Range request).
+	CutImageAfter int64
 	// Printf receives the line's progress (phases, timings); nil is silent.
 	Printf func(format string, args ...any)
 }
@@ -82,6 +85,7 @@ type Line struct {
 	waitErr chan error
 	mu      sync.Mutex
 	start   time.Time
+	cut     *cutter
 }
 
 // Manifest is what mkfirmware writes beside the published images.
@@ -107,7 +111,23 @@ func Start(ctx context.Context, cfg Config) (*Line, error) {
 	if err := l.startServer(ctx); err != nil {
 		return nil, err
 	}
+	if cfg.CutImageAfter > 0 {
+		c, err := startCutter(l.ip+":8081", l.URL(), cfg.CutImageAfter)
+		if err != nil {
+			l.Close()
+			return nil, err
+		}
+		l.cut = c
+	}
 	return l, nil
+}
+
+// ImageCuts is how many image downloads the cutting proxy cut.
+func (l *Line) ImageCuts() int {
+	if l.cut == nil {
+		return 0
+	}
+	return l.cut.Cuts()
 }
 
 // URL is the server's base URL on the line network.
@@ -154,6 +174,10 @@ func (l *Line) prepare(ctx context.Context) error {
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("line: build flashline-server: %v\n%s", err, out)
 	}
+	imagesURL := ""
+	if l.cfg.CutImageAfter > 0 {
+		imagesURL = fmt.Sprintf("  images_url: \"http://%s:8081/images/\"\n", l.ip)
+	}
 	key := ""
 	if l.cfg.KeyFile != "" {
 		key = "key_file: " + l.cfg.KeyFile + "\n"
@@ -166,7 +190,7 @@ scenarios_dir: %[1]s/scenarios
   enabled: true
   listen: ":8080"
   public_url: "http://%[3]s:8080"
-dhcp:
+%[10]sdhcp:
   enabled: true
   mode: full
   interface: %[4]s
@@ -199,7 +223,7 @@ rules:
     image: gm-soft-kit
     target: {transport: virtio}
     after: reboot
-`, l.cfg.Work, key, l.ip, l.tap, testbedArgs(), l.cfg.Image, m.SHA256, m.Size, filepath.Base(l.cfg.Scenario))
+`, l.cfg.Work, key, l.ip, l.tap, testbedArgs(), l.cfg.Image, m.SHA256, m.Size, filepath.Base(l.cfg.Scenario), imagesURL)
 	l.cfgPath = l.dir("server.yaml")
 	return os.WriteFile(l.cfgPath, []byte(conf), 0o644)
 }
@@ -254,6 +278,9 @@ func (l *Line) KillServer(ctx context.Context) error {
 
 // Close stops the server.
 func (l *Line) Close() {
+	if l.cut != nil {
+		l.cut.Close()
+	}
 	if l.server != nil && l.server.Process != nil {
 		_ = l.server.Process.Signal(syscall.SIGTERM)
 		select {
