@@ -69,7 +69,7 @@ type Options struct {
 	BufferSize int
 	Buffers    int
 	// DecodeThreads bounds the decoder's cores (zstd, xz); 0 means all. One xz thread
-	// also means one LZMA2 dictionary in memory.
+	// also means one LZMA2 dictionary in memory at a time.
 	DecodeThreads int
 	// Writers is how many writes may be in flight at once (default 2 on a device, 1 on a
 	// file).
