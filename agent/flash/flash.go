@@ -17,7 +17,8 @@
 // wiped; the image's first MiB is held in memory and written only after the rest is written,
 // synced and its hash checked (and read back, with VerifyReadback). A target whose flash
 // failed or was interrupted has no partition table, so it cannot boot half an image and
-// netboots again; on failure Write wipes the first MiB once more.
+// netboots again; on failure Write wipes the first MiB once more, and on a device the last
+// MiB too, where a backup GPT would let firmware recover the table.
 //
 // Errors are one line, starting with "flash: ", fit for a console and for the server.
 package flash
@@ -179,8 +180,14 @@ func Write(ctx context.Context, opts Options) (res Result, err error) {
 	defer func() {
 		if err != nil {
 			// Whatever happened, leave no partition table behind: the device netboots again.
-			if werr := tgt.Wipe(0, HoldBack); werr != nil {
-				err = fmt.Errorf("%w (and wiping the first MiB failed: %v)", err, werr)
+			// That includes a backup GPT at the device's end, which firmware would use
+			// when the primary is gone (an image as large as the device puts one there).
+			werr := tgt.Wipe(0, HoldBack)
+			if werr == nil && tgt.Bounded() && tgt.Size() > HoldBack {
+				werr = tgt.Wipe(tgt.Size()-HoldBack, HoldBack)
+			}
+			if werr != nil {
+				err = fmt.Errorf("%w (and wiping the partition tables failed: %v)", err, werr)
 			}
 		}
 		if !closed {

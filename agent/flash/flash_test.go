@@ -460,4 +460,20 @@ func TestWriteBlockDevice(t *testing.T) {
 	if !bytes.Equal(got[:HoldBack], make([]byte, HoldBack)) {
 		t.Fatal("first MiB not wiped")
 	}
+
+	// An image exactly as large as the device, with a wrong hash: both ends are wiped, so
+	// no backup GPT at the device's end can resurrect the broken image.
+	full := testImage(8<<20, 10)
+	copy(full[8<<20-512:], "EFI PART")
+	_, err = Write(context.Background(), Options{Source: writeFile(t, "full", full), Target: dev, SHA256: strings.Repeat("0", 64)})
+	if err == nil || !strings.Contains(err.Error(), "sha256 mismatch") {
+		t.Fatalf("full-size image: %v", err)
+	}
+	all := make([]byte, 8<<20)
+	d, _ = os.Open(dev)
+	d.ReadAt(all, 0)
+	d.Close()
+	if !bytes.Equal(all[:HoldBack], make([]byte, HoldBack)) || !bytes.Equal(all[8<<20-HoldBack:], make([]byte, HoldBack)) {
+		t.Fatal("partition tables left on the device after a failed flash")
+	}
 }
