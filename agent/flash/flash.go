@@ -229,7 +229,7 @@ func Write(ctx context.Context, opts Options) (res Result, err error) {
 		}
 	}
 	p.setPhase("finalize", n)
-	if err := p.commitHead(opts.VerifyReadback); err != nil {
+	if err := p.commitHead(n, opts.VerifyReadback); err != nil {
 		return res, err
 	}
 	if n < tgt.Size() || opts.GrowLastPartition {

@@ -461,8 +461,23 @@ func TestWriteBlockDevice(t *testing.T) {
 		t.Fatal("first MiB not wiped")
 	}
 
-	// An image exactly as large as the device, with a wrong hash: both ends are wiped, so
-	// no backup GPT at the device's end can resurrect the broken image.
+	// An image exactly as large as the device: its last MiB (the backup GPT's place) is
+	// held back like the first, and both arrive intact.
+	exact := testImage(8<<20-4096+512, 11) // ends inside the device's last MiB, unaligned
+	if _, err := Write(context.Background(), Options{Source: writeFile(t, "exact", exact), Target: dev,
+		SHA256: sum(exact), VerifyReadback: true}); err != nil {
+		t.Fatal(err)
+	}
+	back := make([]byte, len(exact))
+	d, _ = os.Open(dev)
+	d.ReadAt(back, 0)
+	d.Close()
+	if !bytes.Equal(back, exact) {
+		t.Fatal("device differs from an image that fills it")
+	}
+
+	// The same with a wrong hash: both ends are wiped, so no backup GPT at the device's end
+	// can resurrect the broken image.
 	full := testImage(8<<20, 10)
 	copy(full[8<<20-512:], "EFI PART")
 	_, err = Write(context.Background(), Options{Source: writeFile(t, "full", full), Target: dev, SHA256: strings.Repeat("0", 64)})

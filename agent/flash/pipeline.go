@@ -39,11 +39,13 @@ type pipeline struct {
 	tgt  *target.Target
 	size int64 // expected image length, -1 when unknown
 
-	bufSize  int
-	nBufs    int
-	skipZero bool
-	head     []byte // the held-back first MiB
-	headLen  int
+	bufSize   int
+	nBufs     int
+	skipZero  bool
+	head      []byte // the held-back first MiB
+	headLen   int
+	tail      []byte // the held-back last MiB, when the image ends in the disk's last MiB
+	tailStart int64
 
 	written atomic.Int64 // bytes handled by the writers
 	skipped atomic.Int64
@@ -82,9 +84,15 @@ func (p *pipeline) prepare() error {
 			return fail("%v", err)
 		}
 		// An old backup GPT at the disk's end could resurrect the old table.
-		if sz := p.tgt.Size(); sz > 2*HoldBack && (p.size < 0 || p.size < sz-HoldBack) {
+		if sz := p.tgt.Size(); sz > 2*HoldBack {
 			if err := p.tgt.Wipe(sz-HoldBack, HoldBack); err != nil {
 				return fail("%v", err)
+			}
+			// An image that reaches the disk's last MiB brings its own backup GPT there,
+			// which firmware would use without a primary: hold that MiB back as well.
+			if p.size > 2*HoldBack && p.size > sz-HoldBack {
+				p.tailStart = p.size - HoldBack
+				p.tail = target.AlignedBuffer(HoldBack)
 			}
 		}
 	}
@@ -202,6 +210,12 @@ func (p *pipeline) writeChunk(c chunk) error {
 		data, off = data[k:], off+int64(k)
 		p.written.Add(int64(k))
 	}
+	if p.tail != nil && off+int64(len(data)) > p.tailStart {
+		cut := max(0, p.tailStart-off)
+		copy(p.tail[off+cut-p.tailStart:], data[cut:])
+		p.written.Add(int64(len(data)) - cut)
+		data = data[:cut]
+	}
 	for len(data) > 0 {
 		seg := data
 		if p.skipZero {
@@ -258,11 +272,15 @@ func (p *pipeline) verifyReadback(ctx context.Context, n int64, want []byte) err
 	h.Write(p.head[:min(int64(p.headLen), n)])
 	buf := target.AlignedBuffer(p.bufSize)
 	p.setPhase("verify", min(n, HoldBack))
-	for off := int64(HoldBack); off < n; {
+	end := n
+	if p.tail != nil {
+		end = min(n, p.tailStart)
+	}
+	for off := int64(HoldBack); off < end; {
 		if ctx.Err() != nil {
 			return fail("read-back interrupted: %v", ctx.Err())
 		}
-		k := min(int64(len(buf)), n-off)
+		k := min(int64(len(buf)), end-off)
 		al := k &^ (target.Align - 1)
 		if al == 0 {
 			al = k
@@ -274,6 +292,9 @@ func (p *pipeline) verifyReadback(ctx context.Context, n int64, want []byte) err
 		h.Write(buf[:m])
 		off += int64(m)
 		p.written.Store(off)
+	}
+	if p.tail != nil && n > p.tailStart {
+		h.Write(p.tail[:n-p.tailStart]) // still in memory, committed with the first MiB
 	}
 	if got := h.Sum(nil); !equalBytes(got, want) {
 		return fail("read-back sha256 mismatch: got %x want %x", got, want)
@@ -288,31 +309,45 @@ func errOr(err, def error) error {
 	return def
 }
 
-// commitHead writes the held-back first MiB, syncs, and with verify reads it back.
-func (p *pipeline) commitHead(verify bool) error {
-	if p.headLen == 0 {
+// commitHead writes the held-back last MiB (when there is one) and then the first MiB,
+// syncing each, and with verify reads each back.
+func (p *pipeline) commitHead(n int64, verify bool) error {
+	if p.tail != nil && n > p.tailStart {
+		if err := p.commit(p.tail[:n-p.tailStart], p.tailStart, verify, "last MiB"); err != nil {
+			return err
+		}
+	}
+	return p.commit(p.head[:p.headLen], 0, verify, "first MiB")
+}
+
+func (p *pipeline) commit(b []byte, off int64, verify bool, what string) error {
+	if len(b) == 0 {
 		return nil
 	}
-	if err := p.writeAt(p.head[:p.headLen], 0); err != nil {
+	if err := p.writeAt(b, off); err != nil {
 		return err
 	}
-	if err := p.tgt.Sync(int64(p.headLen)); err != nil {
+	if err := p.tgt.Sync(off + int64(len(b))); err != nil {
 		return fail("%v", err)
 	}
-	if verify {
-		back := target.AlignedBuffer(HoldBack)
-		al := p.headLen &^ (target.Align - 1)
-		for _, r := range [][2]int{{0, al}, {al, p.headLen}} {
-			if r[1] == r[0] {
-				continue
-			}
-			if m, err := p.tgt.ReadAt(back[r[0]:r[1]], int64(r[0])); m != r[1]-r[0] {
-				return fail("read-back of the first MiB: %v", errOr(err, io.ErrUnexpectedEOF))
-			}
+	if !verify {
+		return nil
+	}
+	back := target.AlignedBuffer(len(b))
+	al := len(b) &^ (target.Align - 1)
+	if off%target.Align != 0 {
+		al = 0 // an unaligned offset cannot go O_DIRECT: read it all through the cache
+	}
+	for _, r := range [][2]int{{0, al}, {al, len(b)}} {
+		if r[1] == r[0] {
+			continue
 		}
-		if !bytes.Equal(back[:p.headLen], p.head[:p.headLen]) {
-			return fail("read-back of the first MiB differs from the image")
+		if m, err := p.tgt.ReadAt(back[r[0]:r[1]], off+int64(r[0])); m != r[1]-r[0] {
+			return fail("read-back of the %s: %v", what, errOr(err, io.ErrUnexpectedEOF))
 		}
+	}
+	if !bytes.Equal(back, b) {
+		return fail("read-back of the %s differs from the image", what)
 	}
 	return nil
 }
