@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/flashline/flashline/agent/bootmedia"
 )
 
 // Checker answers the safety questions about a device from sysfs and /proc. Its paths are
@@ -18,11 +20,55 @@ type Checker struct {
 	Sysfs     string // usually /sys
 	Mountinfo string // usually /proc/self/mountinfo
 	Swaps     string // usually /proc/swaps
+	// Dev holds the disks' device nodes (usually /dev), read to recognise the boot medium.
+	Dev string
+	// BootMedia, when set, is the medium the agent booted from (flashline.bootmedia= on the
+	// kernel command line): it is never a target, whatever --force says.
+	BootMedia *bootmedia.ID
 }
 
 // LiveChecker looks at the running system.
 func LiveChecker() *Checker {
-	return &Checker{Sysfs: "/sys", Mountinfo: "/proc/self/mountinfo", Swaps: "/proc/swaps"}
+	return &Checker{Sysfs: "/sys", Mountinfo: "/proc/self/mountinfo", Swaps: "/proc/swaps", Dev: "/dev",
+		BootMedia: bootMediaFromCmdline("/proc/cmdline")}
+}
+
+// bootMediaFromCmdline reads flashline.bootmedia= from the kernel command line; a missing or
+// unreadable parameter means no boot medium is known (a netbooted device has none).
+func bootMediaFromCmdline(path string) *bootmedia.ID {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	for _, f := range strings.Fields(string(b)) {
+		if v, ok := strings.CutPrefix(f, bootmedia.Param+"="); ok {
+			if id, err := bootmedia.Parse(v); err == nil {
+				return &id
+			}
+		}
+	}
+	return nil
+}
+
+// checkBootMedia refuses the disk the agent booted from.
+func (c *Checker) checkBootMedia(disk string) error {
+	if c.BootMedia == nil {
+		return nil
+	}
+	name := filepath.Base(disk)
+	f, err := os.Open(filepath.Join(c.Dev, name))
+	if err != nil {
+		return fmt.Errorf("cannot tell whether %s is the boot medium: %w", name, err)
+	}
+	defer f.Close()
+	is, err := c.BootMedia.Is(f)
+	if err != nil {
+		return fmt.Errorf("cannot tell whether %s is the boot medium: %w", name, err)
+	}
+	if is {
+		return fmt.Errorf("%s is the medium this agent booted from (%s=ptuuid:%s): it is never flashed, even with --force", name, bootmedia.Param, c.BootMedia.PTUUID)
+	}
+	return nil
 }
 
 func devString(rdev uint64) string {
@@ -74,8 +120,8 @@ func (c *Checker) family(disk string) map[string]string {
 	return fam
 }
 
-// CheckDevice refuses a device that is mounted, used as swap, held by another device
-// (md, dm, LVM) or, unless force, removable. A partition is judged with its whole disk:
+// CheckDevice refuses a device that is mounted, the medium the agent booted from, used as
+// swap, held by another device (md, dm, LVM) or, unless force, removable. A partition is judged with its whole disk:
 // writing the disk under a mounted sibling partition is as fatal as writing the mount.
 func (c *Checker) CheckDevice(rdev uint64, force bool) error {
 	dir, err := c.devDir(devString(rdev))
@@ -88,6 +134,9 @@ func (c *Checker) CheckDevice(rdev uint64, force bool) error {
 		fam[devString(rdev)] = filepath.Base(dir)
 	}
 	if err := c.checkMounts(fam); err != nil {
+		return err
+	}
+	if err := c.checkBootMedia(disk); err != nil {
 		return err
 	}
 	if err := c.checkSwaps(fam); err != nil {

@@ -2,6 +2,7 @@ package target
 
 import (
 	"bytes"
+	"encoding/binary"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -104,6 +105,43 @@ func TestCheckDevice(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := fakeSys(t, tc.removable, tc.mounts, tc.holder)
 			err := c.CheckDevice(tc.dev, tc.force)
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("err %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestCheckDeviceRefusesBootMedium(t *testing.T) {
+	// The disk node holds an MBR whose signature is 1a2b3c4d.
+	mbr := make([]byte, 512)
+	binary.LittleEndian.PutUint32(mbr[440:], 0x1a2b3c4d)
+	mbr[510], mbr[511] = 0x55, 0xaa
+	for _, tc := range []struct {
+		name  string
+		param string // flashline.bootmedia value; "" for none
+		force bool
+		want  string
+	}{
+		{"netbooted: no boot medium", "", false, ""},
+		{"another stick booted us", "ptuuid:deadbeef", false, ""},
+		{"this disk is the boot medium", "ptuuid:1a2b3c4d", false, "medium this agent booted from"},
+		{"force does not override", "ptuuid:1a2b3c4d", true, "even with --force"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := fakeSys(t, "0", "", "")
+			c.Dev = t.TempDir()
+			if err := os.WriteFile(filepath.Join(c.Dev, "sda"), mbr, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			cmdline := filepath.Join(t.TempDir(), "cmdline")
+			line := "console=ttyS0 quiet"
+			if tc.param != "" {
+				line += " flashline.bootmedia=" + tc.param
+			}
+			os.WriteFile(cmdline, []byte(line+"\n"), 0o644)
+			c.BootMedia = bootMediaFromCmdline(cmdline)
+			err := c.CheckDevice(unix.Mkdev(8, 1), tc.force)
 			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
 				t.Fatalf("err %v, want %q", err, tc.want)
 			}
