@@ -149,6 +149,8 @@ func Run(ctx context.Context, env Env, api API, deps Deps) (Outcome, error) {
 
 	nonce := newNonce()
 	hello := protocol.Hello{AgentVersion: env.AgentVersion, BootMAC: env.BootMAC, IP: env.IP, Nonce: nonce, Inventory: inv, Timings: timings}
+	// What went with the hello is stored with the run already: the result carries the rest.
+	timings = nil
 	t0 = env.Now()
 	sj, err := helloUntilJob(ctx, env, api, hello)
 	if err != nil {
