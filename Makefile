@@ -79,7 +79,7 @@ e2e: initrd.gz testbed-initrd firmware
 # the scenario examples on emulated hardware. (`make e2e` also boots the netboot matrix, the
 # boot media, Secure Boot and the probe tests: about an hour on 2 cores.)
 e2e-ci: initrd.gz testbed-initrd firmware
-	go test -count=1 -v -timeout 60m -tags e2e -p 1 ./scripts/e2e/journey/ ./scripts/e2e/scenarios/
+	go test -count=1 -v -timeout 60m -tags e2e -p 1 -run 'TestJourney|TestScenarioExamples' ./scripts/e2e/journey/ ./scripts/e2e/scenarios/
 
 # Benchmarks: every scripts/bench-* prints its figures as ratios against a baseline of the same run.
 bench:
