@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/flashline/flashline/agent/probe/wifi/sink"
 	"github.com/flashline/flashline/agent/protocol"
 	"github.com/flashline/flashline/server/api"
 	"github.com/flashline/flashline/server/config"
@@ -71,8 +72,8 @@ func cmdServe(ctx context.Context, args []string) int {
 
 // serve starts every enabled part and runs until ctx ends or one part fails.
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
-	if !cfg.HTTP.Enabled && !cfg.DHCP.Enabled && !cfg.TFTP.Enabled {
-		return errors.New("nothing to serve: enable http, dhcp or tftp in the configuration")
+	if !cfg.HTTP.Enabled && !cfg.DHCP.Enabled && !cfg.TFTP.Enabled && !cfg.Sink.Enabled {
+		return errors.New("nothing to serve: enable http, dhcp, tftp or sink in the configuration")
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -117,6 +118,17 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			return err
 		}
 		runners = append(runners, r)
+	}
+	if cfg.Sink.Enabled {
+		ln, err := net.Listen("tcp", cfg.Sink.Listen)
+		if err != nil {
+			return fmt.Errorf("throughput sink: %w", err)
+		}
+		maxConn := cmp.Or(cfg.Sink.MaxDuration, 2*time.Minute)
+		log.Info("throughput sink listening", "addr", ln.Addr().String(), "max_duration", maxConn)
+		runners = append(runners, func(ctx context.Context) error {
+			return sink.Serve(ctx, ln, maxConn, log.With("part", "sink"))
+		})
 	}
 
 	// Run every part; the first to fail stops the others.

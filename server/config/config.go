@@ -36,6 +36,7 @@ type Config struct {
 	HTTP HTTP `yaml:"http"`
 	DHCP DHCP `yaml:"dhcp"`
 	TFTP TFTP `yaml:"tftp"`
+	Sink Sink `yaml:"sink"`
 
 	Jobs   Jobs    `yaml:"jobs"`
 	Images []Image `yaml:"images"`
@@ -132,6 +133,15 @@ type PXELinux struct {
 	ExtraArgs  []string `yaml:"extra_args"`
 	// UnknownDevices is what a device never seen gets: provision (default) or localboot.
 	UnknownDevices string `yaml:"unknown_devices"`
+}
+
+// Sink is the TCP sink that wifi.throughput steps push to: it reads and discards what a device
+// sends, so the device measures its Wi-Fi link against the line server.
+type Sink struct {
+	Enabled bool   `yaml:"enabled"`
+	Listen  string `yaml:"listen"` // host:port, e.g. ":5201"
+	// MaxDuration bounds one connection (default 2m): a stuck device cannot hold it forever.
+	MaxDuration time.Duration `yaml:"max_duration"`
 }
 
 // Jobs holds settings of the jobs handed to devices.
@@ -322,6 +332,14 @@ func (c *Config) Validate() error {
 
 	if c.DataDir == "" && (c.HTTP.Enabled || c.TFTP.Enabled) {
 		bad("data_dir: required (the results database and device boot modes live there)")
+	}
+	if c.Sink.Enabled {
+		if _, _, err := net.SplitHostPort(c.Sink.Listen); err != nil {
+			bad("sink.listen %q: want host:port or :port", c.Sink.Listen)
+		}
+		if c.Sink.MaxDuration < 0 {
+			bad("sink.max_duration %s: must not be negative", c.Sink.MaxDuration)
+		}
 	}
 	if c.HTTP.Enabled {
 		if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
