@@ -123,13 +123,7 @@ func runOnce(ctx context.Context, con *console.Console, server string) (env *boo
 	if err != nil {
 		return env, err
 	}
-	return env, journeyStep(ctx, env)
-}
-
-// journeyStep is what follows booting: the job from the line server, its scenario, the flash,
-// the result and the after-action (journey.go wires the parts).
-func journeyStep(ctx context.Context, env *bootstrap.Env) error {
-	return runJourney(ctx, env)
+	return env, runJourney(ctx, env)
 }
 
 // hint tells the operator what to check for the usual failures.
