@@ -41,6 +41,7 @@ initrd.gz:
 # The agent's initrd plus the in-guest emulators (Wi-Fi AP, Bluetooth peer) and the FTDI driver
 # of QEMU's usb-serial modem: for the demo and the QEMU tests only, never for a real line.
 testbed-initrd:
+	@mkdir -p $(OUT)
 	go run ./initramfs/mkinitrd -modules-dir $(KERNEL_DIR)/lib/modules/$(KVER) \
 		-extra ./cmds/flashline-testbed -add-modules ftdi_sio -pubkey "$(PUBKEY)" -o $(OUT)/initrd-testbed.gz
 
@@ -55,9 +56,11 @@ uki: initrd.gz
 
 # PXE-less devices: a USB stick image and a hybrid ISO that boot the same agent (docs/boot-media.md).
 usb: initrd.gz
+	@mkdir -p $(OUT)
 	go run ./initramfs/mkusb -kernel $(KERNEL) -initrd initrd.gz -server "$(SERVER)" -discover "$(DISCOVER)" -uki "$(UKI)" -usb $(OUT)/flashline-usb.img
 
 iso: initrd.gz
+	@mkdir -p $(OUT)
 	go run ./initramfs/mkusb -kernel $(KERNEL) -initrd initrd.gz -server "$(SERVER)" -discover "$(DISCOVER)" -uki "$(UKI)" -iso $(OUT)/flashline.iso
 
 # Unit tests (fast, no VM) then the QEMU PXE boot smoke test, after installing what they need
