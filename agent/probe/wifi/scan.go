@@ -72,6 +72,20 @@ type ScanResult struct {
 }
 
 // station picks the interface to use.
+// upStation finds the station interface (as station does) and brings its link up: every
+// check starts from there.
+func upStation(ctx context.Context, c Client, links Links, name string, wait time.Duration) (*mwifi.Interface, error) {
+	ifi, err := station(ctx, c, name, wait)
+	if err != nil {
+		return nil, err
+	}
+	if err := links.SetUp(ifi.Index, true); err != nil {
+		// The interface is still returned: the failed step names it in its measurements.
+		return ifi, fmt.Errorf("bring %s up: %w", ifi.Name, err)
+	}
+	return ifi, nil
+}
+
 func station(ctx context.Context, c Client, name string, wait time.Duration) (*mwifi.Interface, error) {
 	if wait == 0 {
 		wait = 5 * time.Second
@@ -125,13 +139,12 @@ func Scan(ctx context.Context, c Client, links Links, req ScanRequest) (ScanResu
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	ifi, err := station(ctx, c, req.Interface, req.InterfaceWait)
+	ifi, err := upStation(ctx, c, links, req.Interface, req.InterfaceWait)
+	if ifi != nil {
+		res.Interface = ifi.Name
+	}
 	if err != nil {
 		return res, err
-	}
-	res.Interface = ifi.Name
-	if err := links.SetUp(ifi.Index, true); err != nil {
-		return res, fmt.Errorf("bring %s up: %w", ifi.Name, err)
 	}
 	seen := map[string]int{}
 	start := time.Now()

@@ -72,13 +72,12 @@ func Throughput(ctx context.Context, c Client, links Links, nw Network, req Thro
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	ifi, err := station(ctx, c, req.Interface, req.InterfaceWait)
+	ifi, err := upStation(ctx, c, links, req.Interface, req.InterfaceWait)
+	if ifi != nil {
+		res.Interface = ifi.Name
+	}
 	if err != nil {
 		return res, err
-	}
-	res.Interface = ifi.Name
-	if err := links.SetUp(ifi.Index, true); err != nil {
-		return res, fmt.Errorf("bring %s up: %w", ifi.Name, err)
 	}
 	// A previous step may have left a connection; start clean.
 	_ = c.Disconnect(ifi)
