@@ -65,8 +65,8 @@ type Options struct {
 	Progress         func(Progress)
 	ProgressInterval time.Duration
 
-	// BufferSize and Buffers size the pipeline (defaults 4 MiB x 4); BufferSize is rounded
-	// up to a multiple of HoldBack.
+	// BufferSize and Buffers size the pipeline (defaults 4 MiB x 4, 1 MiB x 4 for xz);
+	// BufferSize is rounded up to a multiple of HoldBack.
 	BufferSize int
 	Buffers    int
 	// DecodeThreads bounds the decoder's cores (zstd, xz); 0 means all. One xz thread
@@ -158,6 +158,7 @@ func Write(ctx context.Context, opts Options) (res Result, err error) {
 	}
 	defer dec.Close()
 	res.Format = string(dec.Format)
+	p.sizeBuffers(dec.Format)
 
 	p.size = -1
 	if opts.Size > 0 {

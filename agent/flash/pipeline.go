@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/flashline/flashline/agent/flash/decompress"
 	"github.com/flashline/flashline/agent/flash/source"
 	"github.com/flashline/flashline/agent/flash/target"
 )
@@ -65,15 +66,25 @@ type pipeline struct {
 
 func newPipeline(opts Options, log *slog.Logger) *pipeline {
 	p := &pipeline{opts: opts, log: log, bufSize: opts.BufferSize, nBufs: opts.Buffers}
-	if p.bufSize <= 0 {
-		p.bufSize = 4 << 20
-	}
-	p.bufSize = (p.bufSize + HoldBack - 1) / HoldBack * HoldBack
 	if p.nBufs < 3 {
 		p.nBufs = 4
 	}
 	p.phase = "write"
 	return p
+}
+
+// sizeBuffers picks the buffer size once the format is known. Large buffers make fewer,
+// larger writes, which pays when decoding outruns the disk (raw, gzip, zstd). xz decodes far
+// slower than any disk writes, so there they would only be memory taken from the decoder's
+// workers: 1 MiB buffers keep the agent within its memory budget at no cost in speed.
+func (p *pipeline) sizeBuffers(format decompress.Format) {
+	if p.bufSize <= 0 {
+		p.bufSize = 4 << 20
+		if format == decompress.Xz {
+			p.bufSize = 1 << 20
+		}
+	}
+	p.bufSize = (p.bufSize + HoldBack - 1) / HoldBack * HoldBack
 }
 
 // prepare makes the target safe to write: its old partition table is wiped so that a flash

@@ -32,7 +32,7 @@ func cmdFlash(ctx context.Context, args []string) int {
 	fs.DurationVar(&opts.RetryBackoff, "retry-backoff", time.Second, "HTTP: wait before the first retry (doubles up to 16x)")
 	fs.BoolVar(&opts.NoDirect, "no-direct", false, "do not use O_DIRECT")
 	fs.BoolVar(&opts.NoZeroSkip, "no-zero-skip", false, "write zero blocks even where the target reads back zeros")
-	fs.IntVar(&opts.BufferSize, "buffer-size", 0, "pipeline buffer size in bytes (default 4 MiB)")
+	fs.IntVar(&opts.BufferSize, "buffer-size", 0, "pipeline buffer size in bytes (default 4 MiB, 1 MiB for xz)")
 	fs.IntVar(&opts.Buffers, "buffers", 0, "number of pipeline buffers (default 4)")
 	fs.IntVar(&opts.DecodeThreads, "threads", 0, "decoder threads for zstd and xz (default: all cores; 1 saves some memory with xz)")
 	fs.IntVar(&opts.Writers, "writers", 0, "concurrent writes in flight (default 2 on a device, 1 on a file)")

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"compress/gzip"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"hash/crc32"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -348,6 +351,93 @@ func FuzzXZVarint(f *testing.F) {
 		enc = append(enc, byte(u))
 		if !bytes.Equal(enc, p[:len(p)-len(rest)]) {
 			t.Fatalf("non-canonical encoding accepted: % x", p[:len(p)-len(rest)])
+		}
+	})
+}
+
+// A worker's LZMA2 decoder carries over from block to block, trusting each block header's
+// uncompressed size to find the block's end; a header that lies, or a block that does not
+// reset the dictionary, must be an error and never shift data between blocks.
+func TestXZBlockHeaderLies(t *testing.T) {
+	multi, err := os.ReadFile("testdata/multi.xz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first block header starts right after the 12-byte stream header.
+	const at = 12
+	hsize := (int(multi[at]) + 1) * 4
+	uvarint := func(b []byte) (uint64, int) {
+		var v uint64
+		for i := 0; i < len(b); i++ {
+			v |= uint64(b[i]&0x7f) << (7 * i)
+			if b[i]&0x80 == 0 {
+				return v, i + 1
+			}
+		}
+		t.Fatal("bad varint")
+		return 0, 0
+	}
+	putUvarint := func(v uint64) []byte {
+		var out []byte
+		for v >= 0x80 {
+			out = append(out, byte(v)|0x80)
+			v >>= 7
+		}
+		return append(out, byte(v))
+	}
+	if multi[at+1]&0xc0 != 0xc0 {
+		t.Fatal("testdata/multi.xz: first block header lacks sizes")
+	}
+	_, n1 := uvarint(multi[at+2:])
+	uncomp, n2 := uvarint(multi[at+2+n1:])
+	withUncompressed := func(v uint64) []byte {
+		enc := putUvarint(v)
+		if len(enc) != n2 {
+			t.Fatalf("varint length changes for %d", v)
+		}
+		bad := append([]byte{}, multi...)
+		copy(bad[at+2+n1:], enc)
+		binary.LittleEndian.PutUint32(bad[at+hsize-4:], crc32.ChecksumIEEE(bad[at:at+hsize-4]))
+		return bad
+	}
+	noReset := append([]byte{}, multi...)
+	if c := noReset[at+hsize]; c != 0x01 && c < 0xe0 {
+		t.Fatalf("first chunk control %#x is no dictionary reset", c)
+	}
+	noReset[at+hsize] = 0x80 // LZMA chunk without any reset
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		want string
+	}{
+		{"size one too large", withUncompressed(uncomp + 1), "its header says"},
+		{"size one too small", withUncompressed(uncomp - 1), "its header says"},
+		{"no dictionary reset", noReset, "dictionary reset"},
+	} {
+		for _, workers := range []int{1, 2} {
+			t.Run(fmt.Sprintf("%s/%d", tc.name, workers), func(t *testing.T) {
+				got, _, err := decodeAll(t, tc.in, workers)
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("got %d bytes, error %v; want an error saying %q", len(got), err, tc.want)
+				}
+			})
+		}
+	}
+}
+
+// lzma2Size reads chunk headers of untrusted blocks: it must never panic or read past data.
+func FuzzLZMA2Size(f *testing.F) {
+	multi, _ := os.ReadFile("testdata/multi.xz")
+	if len(multi) > 200 {
+		hsize := (int(multi[12]) + 1) * 4
+		f.Add(multi[12+hsize : 12+hsize+100])
+	}
+	f.Add([]byte{0x01, 0x00, 0x00, 0x41, 0x00})
+	f.Add([]byte{0xe0, 0x00, 0x10, 0x00, 0x05, 0x5d, 1, 2, 3, 4, 5, 6, 0x00})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		size, err := lzma2Size(data)
+		if err == nil && (size < 0 || len(data) == 0 || data[len(data)-1] != 0) {
+			t.Fatalf("size %d accepted for %x", size, data)
 		}
 	})
 }

@@ -72,10 +72,14 @@ type xzBlock struct {
 }
 
 type xzReader struct {
-	done    chan struct{}
-	once    sync.Once
-	order   chan *xzJob
-	work    chan xzBlock
+	done  chan struct{}
+	once  sync.Once
+	order chan *xzJob
+	work  chan xzBlock
+	// slots holds one token per decoder that may run (workers, or the splitter decoding a
+	// block inline). A block's compressed data is read only once it has a slot, so at most
+	// one compressed block and one dictionary per decoder are in memory.
+	slots   chan struct{}
 	free    chan []byte // decoded pieces for reuse
 	cfree   chan []byte // compressed block buffers for reuse
 	wg      sync.WaitGroup
@@ -100,7 +104,10 @@ func newXZReader(r *bufio.Reader, workers int) *xzReader {
 		order: make(chan *xzJob, max(1, workers-1)),
 		cfree: make(chan []byte, 1), // one idle block buffer: a pool of more is memory held for nothing
 		work:  make(chan xzBlock),
-		free:  make(chan []byte, (workers+1)*(xzLookahead+1)+1),
+		slots: make(chan struct{}, workers),
+		// Every decoder holds at most its lookahead plus the piece it fills, the consumer
+		// one more: a pool that size means no piece is ever allocated twice.
+		free: make(chan []byte, workers*(xzLookahead+1)+1),
 	}
 	for range workers {
 		x.wg.Add(1)
@@ -222,25 +229,33 @@ func (x *xzReader) next() error {
 
 func (x *xzReader) worker() {
 	defer x.wg.Done()
+	var lz lzma2Decoder
 	for {
 		select {
 		case b := <-x.work:
-			x.decodeBuffered(b)
+			x.decodeBuffered(&lz, b)
+			<-x.slots
 		case <-x.done:
 			return
 		}
 	}
 }
 
-func (x *xzReader) decodeBuffered(b xzBlock) {
+func (x *xzReader) decodeBuffered(lz *lzma2Decoder, b xzBlock) {
 	job := b.job
 	defer close(job.out)
 	csize := int(b.hdr.compressed)
 	pad := (4 - csize%4) % 4
-	rd := bytes.NewReader(b.data[:csize])
-	sum, err := x.decodeLZMA2(job, rd, b.hdr, b.check)
-	if err == nil && rd.Len() != 0 {
-		err = errors.New("xz: block data longer than the LZMA2 stream")
+	var sum []byte
+	var err error
+	if b.hdr.uncompressed > 0 {
+		sum, err = x.decodeReusing(lz, job, b.data[:csize], b.hdr, b.check)
+	} else {
+		rd := bytes.NewReader(b.data[:csize])
+		sum, err = x.decodeLZMA2(job, rd, b.hdr, b.check)
+		if err == nil && rd.Len() != 0 {
+			err = errors.New("xz: block data longer than the LZMA2 stream")
+		}
 	}
 	if err == nil {
 		err = verifyPadCheck(b.data[csize:], pad, sum)
@@ -250,6 +265,123 @@ func (x *xzReader) decodeBuffered(b xzBlock) {
 	case x.cfree <- b.data[:0]:
 	default:
 	}
+}
+
+// lzma2Decoder is a worker's LZMA2 decoder, kept from block to block. ulikunitz's Reader2
+// allocates its dictionary (8 MiB for xz -6) when it is made and has no Reset, so one Reader2
+// per block made a dictionary's worth of garbage per block. Every xz block starts with a
+// chunk that resets the dictionary and the state, so the blocks' chunk sequences, each cut
+// before its end-of-stream marker, decode as one LZMA2 stream through one Reader2.
+type lzma2Decoder struct {
+	src     bytes.Reader
+	r       *lzma.Reader2
+	dictCap int
+}
+
+// decodeReusing decodes one buffered block whose header gives its uncompressed size.
+func (x *xzReader) decodeReusing(lz *lzma2Decoder, job *xzJob, data []byte, h xzBlockHeader, check byte) ([]byte, error) {
+	// The chunk sequence must open with a dictionary reset (control 0x01 or >= 0xe0), which
+	// is what makes sharing the decoder sound, and its chunks must add up to the header's
+	// size: the decoder is stopped at that size, so output beyond it would otherwise stay
+	// in its dictionary and come out as the next block's first bytes.
+	if len(data) < 2 || (data[0] != 0x01 && data[0] < 0xe0) {
+		return nil, errors.New("xz: block does not start with an LZMA2 dictionary reset")
+	}
+	if size, err := lzma2Size(data); err != nil {
+		return nil, err
+	} else if size != h.uncompressed {
+		return nil, fmt.Errorf("xz: block holds %d bytes, its header says %d", size, h.uncompressed)
+	}
+	dict := max(lzma.MinDictCap, min(h.dictCap, h.uncompressed))
+	if dict > xzMaxDict {
+		return nil, fmt.Errorf("xz: dictionary of %d MiB is more than the agent allows (%d MiB)", dict>>20, xzMaxDict>>20)
+	}
+	lz.src.Reset(data[:len(data)-1]) // without the end marker, which would stop the Reader2
+	if lz.r == nil || int(dict) > lz.dictCap {
+		lz.r = nil // let the old dictionary go before the new one is allocated
+		cfg := lzma.Reader2Config{DictCap: int(dict)}
+		r, err := cfg.NewReader2(&lz.src)
+		if err != nil {
+			return nil, fmt.Errorf("xz: %w", err)
+		}
+		lz.r, lz.dictCap = r, int(dict)
+	}
+	hs := newXZHash(check)
+	for left := h.uncompressed; left > 0; {
+		buf := x.getBuf()
+		// Asking for exactly what is left of the block keeps Reader2 from reading the
+		// next chunk header, which belongs to the next block.
+		n, err := io.ReadFull(lz.r, buf[:min(int64(len(buf)), left)])
+		if err != nil {
+			x.putBuf(buf)
+			lz.r = nil // a failed Reader2 stays failed
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return nil, errors.New("xz: block shorter than its header says")
+			}
+			return nil, fmt.Errorf("xz: %w", err)
+		}
+		left -= int64(n)
+		if hs != nil {
+			hs.Write(buf[:n])
+		}
+		pc := xzPiece{buf: buf, n: n}
+		if isZero(buf[:n]) {
+			x.putBuf(buf)
+			pc.buf = nil
+		}
+		select {
+		case job.out <- pc:
+		case <-x.done:
+			return nil, errors.New("xz: reader closed")
+		}
+	}
+	if lz.src.Len() != 0 {
+		// More chunks than the header's size: they would be read as the next block's.
+		lz.r = nil
+		return nil, errors.New("xz: block longer than its header says")
+	}
+	job.size = h.uncompressed
+	return xzSum(hs), nil
+}
+
+// lzma2Size walks an LZMA2 chunk sequence by its chunk headers alone and returns the
+// uncompressed size they announce; the sequence must end with its end marker exactly at the
+// end of data.
+func lzma2Size(data []byte) (int64, error) {
+	var size int64
+	for i := 0; i < len(data); {
+		c := data[i]
+		var hdr, body, out int
+		switch {
+		case c == 0x00:
+			if i != len(data)-1 {
+				return 0, errors.New("xz: block data longer than the LZMA2 stream")
+			}
+			return size, nil
+		case c == 0x01 || c == 0x02:
+			if i+3 > len(data) {
+				return 0, errors.New("xz: LZMA2 chunk header cut short")
+			}
+			hdr = 3
+			out = int(binary.BigEndian.Uint16(data[i+1:])) + 1
+			body = out
+		case c >= 0x80:
+			hdr = 5
+			if c >= 0xc0 {
+				hdr = 6 // carries new properties
+			}
+			if i+hdr > len(data) {
+				return 0, errors.New("xz: LZMA2 chunk header cut short")
+			}
+			out = int(c&0x1f)<<16 + int(binary.BigEndian.Uint16(data[i+1:])) + 1
+			body = int(binary.BigEndian.Uint16(data[i+3:])) + 1
+		default:
+			return 0, fmt.Errorf("xz: invalid LZMA2 chunk control byte %#x", c)
+		}
+		size += int64(out)
+		i += hdr + body
+	}
+	return 0, errors.New("xz: LZMA2 stream without its end marker")
 }
 
 // decodeLZMA2 decodes one block's LZMA2 stream from r into job.out and returns its check
@@ -480,6 +612,11 @@ func (x *xzReader) splitStream(r *bufio.Reader) error {
 			return err
 		}
 		job := &xzJob{out: make(chan xzPiece, xzLookahead)}
+		select {
+		case x.slots <- struct{}{}:
+		case <-x.done:
+			return errors.New("xz: reader closed")
+		}
 		if hdr.compressed >= 0 && hdr.compressed <= xzMaxBuffered && hdr.dictCap <= xzMaxParallelDict {
 			pad := (4 - hdr.compressed%4) % 4
 			data := x.blockBuf(int(hdr.compressed + pad + int64(csz)))
@@ -502,7 +639,9 @@ func (x *xzReader) splitStream(r *bufio.Reader) error {
 		if err := x.sendJob(job); err != nil {
 			return err
 		}
-		if err := x.decodeInline(r, job, hdr, check, csz); err != nil {
+		err = x.decodeInline(r, job, hdr, check, csz)
+		<-x.slots
+		if err != nil {
 			return err
 		}
 	}
