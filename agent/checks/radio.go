@@ -187,7 +187,7 @@ func WifiThroughput(p WifiProber) Kind {
 // BluetoothScanParams configure bluetooth.scan.
 type BluetoothScanParams struct {
 	Address   string `yaml:"address" json:"address" jsonschema:"pattern=^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$,description=The control peer's Bluetooth address"`
-	Discovery string `yaml:"discovery" json:"discovery,omitempty" jsonschema:"enum=bredr,enum=le,enum=both,default=both,description=Discovery to run: classic inquiry, LE scan or both"`
+	Discovery string `yaml:"discovery" json:"discovery,omitempty" jsonschema:"enum=bredr,enum=le,enum=both,default=both" jsonschema_description:"Discovery to run: classic inquiry (bredr), LE scan (le) or both"`
 	MinRSSI   int    `yaml:"min_rssi" json:"min_rssi,omitempty" jsonschema:"minimum=-127,maximum=-1,description=Weakest acceptable RSSI in dBm; 0 or absent: any"`
 }
 

@@ -34,7 +34,7 @@ func cmdFlash(ctx context.Context, args []string) int {
 	fs.BoolVar(&opts.NoZeroSkip, "no-zero-skip", false, "write zero blocks even where the target reads back zeros")
 	fs.IntVar(&opts.BufferSize, "buffer-size", 0, "pipeline buffer size in bytes (default 4 MiB, 1 MiB for xz)")
 	fs.IntVar(&opts.Buffers, "buffers", 0, "number of pipeline buffers (default 4)")
-	fs.IntVar(&opts.DecodeThreads, "threads", 0, "decoder threads for zstd and xz (default: all cores; 1 saves some memory with xz)")
+	fs.IntVar(&opts.DecodeThreads, "threads", 0, "decoder threads for zstd and xz (default: all cores for xz, all but one for zstd, whose hashing takes a core; 1 saves memory with xz)")
 	fs.IntVar(&opts.Writers, "writers", 0, "concurrent writes in flight (default 2 on a device, 1 on a file)")
 	verbose := fs.Bool("v", false, "log retries and warnings to stderr")
 	fs.Usage = func() {
