@@ -75,6 +75,10 @@ type Options struct {
 	// Writers is how many writes may be in flight at once (default 2 on a device, 1 on a
 	// file).
 	Writers int
+	// Memory is the memory budget (resident set) of the flashing process, default 64 MiB.
+	// The xz decoder works on several blocks at once only where that fits the budget.
+	// Callers that want the garbage collector held to it too set debug.SetMemoryLimit.
+	Memory int64
 
 	Logger  *slog.Logger
 	Checker *target.Checker // where the target safety checks look; nil for the live system
@@ -152,13 +156,17 @@ func Write(ctx context.Context, opts Options) (res Result, err error) {
 	}
 	defer src.Close()
 	p.src = src
-	dec, err := decompress.NewReader(src, decompress.Options{Concurrency: opts.DecodeThreads})
+	dec, err := decompress.NewReader(src, decompress.Options{
+		Concurrency: opts.DecodeThreads,
+		// Only xz's decoder sizes itself to its budget, so reckon with xz's buffers.
+		Memory: decoderMemory(opts.Memory, p.memory(decompress.Xz)),
+	})
 	if err != nil {
 		return res, fail("%v", err)
 	}
 	defer dec.Close()
 	res.Format = string(dec.Format)
-	p.sizeBuffers(dec.Format)
+	p.bufSize = p.bufferSize(dec.Format)
 
 	p.size = -1
 	if opts.Size > 0 {
@@ -256,6 +264,20 @@ func Write(ctx context.Context, opts Options) (res Result, err error) {
 	p.setPhase("done", n)
 	p.emitFinal()
 	return res, nil
+}
+
+// DefaultMemory is the flash's memory budget when Options.Memory is not set.
+const DefaultMemory = 64 << 20
+
+// decoderMemory is the share of a process's memory budget left to the decoder's live data:
+// the agent's code and the Go runtime take about 16 MiB of resident memory beside the heap,
+// the garbage collector a third of the heap (the agent runs with GOGC=50), and the pipeline
+// its buffers.
+func decoderMemory(budget, buffers int64) int64 {
+	if budget <= 0 {
+		budget = DefaultMemory
+	}
+	return max(1, (budget-16<<20)*2/3-buffers)
 }
 
 func equalBytes(a, b []byte) bool {

@@ -65,7 +65,7 @@ type pipeline struct {
 }
 
 func newPipeline(opts Options, log *slog.Logger) *pipeline {
-	p := &pipeline{opts: opts, log: log, bufSize: opts.BufferSize, nBufs: opts.Buffers}
+	p := &pipeline{opts: opts, log: log, nBufs: opts.Buffers}
 	if p.nBufs < 3 {
 		p.nBufs = 4
 	}
@@ -73,18 +73,24 @@ func newPipeline(opts Options, log *slog.Logger) *pipeline {
 	return p
 }
 
-// sizeBuffers picks the buffer size once the format is known. Large buffers make fewer,
-// larger writes, which pays when decoding outruns the disk (raw, gzip, zstd). xz decodes far
-// slower than any disk writes, so there they would only be memory taken from the decoder's
-// workers: 1 MiB buffers keep the agent within its memory budget at no cost in speed.
-func (p *pipeline) sizeBuffers(format decompress.Format) {
-	if p.bufSize <= 0 {
-		p.bufSize = 4 << 20
+// bufferSize is the pipeline's buffer size for a format. Large buffers make fewer, larger
+// writes, which pays when decoding outruns the disk (raw, gzip, zstd). xz decodes far slower
+// than any disk writes, so there they would only be memory taken from the decoder: 1 MiB
+// buffers cost nothing in speed.
+func (p *pipeline) bufferSize(format decompress.Format) int {
+	n := p.opts.BufferSize
+	if n <= 0 {
+		n = 4 << 20
 		if format == decompress.Xz {
-			p.bufSize = 1 << 20
+			n = 1 << 20
 		}
 	}
-	p.bufSize = (p.bufSize + HoldBack - 1) / HoldBack * HoldBack
+	return (n + HoldBack - 1) / HoldBack * HoldBack
+}
+
+// memory is what the pipeline's buffers take for a format, the held-back first MiB included.
+func (p *pipeline) memory(format decompress.Format) int64 {
+	return int64(p.nBufs*p.bufferSize(format) + HoldBack)
 }
 
 // prepare makes the target safe to write: its old partition table is wiped so that a flash

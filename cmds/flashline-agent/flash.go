@@ -36,6 +36,7 @@ func cmdFlash(ctx context.Context, args []string) int {
 	fs.IntVar(&opts.Buffers, "buffers", 0, "number of pipeline buffers (default 4)")
 	fs.IntVar(&opts.DecodeThreads, "threads", 0, "decoder threads for zstd and xz (default: all cores for xz, all but one for zstd, whose hashing takes a core; 1 saves memory with xz)")
 	fs.IntVar(&opts.Writers, "writers", 0, "concurrent writes in flight (default 2 on a device, 1 on a file)")
+	memMiB := fs.Int64("memory", flash.DefaultMemory>>20, "memory budget in MiB; xz decodes blocks in parallel only where that fits it (xz -6 images need about 160)")
 	verbose := fs.Bool("v", false, "log retries and warnings to stderr")
 	fs.Usage = func() {
 		fmt.Fprintln(os.Stderr, "usage: flashline-agent flash [--sha256 HEX] [--size BYTES] [flags] SOURCE TARGET\n\nSOURCE is an http(s) URL, a file or - (stdin); TARGET a block device or a regular file.\n\nFlags:")
@@ -78,16 +79,24 @@ func cmdFlash(ctx context.Context, args []string) int {
 		level = slog.LevelInfo
 	}
 	opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if *memMiB < 32 {
+		fmt.Fprintf(os.Stderr, "flash: --memory %d: the agent needs at least 32 MiB\n", *memMiB)
+		return 2
+	}
+	opts.Memory = *memMiB << 20
 	// The agent runs from a ramdisk on devices with little RAM: keep the heap closer to the
-	// pipeline's fixed buffers than the default GOGC=100 would. A hard limit below the live
-	// heap makes the GC run back to back (xz at 48 MiB spent 27 s of CPU collecting, at
-	// 96 MiB 30 s), so the limit is only a ceiling above the xz decoder's working set (two
-	// 8 MiB dictionaries, buffered blocks, decoded look-ahead), and GOGC does the rest.
+	// pipeline's fixed buffers than the default GOGC=100 would, and hold the collector to
+	// the budget. The pipeline and the decoder size themselves to it (flash.Options.Memory),
+	// so the live heap stays well below the limit: a limit below the live heap would make
+	// the collector run back to back (xz with two decoders under a 48 MiB limit spent 27 s
+	// of CPU collecting).
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(50)
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(160 << 20)
+		// The runtime's limit leaves out the program's own code pages (about 8 MiB of
+		// resident memory), which the budget counts.
+		debug.SetMemoryLimit(opts.Memory - 8<<20)
 	}
 	term := isTerminal(os.Stderr)
 	if term {

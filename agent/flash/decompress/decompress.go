@@ -17,6 +17,9 @@ type Options struct {
 	// Concurrency is how many cores a decoder may use; 0 means all of them for xz and all
 	// but one for zstd.
 	Concurrency int
+	// Memory, when > 0, is how much the decoder may hold; xz decodes blocks in parallel only
+	// when a block, its dictionary and its look-ahead fit it once per core.
+	Memory int64
 }
 
 func (o Options) concurrency() int {
@@ -86,7 +89,7 @@ func NewReader(r io.Reader, opts Options) (*Reader, error) {
 		}
 		return &Reader{Reader: &errMapper{r: zr, format: Zstd}, Format: Zstd, close: zr.Close}, nil
 	case Xz:
-		xr := newXZReader(br, opts.concurrency())
+		xr := newXZReader(br, opts.concurrency(), opts.Memory)
 		return &Reader{Reader: &errMapper{r: xr, format: Xz}, Format: Xz, close: xr.Close}, nil
 	}
 	return &Reader{Reader: br, Format: Raw}, nil

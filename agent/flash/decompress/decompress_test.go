@@ -193,9 +193,12 @@ func TestTruncated(t *testing.T) {
 				cuts = append(cuts, 12+rand.IntN(len(in)-13))
 			}
 			for _, cut := range cuts {
-				_, _, err := decodeAll(t, in[:cut], 2)
-				if err == nil {
-					t.Fatalf("cut at %d of %d: no error", cut, len(in))
+				// One worker streams xz blocks from the input, two buffer them.
+				for _, workers := range []int{1, 2} {
+					_, _, err := decodeAll(t, in[:cut], workers)
+					if err == nil {
+						t.Fatalf("cut at %d of %d, %d workers: no error", cut, len(in), workers)
+					}
 				}
 			}
 		})
@@ -215,7 +218,7 @@ func TestCorrupt(t *testing.T) {
 				bad := append([]byte{}, in...)
 				i := 20 + r.IntN(len(bad)-40)
 				bad[i] ^= 0x10
-				got, _, err := decodeAll(t, bad, 2)
+				got, _, err := decodeAll(t, bad, 1+r.IntN(2))
 				if err == nil && !bytes.Equal(got, img) && name != "xz multi" {
 					t.Fatalf("flip at %d: decoded %d wrong bytes without error", i, len(got))
 				}
@@ -440,4 +443,48 @@ func FuzzLZMA2Size(f *testing.F) {
 			t.Fatalf("size %d accepted for %x", size, data)
 		}
 	})
+}
+
+// Parallel xz decoding buffers whole blocks; it is chosen only when the decoders' share of
+// memory holds a block, its dictionary and its look-ahead once per worker, and the
+// look-ahead grows with the budget.
+func TestXZParallelBudget(t *testing.T) {
+	mib := int64(1 << 20)
+	blk := xzBlockHeader{compressed: 7 * mib, uncompressed: 24 * mib, dictCap: 8 * mib}
+	least := 8*mib + 7*mib + (xzLookahead+1)*xzPieceSize // per worker
+	for _, tc := range []struct {
+		name    string
+		workers int
+		budget  int64
+		h       xzBlockHeader
+		want    int
+	}{
+		{"one worker streams", 1, 0, blk, 0},
+		{"no budget", 2, 0, blk, xzLookahead},
+		{"budget fits two", 2, 2 * least, blk, xzLookahead},
+		{"budget short by a byte", 2, 2*least - 1, blk, 0},
+		{"bigger budget, longer look-ahead", 2, 2 * (least + 10*mib), blk, xzLookahead + 10},
+		{"look-ahead stops at the block's size", 2, 1 << 40, blk, 24},
+		{"no sizes in the header", 2, 0, xzBlockHeader{compressed: -1, uncompressed: -1, dictCap: 8 * mib}, 0},
+		{"block too big to buffer", 2, 0, xzBlockHeader{compressed: xzMaxBuffered + 1, uncompressed: 24 * mib, dictCap: 8 * mib}, 0},
+		{"small block, small dictionary", 2, 2 * (64<<10 + 32<<10 + 2*xzPieceSize), xzBlockHeader{compressed: 32 << 10, uncompressed: 64 << 10, dictCap: 8 * mib}, 1},
+	} {
+		x := &xzReader{workers: tc.workers, budget: tc.budget}
+		if got := x.lookahead(tc.h); got != tc.want {
+			t.Errorf("%s: lookahead = %d, want %d", tc.name, got, tc.want)
+		}
+	}
+	// And the budget really switches paths: both decode testdata/multi.xz to the same bytes.
+	multi, _ := os.ReadFile("testdata/multi.xz")
+	for _, budget := range []int64{0, 1} {
+		r, err := NewReader(bytes.NewReader(multi), Options{Concurrency: 2, Memory: budget})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := io.ReadAll(r)
+		r.Close()
+		if s := sha256.Sum256(out); err != nil || hex.EncodeToString(s[:]) != testdataSHA {
+			t.Errorf("budget %d: %v, sha256 %x", budget, err, s)
+		}
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"hash/crc32"
 	"hash/crc64"
 	"io"
+	"strings"
 	"sync"
 
 	"github.com/ulikunitz/xz/lzma"
@@ -26,11 +27,16 @@ import (
 
 const (
 	xzPieceSize = 1 << 20
-	// xzLookahead is how many decoded pieces one block may hold while earlier blocks are still
-	// being consumed. It trades memory for parallelism: a worker stalls once it is this far
-	// ahead of the writer. On a 2 GiB ext4 image made with xz -T2 (24 MiB blocks), 12 pieces
-	// and 6 gave the same speed within noise; 4 was a third slower.
-	xzLookahead = 6
+	// xzLookahead is how many decoded pieces a block decoded in parallel may hold while
+	// earlier blocks are still being consumed, at least; the memory budget may allow up to
+	// xzMaxLookahead. It trades memory for parallelism: a worker stalls once it is this far
+	// ahead of the writer. On a 2 GiB ext4 image made with xz -T2 (24 MiB blocks), 6 pieces
+	// took 29 s, 24 pieces (the whole block) 21 s.
+	xzLookahead    = 6
+	xzMaxLookahead = 32
+	// xzStreamLookahead is the look-ahead of a block decoded straight from the stream: that
+	// block is the one being consumed, so a little decoupling is all it needs.
+	xzStreamLookahead = 2
 	// xzMaxBuffered is the largest compressed block read into memory for a worker.
 	xzMaxBuffered = 16 << 20
 	// xzMaxParallelDict is the largest LZMA2 dictionary a worker may allocate; blocks with a
@@ -79,7 +85,14 @@ type xzReader struct {
 	// slots holds one token per decoder that may run (workers, or the splitter decoding a
 	// block inline). A block's compressed data is read only once it has a slot, so at most
 	// one compressed block and one dictionary per decoder are in memory.
-	slots   chan struct{}
+	slots chan struct{}
+	// workers is how many decoders may run at once; budget, when > 0, is the memory they
+	// may hold together, which decides per block whether parallel decoding fits.
+	workers int
+	budget  int64
+	// The splitter's own decoder, for blocks it decodes straight from the stream.
+	inline  lzma2Decoder
+	framer  lzma2Framer
 	free    chan []byte // decoded pieces for reuse
 	cfree   chan []byte // compressed block buffers for reuse
 	wg      sync.WaitGroup
@@ -93,12 +106,14 @@ type xzReader struct {
 	err     error
 }
 
-func newXZReader(r *bufio.Reader, workers int) *xzReader {
+func newXZReader(r *bufio.Reader, workers int, budget int64) *xzReader {
 	if workers < 1 {
 		workers = 1
 	}
 	x := &xzReader{
-		done: make(chan struct{}),
+		workers: workers,
+		budget:  budget,
+		done:    make(chan struct{}),
 		// The consumer's block plus workers-1 queued ones keep every worker busy; each
 		// queued block holds its compressed data and decoded pieces, so no more.
 		order: make(chan *xzJob, max(1, workers-1)),
@@ -107,7 +122,7 @@ func newXZReader(r *bufio.Reader, workers int) *xzReader {
 		slots: make(chan struct{}, workers),
 		// Every decoder holds at most its lookahead plus the piece it fills, the consumer
 		// one more: a pool that size means no piece is ever allocated twice.
-		free: make(chan []byte, workers*(xzLookahead+1)+1),
+		free: make(chan []byte, workers*(xzMaxLookahead+1)+1),
 	}
 	for range workers {
 		x.wg.Add(1)
@@ -230,10 +245,11 @@ func (x *xzReader) next() error {
 func (x *xzReader) worker() {
 	defer x.wg.Done()
 	var lz lzma2Decoder
+	var src bytes.Reader
 	for {
 		select {
 		case b := <-x.work:
-			x.decodeBuffered(&lz, b)
+			x.decodeBuffered(&lz, &src, b)
 			<-x.slots
 		case <-x.done:
 			return
@@ -241,7 +257,7 @@ func (x *xzReader) worker() {
 	}
 }
 
-func (x *xzReader) decodeBuffered(lz *lzma2Decoder, b xzBlock) {
+func (x *xzReader) decodeBuffered(lz *lzma2Decoder, src *bytes.Reader, b xzBlock) {
 	job := b.job
 	defer close(job.out)
 	csize := int(b.hdr.compressed)
@@ -249,7 +265,7 @@ func (x *xzReader) decodeBuffered(lz *lzma2Decoder, b xzBlock) {
 	var sum []byte
 	var err error
 	if b.hdr.uncompressed > 0 {
-		sum, err = x.decodeReusing(lz, job, b.data[:csize], b.hdr, b.check)
+		sum, err = x.decodeReusing(lz, src, job, b.data[:csize], b.hdr, b.check)
 	} else {
 		rd := bytes.NewReader(b.data[:csize])
 		sum, err = x.decodeLZMA2(job, rd, b.hdr, b.check)
@@ -267,56 +283,84 @@ func (x *xzReader) decodeBuffered(lz *lzma2Decoder, b xzBlock) {
 	}
 }
 
-// lzma2Decoder is a worker's LZMA2 decoder, kept from block to block. ulikunitz's Reader2
-// allocates its dictionary (8 MiB for xz -6) when it is made and has no Reset, so one Reader2
-// per block made a dictionary's worth of garbage per block. Every xz block starts with a
-// chunk that resets the dictionary and the state, so the blocks' chunk sequences, each cut
-// before its end-of-stream marker, decode as one LZMA2 stream through one Reader2.
+// lzma2Decoder is an LZMA2 decoder kept from block to block (one per worker, one for the
+// blocks decoded straight from the stream). ulikunitz's Reader2 allocates its dictionary
+// (8 MiB for xz -6) when it is made and has no Reset, so one Reader2 per block made a
+// dictionary's worth of garbage per block. Every xz block starts with a chunk that resets the
+// dictionary and the state, so the blocks' chunk sequences, each without its end-of-stream
+// marker, decode as one LZMA2 stream through one Reader2.
 type lzma2Decoder struct {
-	src     bytes.Reader
 	r       *lzma.Reader2
 	dictCap int
 }
 
+// reader returns the Reader2 for a block with header h reading from src, which must be the
+// same source every call. It is made anew when the block needs a larger dictionary.
+func (lz *lzma2Decoder) reader(src io.Reader, h xzBlockHeader) (*lzma.Reader2, error) {
+	dict := max(lzma.MinDictCap, min(h.dictCap, h.uncompressed))
+	if dict > xzMaxDict {
+		return nil, fmt.Errorf("xz: dictionary of %d MiB is more than the agent allows (%d MiB)", dict>>20, xzMaxDict>>20)
+	}
+	if lz.r == nil || int(dict) > lz.dictCap {
+		lz.r = nil // let the old dictionary go before the new one is allocated
+		cfg := lzma.Reader2Config{DictCap: int(dict)}
+		r, err := cfg.NewReader2(src)
+		if err != nil {
+			return nil, fmt.Errorf("xz: %w", err)
+		}
+		lz.r, lz.dictCap = r, int(dict)
+	}
+	return lz.r, nil
+}
+
 // decodeReusing decodes one buffered block whose header gives its uncompressed size.
-func (x *xzReader) decodeReusing(lz *lzma2Decoder, job *xzJob, data []byte, h xzBlockHeader, check byte) ([]byte, error) {
+func (x *xzReader) decodeReusing(lz *lzma2Decoder, src *bytes.Reader, job *xzJob, data []byte, h xzBlockHeader, check byte) ([]byte, error) {
 	// The chunk sequence must open with a dictionary reset (control 0x01 or >= 0xe0), which
 	// is what makes sharing the decoder sound, and its chunks must add up to the header's
 	// size: the decoder is stopped at that size, so output beyond it would otherwise stay
 	// in its dictionary and come out as the next block's first bytes.
 	if len(data) < 2 || (data[0] != 0x01 && data[0] < 0xe0) {
-		return nil, errors.New("xz: block does not start with an LZMA2 dictionary reset")
+		return nil, errNoReset
 	}
 	if size, err := lzma2Size(data); err != nil {
 		return nil, err
 	} else if size != h.uncompressed {
 		return nil, fmt.Errorf("xz: block holds %d bytes, its header says %d", size, h.uncompressed)
 	}
-	dict := max(lzma.MinDictCap, min(h.dictCap, h.uncompressed))
-	if dict > xzMaxDict {
-		return nil, fmt.Errorf("xz: dictionary of %d MiB is more than the agent allows (%d MiB)", dict>>20, xzMaxDict>>20)
+	src.Reset(data[:len(data)-1]) // without the end marker, which would stop the Reader2
+	lr, err := lz.reader(src, h)
+	if err != nil {
+		return nil, err
 	}
-	lz.src.Reset(data[:len(data)-1]) // without the end marker, which would stop the Reader2
-	if lz.r == nil || int(dict) > lz.dictCap {
-		lz.r = nil // let the old dictionary go before the new one is allocated
-		cfg := lzma.Reader2Config{DictCap: int(dict)}
-		r, err := cfg.NewReader2(&lz.src)
-		if err != nil {
-			return nil, fmt.Errorf("xz: %w", err)
-		}
-		lz.r, lz.dictCap = r, int(dict)
+	sum, err := x.emit(job, lr, h.uncompressed, newXZHash(check))
+	if err != nil {
+		lz.r = nil // a failed Reader2 stays failed
+		return nil, err
 	}
-	hs := newXZHash(check)
-	for left := h.uncompressed; left > 0; {
+	if src.Len() != 0 {
+		lz.r = nil
+		return nil, errors.New("xz: block longer than its header says")
+	}
+	job.size = h.uncompressed
+	return sum, nil
+}
+
+var errNoReset = errors.New("xz: block does not start with an LZMA2 dictionary reset")
+
+// emit reads exactly size bytes from lr into pieces for job, hashing them with hs.
+func (x *xzReader) emit(job *xzJob, lr io.Reader, size int64, hs hash.Hash) ([]byte, error) {
+	for left := size; left > 0; {
 		buf := x.getBuf()
 		// Asking for exactly what is left of the block keeps Reader2 from reading the
 		// next chunk header, which belongs to the next block.
-		n, err := io.ReadFull(lz.r, buf[:min(int64(len(buf)), left)])
+		n, err := io.ReadFull(lr, buf[:min(int64(len(buf)), left)])
 		if err != nil {
 			x.putBuf(buf)
-			lz.r = nil // a failed Reader2 stays failed
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return nil, errors.New("xz: block shorter than its header says")
+				return nil, fmt.Errorf("xz: block shorter than its header says: %w", io.ErrUnexpectedEOF)
+			}
+			if strings.HasPrefix(err.Error(), "xz:") {
+				return nil, err
 			}
 			return nil, fmt.Errorf("xz: %w", err)
 		}
@@ -335,13 +379,98 @@ func (x *xzReader) decodeReusing(lz *lzma2Decoder, job *xzJob, data []byte, h xz
 			return nil, errors.New("xz: reader closed")
 		}
 	}
-	if lz.src.Len() != 0 {
-		// More chunks than the header's size: they would be read as the next block's.
-		lz.r = nil
-		return nil, errors.New("xz: block longer than its header says")
-	}
-	job.size = h.uncompressed
 	return xzSum(hs), nil
+}
+
+// lzma2Framer hands one block's LZMA2 chunks from the stream to a shared Reader2, reading
+// each chunk header on the way: it keeps the end marker from the Reader2 (which would stop
+// it for good), checks that the block starts with a dictionary reset, and adds up the sizes
+// the chunks announce, so a header that understates the block is caught.
+type lzma2Framer struct {
+	r    *bufio.Reader
+	left int   // bytes of the current chunk (header included) still to pass on
+	size int64 // uncompressed bytes the chunks so far announce
+	n    int64 // compressed bytes consumed, end marker included
+	end  bool
+	cut  bool // the stream ended inside the block
+}
+
+func (f *lzma2Framer) reset(r *bufio.Reader) { *f = lzma2Framer{r: r} }
+
+func (f *lzma2Framer) Read(p []byte) (int, error) {
+	if f.left == 0 {
+		if f.end {
+			return 0, io.EOF
+		}
+		hdr, err := f.r.Peek(1)
+		if err != nil {
+			f.cut = f.cut || errors.Is(err, io.EOF)
+			return 0, eofIsUnexpected(err)
+		}
+		c := hdr[0]
+		if f.n == 0 && c != 0x01 && c < 0xe0 {
+			return 0, errNoReset
+		}
+		hl := 0
+		switch {
+		case c == 0x00:
+			f.r.Discard(1)
+			f.n++
+			f.end = true
+			return 0, io.EOF
+		case c == 0x01 || c == 0x02:
+			hl = 3
+		case c >= 0xc0:
+			hl = 6
+		case c >= 0x80:
+			hl = 5
+		default:
+			return 0, fmt.Errorf("xz: invalid LZMA2 chunk control byte %#x", c)
+		}
+		if hdr, err = f.r.Peek(hl); err != nil {
+			f.cut = f.cut || errors.Is(err, io.EOF)
+			return 0, eofIsUnexpected(err)
+		}
+		out := int(binary.BigEndian.Uint16(hdr[1:])) + 1
+		body := out
+		if c >= 0x80 {
+			out += int(c&0x1f) << 16
+			body = int(binary.BigEndian.Uint16(hdr[3:])) + 1
+		}
+		f.size += int64(out)
+		f.left = hl + body
+	}
+	n, err := f.r.Read(p[:min(len(p), f.left)])
+	f.left -= n
+	f.n += int64(n)
+	if err == io.EOF {
+		f.cut = true
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
+}
+
+// finish consumes the block's end marker once its announced bytes are decoded.
+func (f *lzma2Framer) finish(want int64) error {
+	if f.left != 0 {
+		return errors.New("xz: block longer than its header says")
+	}
+	if !f.end {
+		c, err := f.r.ReadByte()
+		if err != nil {
+			f.cut = f.cut || errors.Is(err, io.EOF)
+			return fmt.Errorf("xz: %w", eofIsUnexpected(err))
+		}
+		f.n++
+		if c != 0x00 {
+			return errors.New("xz: block longer than its header says")
+		}
+		f.end = true
+	}
+	if f.size != want {
+		return fmt.Errorf("xz: block holds %d bytes, its header says %d", f.size, want)
+	}
+	return nil
 }
 
 // lzma2Size walks an LZMA2 chunk sequence by its chunk headers alone and returns the
@@ -611,13 +740,14 @@ func (x *xzReader) splitStream(r *bufio.Reader) error {
 		if err != nil {
 			return err
 		}
-		job := &xzJob{out: make(chan xzPiece, xzLookahead)}
 		select {
 		case x.slots <- struct{}{}:
 		case <-x.done:
 			return errors.New("xz: reader closed")
 		}
-		if hdr.compressed >= 0 && hdr.compressed <= xzMaxBuffered && hdr.dictCap <= xzMaxParallelDict {
+		lookahead := x.lookahead(hdr)
+		job := &xzJob{out: make(chan xzPiece, max(lookahead, xzStreamLookahead))}
+		if lookahead > 0 {
 			pad := (4 - hdr.compressed%4) % 4
 			data := x.blockBuf(int(hdr.compressed + pad + int64(csz)))
 			if err := readFullXZ(r, data); err != nil {
@@ -639,12 +769,78 @@ func (x *xzReader) splitStream(r *bufio.Reader) error {
 		if err := x.sendJob(job); err != nil {
 			return err
 		}
-		err = x.decodeInline(r, job, hdr, check, csz)
+		if hdr.uncompressed > 0 {
+			err = x.decodeStreamed(r, job, hdr, check, csz)
+		} else {
+			err = x.decodeInline(r, job, hdr, check, csz)
+		}
 		<-x.slots
 		if err != nil {
 			return err
 		}
 	}
+}
+
+// lookahead decides how a block is decoded. A positive result is the look-ahead, in pieces,
+// of a block read into memory and handed to a worker, so that it is decoded while the block
+// before it is still being consumed; zero means the block is decoded straight from the
+// stream. Parallel decoding pays only with a second decoder and costs, per decoder, the
+// block's compressed data, its dictionary and the look-ahead, which must fit the budget;
+// blocks without sizes in their header, huge blocks and huge dictionaries are streamed.
+func (x *xzReader) lookahead(h xzBlockHeader) int {
+	if x.workers < 2 || h.compressed < 0 || h.compressed > xzMaxBuffered || h.dictCap > xzMaxParallelDict {
+		return 0
+	}
+	dict, pieces := h.dictCap, xzMaxLookahead
+	if h.uncompressed >= 0 {
+		dict = min(dict, h.uncompressed)
+		pieces = min(pieces, int((h.uncompressed+xzPieceSize-1)/xzPieceSize))
+	}
+	if x.budget <= 0 {
+		return min(pieces, xzLookahead)
+	}
+	// Each decoder holds its look-ahead plus the piece it is filling.
+	fit := int((x.budget/int64(x.workers)-dict-h.compressed)/xzPieceSize) - 1
+	if fit < min(pieces, xzLookahead) {
+		return 0
+	}
+	return max(1, min(pieces, fit))
+}
+
+// decodeStreamed decodes a block whose header gives its uncompressed size straight from the
+// stream, through the splitter's shared decoder: no compressed copy, no new dictionary.
+func (x *xzReader) decodeStreamed(r *bufio.Reader, job *xzJob, hdr xzBlockHeader, check byte, csz int) error {
+	f := &x.framer
+	f.reset(r)
+	lr, err := x.inline.reader(f, hdr)
+	var sum []byte
+	if err == nil {
+		sum, err = x.emit(job, lr, hdr.uncompressed, newXZHash(check))
+	}
+	if err == nil {
+		err = f.finish(hdr.uncompressed)
+	}
+	if err != nil {
+		x.inline.r = nil // a failed Reader2 stays failed
+		if f.cut {
+			err = fmt.Errorf("xz: %w", io.ErrUnexpectedEOF)
+		}
+	}
+	if err == nil && hdr.compressed >= 0 && f.n != hdr.compressed {
+		err = fmt.Errorf("xz: block has %d compressed bytes, its header says %d", f.n, hdr.compressed)
+	}
+	if err == nil {
+		pad := int((4 - f.n%4) % 4)
+		tail := make([]byte, pad+csz)
+		if err = readFullXZ(r, tail); err == nil {
+			err = verifyPadCheck(tail, pad, sum)
+		}
+	}
+	job.unpadded = int64(hdr.size) + f.n + int64(csz)
+	job.size = hdr.uncompressed
+	job.err = err
+	close(job.out)
+	return err
 }
 
 func (x *xzReader) decodeInline(r *bufio.Reader, job *xzJob, hdr xzBlockHeader, check byte, csz int) error {
