@@ -297,7 +297,12 @@ type lzma2Decoder struct {
 // reader returns the Reader2 for a block with header h reading from src, which must be the
 // same source every call. It is made anew when the block needs a larger dictionary.
 func (lz *lzma2Decoder) reader(src io.Reader, h xzBlockHeader) (*lzma.Reader2, error) {
-	dict := max(lzma.MinDictCap, min(h.dictCap, h.uncompressed))
+	dict := h.dictCap
+	if h.uncompressed > 0 {
+		// Matches cannot reach before the block's start: a bigger dictionary is never used.
+		dict = min(dict, h.uncompressed)
+	}
+	dict = max(lzma.MinDictCap, dict)
 	if dict > xzMaxDict {
 		return nil, fmt.Errorf("xz: dictionary of %d MiB is more than the agent allows (%d MiB)", dict>>20, xzMaxDict>>20)
 	}
