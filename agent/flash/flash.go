@@ -69,8 +69,8 @@ type Options struct {
 	// BufferSize is rounded up to a multiple of HoldBack.
 	BufferSize int
 	Buffers    int
-	// DecodeThreads bounds the decoder's cores (zstd, xz); 0 means all. One xz thread
-	// also means one LZMA2 dictionary in memory at a time.
+	// DecodeThreads bounds the decoder's cores (zstd, xz); 0 means all for xz (as far as
+	// Memory allows) and all but one for zstd.
 	DecodeThreads int
 	// Writers is how many writes may be in flight at once (default 2 on a device, 1 on a
 	// file).

@@ -67,6 +67,9 @@ func TestFlashCommand(t *testing.T) {
 	if code, _ := runFlash(t, "--size", "lots", src, dst); code != 2 {
 		t.Errorf("bad --size: exit %d", code)
 	}
+	if code, out := runFlash(t, "--memory", "16", src, dst); code != 2 || !strings.Contains(out, "at least 32 MiB") {
+		t.Errorf("--memory 16: exit %d %q", code, out)
+	}
 	if code, out := runFlash(t, filepath.Join(dir, "missing"), dst); code == 0 || !strings.HasPrefix(out, "flash: open source") {
 		t.Errorf("missing source: exit %d %q", code, out)
 	}

@@ -373,18 +373,27 @@ func (x *xzReader) emit(job *xzJob, lr io.Reader, size int64, hs hash.Hash) ([]b
 		if hs != nil {
 			hs.Write(buf[:n])
 		}
-		pc := xzPiece{buf: buf, n: n}
-		if isZero(buf[:n]) {
-			x.putBuf(buf)
-			pc.buf = nil
-		}
-		select {
-		case job.out <- pc:
-		case <-x.done:
-			return nil, errors.New("xz: reader closed")
+		if err := x.send(job, buf, n); err != nil {
+			return nil, err
 		}
 	}
 	return xzSum(hs), nil
+}
+
+// send queues n decoded bytes in buf for the consumer; an all-zero piece goes without its
+// buffer.
+func (x *xzReader) send(job *xzJob, buf []byte, n int) error {
+	pc := xzPiece{buf: buf, n: n}
+	if isZero(buf[:n]) {
+		x.putBuf(buf)
+		pc.buf = nil
+	}
+	select {
+	case job.out <- pc:
+		return nil
+	case <-x.done:
+		return errors.New("xz: reader closed")
+	}
 }
 
 // lzma2Framer hands one block's LZMA2 chunks from the stream to a shared Reader2, reading
@@ -548,15 +557,8 @@ func (x *xzReader) decodeLZMA2(job *xzJob, r io.Reader, h xzBlockHeader, check b
 			if h.uncompressed >= 0 && total > h.uncompressed {
 				return nil, errors.New("xz: block longer than its header says")
 			}
-			pc := xzPiece{buf: buf, n: n}
-			if isZero(buf[:n]) {
-				x.putBuf(buf)
-				pc.buf = nil
-			}
-			select {
-			case job.out <- pc:
-			case <-x.done:
-				return nil, errors.New("xz: reader closed")
+			if err := x.send(job, buf, n); err != nil {
+				return nil, err
 			}
 		} else {
 			x.putBuf(buf)
@@ -834,17 +836,24 @@ func (x *xzReader) decodeStreamed(r *bufio.Reader, job *xzJob, hdr xzBlockHeader
 	if err == nil && hdr.compressed >= 0 && f.n != hdr.compressed {
 		err = fmt.Errorf("xz: block has %d compressed bytes, its header says %d", f.n, hdr.compressed)
 	}
+	job.size = hdr.uncompressed
+	return x.endStreamed(r, job, hdr, f.n, csz, sum, err)
+}
+
+// endStreamed reads the padding and check after a block decoded from the stream (n bytes of
+// compressed data), verifies them and closes the block's job.
+func (x *xzReader) endStreamed(r *bufio.Reader, job *xzJob, hdr xzBlockHeader, n int64, csz int, sum []byte, err error) error {
 	if err == nil {
-		pad := int((4 - f.n%4) % 4)
+		pad := int((4 - n%4) % 4)
 		tail := make([]byte, pad+csz)
 		if err = readFullXZ(r, tail); err == nil {
 			err = verifyPadCheck(tail, pad, sum)
 		}
 	}
-	job.unpadded = int64(hdr.size) + f.n + int64(csz)
-	job.size = hdr.uncompressed
+	job.unpadded = int64(hdr.size) + n + int64(csz)
 	job.err = err
 	close(job.out)
+	// The consumer reports the error; stopping here keeps the stream position sane.
 	return err
 }
 
@@ -858,18 +867,7 @@ func (x *xzReader) decodeInline(r *bufio.Reader, job *xzJob, hdr xzBlockHeader, 
 	if err == nil && hdr.compressed >= 0 && cr.n != hdr.compressed {
 		err = errors.New("xz: block data longer than the LZMA2 stream")
 	}
-	if err == nil {
-		pad := int((4 - cr.n%4) % 4)
-		tail := make([]byte, pad+csz)
-		if err = readFullXZ(r, tail); err == nil {
-			err = verifyPadCheck(tail, pad, sum)
-		}
-	}
-	job.unpadded = int64(hdr.size) + cr.n + int64(csz)
-	job.err = err
-	close(job.out)
-	// The consumer reports the error; stopping here keeps the stream position sane.
-	return err
+	return x.endStreamed(r, job, hdr, cr.n, csz, sum, err)
 }
 
 type countReader struct {
