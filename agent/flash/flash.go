@@ -159,7 +159,8 @@ func Write(ctx context.Context, opts Options) (res Result, err error) {
 	dec, err := decompress.NewReader(src, decompress.Options{
 		Concurrency: opts.DecodeThreads,
 		// Only xz's decoder sizes itself to its budget, so reckon with xz's buffers.
-		Memory: decoderMemory(opts.Memory, p.memory(decompress.Xz)),
+		Memory:   decoderMemory(opts.Memory, p.memory(decompress.Xz)),
+		Verified: want != nil,
 	})
 	if err != nil {
 		return res, fail("%v", err)

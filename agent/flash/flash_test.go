@@ -492,3 +492,44 @@ func TestWriteBlockDevice(t *testing.T) {
 		t.Fatal("partition tables left on the device after a failed flash")
 	}
 }
+
+// With --sha256 the zstd decoder skips its frame checksums: the SHA-256 decides. A stream
+// whose data is damaged still fails and leaves the first MiB wiped; one whose only damage is
+// the checksum field itself writes the exact image, which the SHA-256 proves. Without a
+// SHA-256 the frame checksum is still checked.
+func TestZstdChecksumAndSHA256(t *testing.T) {
+	img := testImage(3<<20, 9)
+	z := compress(t, "zstd", img)
+	badData := append([]byte{}, z...)
+	badData[len(z)/2] ^= 0x20
+	badSum := append([]byte{}, z...)
+	badSum[len(z)-1] ^= 0xff // the frame's XXH64 checksum is its last 4 bytes
+	for _, tc := range []struct {
+		name   string
+		src    []byte
+		sha    string
+		wantOK bool
+	}{
+		{"damaged data, sha256", badData, sum(img), false},
+		{"damaged checksum only, sha256", badSum, sum(img), true},
+		{"damaged checksum only, no sha256", badSum, "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dst := writeFile(t, "disk", bytes.Repeat([]byte{0xee}, 4<<20))
+			_, err := Write(context.Background(), Options{Source: writeFile(t, "img", tc.src), Target: dst, SHA256: tc.sha})
+			got := readFile(t, dst)
+			if tc.wantOK {
+				if err != nil || !bytes.Equal(got[:len(img)], img) {
+					t.Fatalf("err %v, image written correctly: %v", err, bytes.Equal(got[:len(img)], img))
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("flash succeeded")
+			}
+			if !bytes.Equal(got[:HoldBack], make([]byte, HoldBack)) {
+				t.Error("first MiB not wiped after a failure")
+			}
+		})
+	}
+}
