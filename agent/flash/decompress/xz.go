@@ -297,9 +297,10 @@ type lzma2Decoder struct {
 // reader returns the Reader2 for a block with header h reading from src, which must be the
 // same source every call. It is made anew when the block needs a larger dictionary.
 func (lz *lzma2Decoder) reader(src io.Reader, h xzBlockHeader) (*lzma.Reader2, error) {
+	// Matches cannot reach before the block's start, so a dictionary larger than the block
+	// is never used; a corrupt header must not make us allocate gigabytes either.
 	dict := h.dictCap
-	if h.uncompressed > 0 {
-		// Matches cannot reach before the block's start: a bigger dictionary is never used.
+	if h.uncompressed >= 0 {
 		dict = min(dict, h.uncompressed)
 	}
 	dict = max(lzma.MinDictCap, dict)
@@ -530,19 +531,10 @@ func lzma2Size(data []byte) (int64, error) {
 // decodeLZMA2 decodes one block's LZMA2 stream from r into job.out and returns its check
 // value. It enforces the uncompressed size the header announced.
 func (x *xzReader) decodeLZMA2(job *xzJob, r io.Reader, h xzBlockHeader, check byte) ([]byte, error) {
-	// A block's matches cannot reach before its start, so a dictionary larger than the
-	// block is never used; a corrupt header must not make us allocate gigabytes either.
-	dict := h.dictCap
-	if h.uncompressed >= 0 {
-		dict = max(lzma.MinDictCap, min(dict, h.uncompressed))
-	}
-	if dict > xzMaxDict {
-		return nil, fmt.Errorf("xz: dictionary of %d MiB is more than the agent allows (%d MiB)", dict>>20, xzMaxDict>>20)
-	}
-	cfg := lzma.Reader2Config{DictCap: int(dict)}
-	lr, err := cfg.NewReader2(r)
+	var lz lzma2Decoder // this block's alone: without a size, its end is only its marker
+	lr, err := lz.reader(r, h)
 	if err != nil {
-		return nil, fmt.Errorf("xz: %w", err)
+		return nil, err
 	}
 	hs := newXZHash(check)
 	var total int64
