@@ -27,9 +27,20 @@ export FLASHLINE_KERNEL := $(KERNEL)
 export FLASHLINE_KVER := $(KVER)
 export FLASHLINE_INITRD := $(CURDIR)/initrd.gz
 
-.PHONY: all initrd.gz testbed-initrd firmware uki usb iso e2e-ci test unit smoke e2e bench demo setup clean
+# Tests `make e2e` skips (go test -skip), e.g. one `make test` already ran.
+E2E_SKIP ?=
+# Version stamp for the binaries: git commit and build time (internal/buildinfo).
+STAMP = $(shell go run ./internal/buildinfo/ldflags)
+
+.PHONY: all initrd.gz testbed-initrd firmware uki usb iso e2e-ci test unit smoke e2e bench demo setup clean bins
 
 all: initrd.gz
+
+# The two binaries for this host, stamped with their version: out/bin/flashline-server and
+# out/bin/flashline-agent (the agent for development use; the device's is inside initrd.gz).
+bins:
+	@mkdir -p $(OUT)/bin
+	go build -trimpath -ldflags "$(STAMP)" -o $(OUT)/bin/ ./cmds/flashline-server ./cmds/flashline-agent
 
 setup:
 	scripts/setup
@@ -76,7 +87,7 @@ smoke: initrd.gz
 
 # Longer QEMU runs: every test behind the e2e build tag, one package (one guest) at a time.
 e2e: initrd.gz testbed-initrd firmware
-	go test -count=1 -v -timeout 80m -tags e2e -p 1 ./...
+	go test -count=1 -v -timeout 80m -tags e2e -p 1 $(if $(E2E_SKIP),-skip '$(E2E_SKIP)') ./...
 
 # The QEMU runs CI makes after `make test`: the whole journey with its four failure paths, and
 # the scenario examples on emulated hardware. (`make e2e` also boots the netboot matrix, the

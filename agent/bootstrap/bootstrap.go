@@ -9,8 +9,7 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"runtime/debug"
-	"strings"
+		"strings"
 	"time"
 
 	"github.com/flashline/flashline/agent/cmdline"
@@ -20,23 +19,11 @@ import (
 	"github.com/flashline/flashline/agent/netup"
 	"github.com/flashline/flashline/agent/protocol"
 	"github.com/flashline/flashline/agent/sysinit"
+	"github.com/flashline/flashline/internal/buildinfo"
 )
 
-// version is stamped at link time by initramfs/mkinitrd
-// (-X github.com/flashline/flashline/agent/bootstrap.version=...); see Version.
-var version string
-
-// Version returns the agent's version: the link-time stamp, else the module version, else
-// "dev".
-func Version() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "dev"
-}
+// Version returns the agent's version (the git commit it was built from), as sent in hello.
+func Version() string { return buildinfo.Get().Version }
 
 // Options control Boot.
 type Options struct {
@@ -90,7 +77,7 @@ func Boot(ctx context.Context, opts Options) (*Env, error) {
 	if opts.Device != nil {
 		env.Device = *opts.Device
 	}
-	con.Infof("flashline-agent %s starting (pid %d, %s)", env.Version, os.Getpid(), map[bool]string{true: "netbooted device", false: "host mode: no mounts, modules or DHCP"}[env.Device])
+	con.Infof("flashline-agent %s starting (pid %d, %s)", buildinfo.Get(), os.Getpid(), map[bool]string{true: "netbooted device", false: "host mode: no mounts, modules or DHCP"}[env.Device])
 
 	start := time.Now()
 	phase := func(name string, t0 time.Time) {

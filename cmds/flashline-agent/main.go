@@ -14,6 +14,7 @@ import (
 // subcommands maps each subcommand to its implementation; each lives in its own file so that
 // the mains stay thin wiring of flags to packages.
 var subcommands = map[string]func(ctx context.Context, args []string) int{
+	"version":   cmdVersion,
 	"run":       cmdRun,
 	"flash":     cmdFlash,
 	"inventory": cmdInventory,
@@ -21,7 +22,7 @@ var subcommands = map[string]func(ctx context.Context, args []string) int{
 }
 
 func usage() {
-	fmt.Fprint(os.Stderr, `usage: flashline-agent [run|flash|inventory|scenario] ...
+	fmt.Fprint(os.Stderr, `usage: flashline-agent [run|flash|inventory|scenario|version] ...
 
   run [--server URL]                          the whole journey (default when started as uinit)
   flash [--sha256 HEX] [--size BYTES] SOURCE TARGET
@@ -29,6 +30,7 @@ func usage() {
   inventory                                   print the hardware inventory as JSON
   scenario lint FILE...                       check scenario files
   scenario run FILE                           run a scenario here and print the results
+  version [-json]                             which build this is (also --version)
 
 Run 'flashline-agent SUBCOMMAND -h' for a subcommand's flags.
 `)
@@ -45,6 +47,9 @@ func main() {
 	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage()
 		os.Exit(0)
+	}
+	if args[0] == "--version" || args[0] == "-version" {
+		args[0] = "version"
 	}
 	cmd, ok := subcommands[args[0]]
 	if !ok {

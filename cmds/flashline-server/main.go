@@ -14,6 +14,7 @@ import (
 )
 
 var subcommands = map[string]func(ctx context.Context, args []string) int{
+	"version":  cmdVersion,
 	"serve":    cmdServe,
 	"export":   cmdExport,
 	"reset":    cmdReset,
@@ -22,7 +23,7 @@ var subcommands = map[string]func(ctx context.Context, args []string) int{
 }
 
 func usage() {
-	fmt.Fprint(os.Stderr, `usage: flashline-server [serve|export|reset|keygen|tls-init] ...
+	fmt.Fprint(os.Stderr, `usage: flashline-server [serve|export|reset|keygen|tls-init|version] ...
 
   [serve] -config FILE                        run the line server (the default subcommand)
   export -serial S [-format json|csv] [-config FILE] [-o FILE]
@@ -30,6 +31,7 @@ func usage() {
   reset -mac M [-config FILE]                 provision the device again at its next netboot
   keygen -out DIR                             create the job-signing keypair
   tls-init -out DIR [-hosts NAME,IP,...]      create a line CA and the server's certificate
+  version [-json]                             which build this is (also --version)
 
 Run 'flashline-server SUBCOMMAND -h' for a subcommand's flags.
 `)
@@ -39,6 +41,9 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	args := os.Args[1:]
+	if len(args) > 0 && (args[0] == "--version" || args[0] == "-version") {
+		args[0] = "version"
+	}
 	// No subcommand, or flags first: serve.
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") && args[0] != "-h" && args[0] != "--help" {
 		args = append([]string{"serve"}, args...)
@@ -47,6 +52,7 @@ func main() {
 		usage()
 		os.Exit(0)
 	}
+
 	cmd, ok := subcommands[args[0]]
 	if !ok {
 		fmt.Fprintf(os.Stderr, "flashline-server: unknown subcommand %q\n", args[0])

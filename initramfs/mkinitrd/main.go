@@ -13,13 +13,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/flashline/flashline/agent/trust"
+	"github.com/flashline/flashline/internal/buildinfo"
 	"github.com/u-root/mkuimage/uimage"
 	"github.com/u-root/uio/llog"
 )
@@ -98,8 +98,9 @@ func main() {
 
 func run(c config, log io.Writer) error {
 	start := time.Now()
+	built := start.UTC().Format(time.RFC3339)
 	if c.version == "" {
-		c.version = gitVersion()
+		c.version = buildinfo.Describe(".")
 	}
 	tmp, err := os.MkdirTemp("", "mkinitrd-")
 	if err != nil {
@@ -208,14 +209,14 @@ func run(c config, log io.Writer) error {
 			return err
 		}
 	}
-	if err := stageFile("etc/flashline/build", fmt.Sprintf("version=%s\nbuilt=%s\nmodules=%s\n", c.version, time.Now().UTC().Format(time.RFC3339), c.modulesDir)); err != nil {
+	if err := stageFile("etc/flashline/build", fmt.Sprintf("version=%s\nbuilt=%s\nmodules=%s\n", c.version, built, c.modulesDir)); err != nil {
 		return err
 	}
 
 	// Go commands: u-root's init, the agent as uinit, and test extras.
 	cmds := []string{"github.com/u-root/u-root/cmds/core/init", "./cmds/flashline-agent"}
 	cmds = append(cmds, c.extra...)
-	b := cachedBuilder{ldflags: "-X github.com/flashline/flashline/agent/bootstrap.version=" + c.version}
+	b := cachedBuilder{ldflags: buildinfo.LDFlags(c.version, built)}
 	out := c.out
 	lvl := slog.LevelWarn
 	if c.verbose {
@@ -269,15 +270,3 @@ func baseNames(cmds []string) []string {
 	return out
 }
 
-// gitVersion names the build: git describe when the tree is a git checkout, else "dev".
-func gitVersion() string {
-	o, err := exec.Command("git", "describe", "--always", "--dirty", "--tags").Output()
-	if err != nil {
-		return "dev"
-	}
-	v := strings.TrimSpace(string(o))
-	if v == "" {
-		return "dev"
-	}
-	return v
-}

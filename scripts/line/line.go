@@ -25,11 +25,33 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/flashline/flashline/internal/buildinfo"
 	"github.com/flashline/flashline/scripts/netlab"
+	"github.com/flashline/flashline/scripts/qemu"
 )
 
 // NSEnv tells a re-executed program the namespace it runs in and the tap it is to use.
 const NSEnv = "FLASHLINE_LINE_TAP"
+
+// ServerBinEnv names the flashline-server binary Enter built before it entered the namespace.
+// The namespace has no route out, so nothing may be built or downloaded inside it.
+const ServerBinEnv = "FLASHLINE_LINE_SERVER_BIN"
+
+// BuildServer builds flashline-server from the repository at repo into dir, stamped with the
+// checkout's version, and returns its path. Call it outside any namespace: the build may need
+// the module proxy.
+func BuildServer(ctx context.Context, repo, dir string) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("line: build flashline-server: %w", err)
+	}
+	bin := filepath.Join(dir, "flashline-server")
+	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", buildinfo.Stamp(repo), "-o", bin, "./cmds/flashline-server")
+	build.Dir = repo
+	if out, err := build.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("line: build flashline-server: %w\n%s", err, out)
+	}
+	return bin, nil
+}
 
 // Enter makes sure the program runs inside a fresh line namespace. Outside one it creates the
 // namespace (with a veth pair when veth is set, for the dashboard), re-executes os.Args there
@@ -38,6 +60,14 @@ const NSEnv = "FLASHLINE_LINE_TAP"
 func Enter(ctx context.Context, veth bool, args []string, onLab func(*netlab.Lab)) (inside bool, err error) {
 	if os.Getenv(NSEnv) != "" {
 		return true, nil
+	}
+	repo, err := qemu.RepoRoot()
+	if err != nil {
+		return false, err
+	}
+	bin, err := BuildServer(ctx, repo, filepath.Join(repo, "out", "bin"))
+	if err != nil {
+		return false, err
 	}
 	lab, err := netlab.New(ctx, netlab.Config{NS: fmt.Sprintf("flline-%d", os.Getpid()), Veth: veth})
 	if err != nil {
@@ -48,7 +78,7 @@ func Enter(ctx context.Context, veth bool, args []string, onLab func(*netlab.Lab
 		onLab(lab)
 	}
 	cmd := lab.Command(ctx, args[0], args[1:]...)
-	cmd.Env = append(os.Environ(), NSEnv+"="+lab.Tap, "FLASHLINE_LINE_SERVER_IP="+lab.ServerIP())
+	cmd.Env = append(os.Environ(), NSEnv+"="+lab.Tap, "FLASHLINE_LINE_SERVER_IP="+lab.ServerIP(), ServerBinEnv+"="+bin)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	return false, cmd.Run()
 }
@@ -168,11 +198,9 @@ func (l *Line) prepare(ctx context.Context) error {
 	if err := json.Unmarshal(mb, &m); err != nil {
 		return fmt.Errorf("line: firmware manifest: %w", err)
 	}
-	l.bin = l.dir("bin", "flashline-server")
-	build := exec.CommandContext(ctx, "go", "build", "-o", l.bin, "./cmds/flashline-server")
-	build.Dir = l.cfg.Repo
-	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("line: build flashline-server: %v\n%s", err, out)
+	l.bin = os.Getenv(ServerBinEnv)
+	if l.bin == "" {
+		return errors.New("line: no flashline-server binary: " + ServerBinEnv + " is unset (line.Enter builds it before entering the namespace)")
 	}
 	imagesURL := ""
 	if l.cfg.CutImageAfter > 0 {

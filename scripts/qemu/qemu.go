@@ -17,6 +17,7 @@ package qemu
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -26,6 +27,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -344,16 +346,92 @@ func (o *Options) defaults() error {
 	return nil
 }
 
-// DefaultKernel returns $FLASHLINE_KERNEL or the newest kernel scripts/setup unpacked.
+// KernelDir is where scripts/setup unpacks Debian's kernel package; $FLASHLINE_KERNEL_DIR
+// (exported by the Makefile from KERNEL_DIR) overrides it.
+func KernelDir() string {
+	if d := os.Getenv("FLASHLINE_KERNEL_DIR"); d != "" {
+		return d
+	}
+	return "/var/cache/flashline/kernel"
+}
+
+// KernelRelease returns the kernel release to boot and take modules from: $FLASHLINE_KVER, else
+// the newest release under KernelDir()/lib/modules. It is never written down anywhere, because
+// Debian's kernel updates change it.
+func KernelRelease() (string, error) {
+	if v := os.Getenv("FLASHLINE_KVER"); v != "" {
+		return v, nil
+	}
+	ents, err := os.ReadDir(filepath.Join(KernelDir(), "lib/modules"))
+	if err != nil {
+		return "", fmt.Errorf("no kernel modules under %s (run scripts/setup or set FLASHLINE_KVER): %w", KernelDir(), err)
+	}
+	var rels []string
+	for _, e := range ents {
+		if e.IsDir() {
+			rels = append(rels, e.Name())
+		}
+	}
+	if len(rels) == 0 {
+		return "", fmt.Errorf("no kernel modules under %s: run scripts/setup", KernelDir())
+	}
+	slices.SortFunc(rels, compareVersions)
+	return rels[len(rels)-1], nil
+}
+
+// ModulesDir returns the module tree of KernelRelease(), the one holding modules.dep.
+func ModulesDir() (string, error) {
+	rel, err := KernelRelease()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(KernelDir(), "lib/modules", rel), nil
+}
+
+// DefaultKernel returns $FLASHLINE_KERNEL or the kernel image of KernelRelease().
 func DefaultKernel() (string, error) {
 	if k := os.Getenv("FLASHLINE_KERNEL"); k != "" {
 		return k, nil
 	}
-	m, _ := filepath.Glob("/var/cache/flashline/kernel/boot/vmlinuz-*")
-	if len(m) == 0 {
-		return "", errors.New("no kernel: set FLASHLINE_KERNEL or run scripts/setup")
+	rel, err := KernelRelease()
+	if err != nil {
+		return "", fmt.Errorf("no kernel: set FLASHLINE_KERNEL or run scripts/setup: %w", err)
 	}
-	return m[len(m)-1], nil
+	k := filepath.Join(KernelDir(), "boot", "vmlinuz-"+rel)
+	if _, err := os.Stat(k); err != nil {
+		return "", fmt.Errorf("no kernel: set FLASHLINE_KERNEL or run scripts/setup: %w", err)
+	}
+	return k, nil
+}
+
+// compareVersions orders kernel releases as `sort -V` does for them: runs of digits compare
+// as numbers, so 6.1.0-10 sorts after 6.1.0-9.
+func compareVersions(a, b string) int {
+	for a != "" && b != "" {
+		da, db := digitRun(a), digitRun(b)
+		if da > 0 && db > 0 {
+			na, _ := strconv.ParseUint(a[:da], 10, 64)
+			nb, _ := strconv.ParseUint(b[:db], 10, 64)
+			if c := cmp.Compare(na, nb); c != 0 {
+				return c
+			}
+			a, b = a[da:], b[db:]
+			continue
+		}
+		if c := cmp.Compare(a[0], b[0]); c != 0 {
+			return c
+		}
+		a, b = a[1:], b[1:]
+	}
+	return cmp.Compare(len(a), len(b))
+}
+
+func digitRun(s string) int {
+	n := 0
+	for n < len(s) && s[n] >= '0' && s[n] <= '9' {
+		n++
+	}
+	return n
 }
 
 // DefaultInitrd returns $FLASHLINE_INITRD or initrd.gz at the repository root (found from

@@ -13,20 +13,20 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/flashline/flashline/scripts/qemu"
 	"github.com/u-root/u-root/pkg/cpio"
 )
 
-const kernelRelease = "6.1.0-56-amd64"
-
-func kernelPath() string {
-	if k := os.Getenv("FLASHLINE_KERNEL"); k != "" {
-		return k
+// modulesDir follows the Makefile (FLASHLINE_KERNEL, FLASHLINE_KERNEL_DIR,
+// FLASHLINE_KVER), else the newest kernel scripts/setup unpacked: the release changes with
+// Debian's updates, so it is never written here.
+func modulesDir(t *testing.T) string {
+	t.Helper()
+	d, err := qemu.ModulesDir()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return "/var/cache/flashline/kernel/boot/vmlinuz-" + kernelRelease
-}
-
-func modulesDir() string {
-	return "/var/cache/flashline/kernel/lib/modules/" + kernelRelease
+	return d
 }
 
 func repoRoot(t *testing.T) string {
@@ -50,7 +50,7 @@ func goBuild(t *testing.T, pkg, out string) {
 // and their dependencies, from modules.dep.
 func moduleClosure(t *testing.T, names ...string) []string {
 	t.Helper()
-	dep, err := os.ReadFile(filepath.Join(modulesDir(), "modules.dep"))
+	dep, err := os.ReadFile(filepath.Join(modulesDir(t), "modules.dep"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,14 +102,14 @@ func initramfs(t *testing.T, out string, files map[string]string, modules []stri
 	for dst, src := range files {
 		add(dst, src, 0o755)
 	}
-	md := "lib/modules/" + kernelRelease
+	md := "lib/modules/" + filepath.Base(modulesDir(t))
 	for _, f := range []string{"modules.dep", "modules.alias", "modules.builtin", "modules.order"} {
-		if _, err := os.Stat(filepath.Join(modulesDir(), f)); err == nil {
-			add(md+"/"+f, filepath.Join(modulesDir(), f), 0o644)
+		if _, err := os.Stat(filepath.Join(modulesDir(t), f)); err == nil {
+			add(md+"/"+f, filepath.Join(modulesDir(t), f), 0o644)
 		}
 	}
 	for _, m := range modules {
-		add(md+"/"+m, filepath.Join(modulesDir(), m), 0o644)
+		add(md+"/"+m, filepath.Join(modulesDir(t), m), 0o644)
 	}
 	for _, f := range []string{"regulatory.db", "regulatory.db.p7s"} {
 		add("lib/firmware/"+f, "/lib/firmware/"+f, 0o644)

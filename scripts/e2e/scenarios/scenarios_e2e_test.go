@@ -52,7 +52,7 @@ func testInitrd(t *testing.T, scenarios map[string]string) string {
 			return
 		}
 		baseInitrd = filepath.Join(dir, "initrd.gz")
-		cmd := exec.Command("go", "run", "./initramfs/mkinitrd", "-modules-dir", modulesDir(),
+		cmd := exec.Command("go", "run", "./initramfs/mkinitrd", "-modules-dir", modulesDir(t),
 			"-extra", "./cmds/flashline-testbed", "-add-modules", "ftdi_sio", "-o", baseInitrd)
 		cmd.Dir = repoRoot(t)
 		out, err := cmd.CombinedOutput()
