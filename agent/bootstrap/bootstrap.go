@@ -9,7 +9,7 @@ import (
 	"fmt"
 	"net"
 	"os"
-		"strings"
+	"strings"
 	"time"
 
 	"github.com/flashline/flashline/agent/cmdline"

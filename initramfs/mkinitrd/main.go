@@ -269,4 +269,3 @@ func baseNames(cmds []string) []string {
 	sort.Strings(out[2:])
 	return out
 }
-
