@@ -77,7 +77,14 @@ func Boot(ctx context.Context, opts Options) (*Env, error) {
 	if opts.Device != nil {
 		env.Device = *opts.Device
 	}
-	con.Infof("flashline-agent %s starting (pid %d, %s)", buildinfo.Get(), os.Getpid(), map[bool]string{true: "netbooted device", false: "host mode: no mounts, modules or DHCP"}[env.Device])
+	// "flashline-agent VERSION starting" is what the QEMU tests and line operators look for;
+	// the build date and Go follow in the parentheses.
+	bi := buildinfo.Get()
+	built := bi.Go
+	if bi.Date != "" {
+		built = "built " + bi.Date + ", " + bi.Go
+	}
+	con.Infof("flashline-agent %s starting (pid %d, %s; %s)", bi.Version, os.Getpid(), map[bool]string{true: "netbooted device", false: "host mode: no mounts, modules or DHCP"}[env.Device], built)
 
 	start := time.Now()
 	phase := func(name string, t0 time.Time) {
