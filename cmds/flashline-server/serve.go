@@ -329,7 +329,9 @@ func tftpPart(cfg *config.Config, st *store.Store, clock *netbootclock.Clock, lo
 	if listen == "" {
 		listen = "0.0.0.0:69"
 	}
-	srv, err := tftp.New(tftp.Config{ListenAddr: listen, Interface: cfg.TFTP.Interface, Root: cfg.TFTP.Root, MaxTransfers: cfg.TFTP.MaxTransfers},
+	srv, err := tftp.New(tftp.Config{ListenAddr: listen, Interface: cfg.TFTP.Interface, Root: cfg.TFTP.Root,
+		MaxTransfers: cfg.Limits.TFTP.MaxTransfers, MaxPerClient: cfg.Limits.TFTP.MaxPerClient,
+		MaxLifetime: cfg.Limits.TFTP.MaxLifetime, MaxIdle: cfg.Limits.TFTP.MaxIdle},
 		tftp.Deps{Logger: log, Virtual: gen.TFTPFile, OnTransfer: func(tr tftp.Transfer) {
 			clock.Transfer(tr.Client.Addr(), tr.File, tr.Start, tr.End, tr.Err == nil)
 			if mac, ok := netbootclock.ConfigMAC(tr.File); ok && tr.Err == nil {
