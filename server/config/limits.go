@@ -31,6 +31,8 @@ type HTTPLimits struct {
 	// client has not taken a single byte for this long (default 30s). A slow client that keeps
 	// reading is never cut, however large the image.
 	StallTimeout time.Duration `yaml:"stall_timeout"`
+	// MaxHeaderBytes caps the request line and headers (default 64KiB; an agent sends < 1 kB).
+	MaxHeaderBytes Bytes `yaml:"max_header_bytes"`
 	// MaxConnsPerClient caps the open connections of one client address (default 32).
 	MaxConnsPerClient int `yaml:"max_conns_per_client"`
 	// MaxConns caps all open connections (default 2048; keep it below the file limit).
@@ -85,6 +87,7 @@ const (
 	DefaultWriteTimeout      = time.Minute
 	DefaultIdleTimeout       = 2 * time.Minute
 	DefaultStallTimeout      = 30 * time.Second
+	DefaultMaxHeaderBytes    = 64 << 10
 	DefaultMaxConnsPerClient = 32
 	DefaultMaxConns          = 2048
 	DefaultMaxEventStreams   = 64
@@ -115,6 +118,9 @@ func (l *Limits) setDefaults(legacyTFTPMax int) {
 	def(&h.WriteTimeout, DefaultWriteTimeout)
 	def(&h.IdleTimeout, DefaultIdleTimeout)
 	def(&h.StallTimeout, DefaultStallTimeout)
+	if h.MaxHeaderBytes == 0 {
+		h.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
 	defInt(&h.MaxConnsPerClient, DefaultMaxConnsPerClient)
 	defInt(&h.MaxConns, DefaultMaxConns)
 	defInt(&h.MaxEventStreams, DefaultMaxEventStreams)
@@ -165,8 +171,11 @@ func (l *Limits) validate() []error {
 	if l.HTTP.MaxConnsPerClient > l.HTTP.MaxConns {
 		bad("limits.http.max_conns_per_client %d: above limits.http.max_conns %d", l.HTTP.MaxConnsPerClient, l.HTTP.MaxConns)
 	}
-	if l.Hello.MaxBody < 4<<10 {
-		bad("limits.hello.max_body %d: at least 4KiB (an inventory is a few kB)", l.Hello.MaxBody)
+	if l.HTTP.MaxHeaderBytes < 4<<10 || l.HTTP.MaxHeaderBytes > 1<<20 {
+		bad("limits.http.max_header_bytes %d: want 4KiB to 1MiB", l.HTTP.MaxHeaderBytes)
+	}
+	if l.Hello.MaxBody < 4<<10 || l.Hello.MaxBody > 4<<20 {
+		bad("limits.hello.max_body %d: want 4KiB (an inventory is a few kB) to 4MiB (the protocol's limit)", l.Hello.MaxBody)
 	}
 	if l.TFTP.MaxPerClient > l.TFTP.MaxTransfers {
 		bad("limits.tftp.max_per_client %d: above limits.tftp.max_transfers %d", l.TFTP.MaxPerClient, l.TFTP.MaxTransfers)
