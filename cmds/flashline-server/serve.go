@@ -384,7 +384,8 @@ func dhcpPart(cfg *config.Config, clock *netbootclock.Clock, log *slog.Logger) (
 	dc := dhcp.Config{Mode: dhcp.Mode(d.Mode), Interface: d.Interface, ListenAddr: d.Listen, PXEListenAddr: d.PXEListen,
 		ServerIP: addr(d.ServerIP), NextServer: addr(d.NextServer),
 		Boot:       dhcp.BootFiles{BIOS: d.Boot.BIOS, EFI64: d.Boot.EFI64, EFI32: d.Boot.EFI32, IPXE: d.Boot.IPXE},
-		RangeStart: addr(d.RangeStart), RangeEnd: addr(d.RangeEnd), Router: addr(d.Router), LeaseTime: d.LeaseTime}
+		RangeStart: addr(d.RangeStart), RangeEnd: addr(d.RangeEnd), Router: addr(d.Router), LeaseTime: d.LeaseTime,
+		PXEOnly: cfg.Limits.DHCP.NewLeases == "pxe", PXEReserve: 1 - *cfg.Limits.DHCP.NonPXEShare}
 	if d.Subnet != "" {
 		dc.Subnet, _ = netip.ParsePrefix(d.Subnet)
 	}
