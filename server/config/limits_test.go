@@ -1,0 +1,46 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLimitsDefaultsAndOverrides(t *testing.T) {
+	c, err := Parse([]byte("tftp: {max_transfers: 10}\nlimits: {http: {stall_timeout: 5s}, dhcp: {non_pxe_share: 1}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := c.Limits
+	if l.HTTP.StallTimeout != 5*time.Second || l.HTTP.ReadHeaderTimeout != DefaultReadHeaderTimeout || l.HTTP.MaxConnsPerClient != 32 {
+		t.Errorf("http limits: %+v", l.HTTP)
+	}
+	if l.TFTP.MaxTransfers != 10 || l.TFTP.MaxPerClient != 4 || l.TFTP.MaxIdle != 15*time.Second {
+		t.Errorf("tftp limits (tftp.max_transfers must win): %+v", l.TFTP)
+	}
+	if *l.DHCP.NonPXEShare != 1 || l.DHCP.NewLeases != "any" || l.Hello.MaxBody != 256<<10 {
+		t.Errorf("dhcp/hello limits: %+v %+v", l.DHCP, l.Hello)
+	}
+	c, _ = Parse(nil)
+	if *c.Limits.DHCP.NonPXEShare != 0.5 {
+		t.Errorf("default non_pxe_share %v", *c.Limits.DHCP.NonPXEShare)
+	}
+}
+
+func TestLimitsValidation(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"limits: {http: {stall_timeout: 10ms}}", "limits.http.stall_timeout 10ms: at least 1s"},
+		{"limits: {http: {max_conns_per_client: 100, max_conns: 50}}", "above limits.http.max_conns"},
+		{"limits: {hello: {max_body: 1MB, max_list_items: -1}}", "limits.hello.max_list_items -1"},
+		{"limits: {hello: {max_body: 10MiB}}", "limits.hello.max_body"},
+		{"limits: {tftp: {max_per_client: 100}}", "above limits.tftp.max_transfers"},
+		{"limits: {dhcp: {new_leases: some}}", `new_leases "some": want any or pxe`},
+		{"limits: {dhcp: {non_pxe_share: 1.5}}", "non_pxe_share 1.5"},
+		{"limits: {http: {max_event_stream: 3}}", "not found"},
+	} {
+		_, err := Parse([]byte(tc.yaml))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+}
