@@ -167,3 +167,67 @@ func TestMetricLabelsBounded(t *testing.T) {
 		t.Errorf("heap grew from %d to %d bytes", heap, ms.HeapAlloc)
 	}
 }
+
+// Whatever a hello holds, CheckHello accepts it only when every list and string in it, as the
+// JSON that would be stored, is within the limits.
+func FuzzCheckHello(f *testing.F) {
+	f.Add([]byte(`{"boot_mac":"52:54:00:00:00:01","inventory":{"disks":[{"name":"vda"}],"modules":["wifi","lte"]},"timings":[{"phase":"dhcp"}]}`))
+	f.Add([]byte(`{"inventory":{"inputs":[{"name":"kbd","keys":["KEY_POWER","KEY_A","KEY_B","KEY_C","KEY_D"]}]}}`))
+	f.Add([]byte(`{"inventory":{"usb":[{"product":"a very long product name here"}]}}`))
+	l := Limits{HelloMaxList: 4, HelloMaxString: 16}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var h protocol.Hello
+		if json.Unmarshal(body, &h) != nil {
+			return
+		}
+		if l.CheckHello(&h) != nil {
+			return
+		}
+		b, err := json.Marshal(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v any
+		if err := json.Unmarshal(b, &v); err != nil {
+			t.Fatal(err)
+		}
+		var check func(v any)
+		check = func(v any) {
+			switch v := v.(type) {
+			case string:
+				if len(v) > 16 {
+					t.Fatalf("accepted a string of %d bytes: %q", len(v), v)
+				}
+			case []any:
+				if len(v) > 4 {
+					t.Fatalf("accepted a list of %d entries", len(v))
+				}
+				for _, e := range v {
+					check(e)
+				}
+			case map[string]any:
+				for _, e := range v {
+					check(e)
+				}
+			}
+		}
+		check(v)
+	})
+}
+
+// The method label is one of a fixed set, whatever the method.
+func FuzzMethodLabel(f *testing.F) {
+	f.Add("GET")
+	f.Add("M" + strings.Repeat("A", 1000))
+	f.Fuzz(func(t *testing.T, m string) {
+		switch got := methodLabel(m); got {
+		case "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE":
+			if got != m {
+				t.Fatalf("%q labelled %q", m, got)
+			}
+		case "other":
+		default:
+			t.Fatalf("%q labelled %q", m, got)
+		}
+	})
+}

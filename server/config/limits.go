@@ -185,7 +185,7 @@ func (l *Limits) validate() []error {
 	default:
 		bad("limits.dhcp.new_leases %q: want any or pxe", l.DHCP.NewLeases)
 	}
-	if s := *l.DHCP.NonPXEShare; s < 0 || s > 1 {
+	if s := *l.DHCP.NonPXEShare; !(s >= 0 && s <= 1) { // NaN too
 		bad("limits.dhcp.non_pxe_share %g: want a fraction from 0 to 1", s)
 	}
 	return errs

@@ -36,6 +36,7 @@ func TestLimitsValidation(t *testing.T) {
 		{"limits: {tftp: {max_per_client: 100}}", "above limits.tftp.max_transfers"},
 		{"limits: {dhcp: {new_leases: some}}", `new_leases "some": want any or pxe`},
 		{"limits: {dhcp: {non_pxe_share: 1.5}}", "non_pxe_share 1.5"},
+		{"limits: {dhcp: {non_pxe_share: .nan}}", "non_pxe_share NaN"},
 		{"limits: {http: {max_event_stream: 3}}", "not found"},
 	} {
 		_, err := Parse([]byte(tc.yaml))
@@ -43,4 +44,37 @@ func TestLimitsValidation(t *testing.T) {
 			t.Errorf("%s: %v, want %q", tc.yaml, err, tc.want)
 		}
 	}
+}
+
+// Whatever the limits block says, an accepted configuration has every limit usable: positive
+// counts and durations of at least a second, shares within 0 to 1.
+func FuzzLimits(f *testing.F) {
+	f.Add([]byte("limits: {http: {stall_timeout: 5s, max_conns: 10, max_conns_per_client: 2}}"))
+	f.Add([]byte("limits: {tftp: {max_transfers: 1}, dhcp: {new_leases: pxe, non_pxe_share: 0}}"))
+	f.Add([]byte("limits: {hello: {max_body: 4KiB, max_string: 1}}"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := Parse(b)
+		if err != nil {
+			return
+		}
+		l := c.Limits
+		for _, d := range []time.Duration{l.HTTP.ReadHeaderTimeout, l.HTTP.BodyTimeout, l.HTTP.WriteTimeout, l.HTTP.IdleTimeout,
+			l.HTTP.StallTimeout, l.TFTP.MaxIdle, l.TFTP.MaxLifetime} {
+			if d < time.Second {
+				t.Fatalf("accepted duration %s", d)
+			}
+		}
+		for _, n := range []int{l.HTTP.MaxConns, l.HTTP.MaxConnsPerClient, l.HTTP.MaxEventStreams, l.Hello.MaxListItems,
+			l.Hello.MaxString, l.TFTP.MaxTransfers, l.TFTP.MaxPerClient} {
+			if n < 1 {
+				t.Fatalf("accepted count %d", n)
+			}
+		}
+		if l.HTTP.MaxConnsPerClient > l.HTTP.MaxConns || l.TFTP.MaxPerClient > l.TFTP.MaxTransfers {
+			t.Fatalf("per-client above total: %+v %+v", l.HTTP, l.TFTP)
+		}
+		if s := *l.DHCP.NonPXEShare; !(s >= 0 && s <= 1) || l.Hello.MaxBody < 4<<10 || l.Hello.MaxBody > 4<<20 {
+			t.Fatalf("accepted %v / %d", s, l.Hello.MaxBody)
+		}
+	})
 }
