@@ -246,7 +246,8 @@ func httpPart(ctx context.Context, cfg *config.Config, st *store.Store, clock *n
 		// Downloads and live streams may rightly last long: they get a deadline that moves
 		// with the client's progress; every other answer a read and a write deadline.
 		Handler: metrics.Instrument(httplimit.Handler(mux, httplimit.Deadlines{Body: lim.BodyTimeout, Write: lim.WriteTimeout,
-			Stall: lim.StallTimeout, Streaming: httplimit.StreamingPrefixes("/images/", "/scenarios/", "/boot/", "/dashboard/events", "/dashboard/api/export")})),
+			Stall: lim.StallTimeout, Streaming: httplimit.StreamingPrefixes("/images/", "/scenarios/", "/boot/", "/dashboard/events", "/dashboard/api/export"),
+			MaxStreamsPerClient: lim.MaxDownloadsPerClient, MaxStreams: lim.MaxDownloads})),
 		ReadHeaderTimeout: lim.ReadHeaderTimeout,
 		// No server-wide ReadTimeout or WriteTimeout: either would cut image downloads and the
 		// dashboard's live streams (a read deadline cancels the request's context).

@@ -45,12 +45,13 @@ func main() {
 	duration := flag.Duration("duration", 60*time.Second, "how long the devices and hostile clients run")
 	maxRSS := flag.Int64("max-rss-mb", 150, "bound on the server's peak RSS (MB)")
 	maxP99 := flag.Duration("max-hello-p99", 2*time.Second, "bound on the hello p99 latency")
+	attacks := flag.String("attacks", "0123", "attacks the hostile clients take turns at: 0 slow headers, 1 stalled bodies, 2 stalled downloads, 3 oversized bodies")
 	flag.Parse()
 	if *bin == "" || *cfg == "" || *addr == "" || *db == "" {
 		fmt.Fprintln(os.Stderr, "usage: soak -server BIN -config FILE -addr HOST:PORT -db results.db [flags]")
 		os.Exit(2)
 	}
-	r, err := run(config{bin: *bin, cfg: *cfg, addr: *addr, db: *db, image: *image, devices: *devices, hostile: *hostile, duration: *duration})
+	r, err := run(config{bin: *bin, cfg: *cfg, addr: *addr, db: *db, image: *image, devices: *devices, hostile: *hostile, duration: *duration, attacks: *attacks})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "soak:", err)
 		os.Exit(1)
@@ -71,6 +72,7 @@ type config struct {
 	bin, cfg, addr, db, image string
 	devices, hostile          int
 	duration                  time.Duration
+	attacks                   string
 }
 
 type report struct {
@@ -108,7 +110,8 @@ func run(c config) (report, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			hostileClient(ctx, i, c.addr, c.image, &hstats)
+			kind := int(c.attacks[i%len(c.attacks)] - '0')
+			hostileClient(ctx, i, kind, c.addr, c.image, &hstats)
 		}()
 	}
 	for i := range c.devices {
@@ -358,7 +361,7 @@ func (h *hostileStats) String() string {
 }
 
 // hostileClient runs one of four attacks from its own loopback address until ctx ends.
-func hostileClient(ctx context.Context, n int, addr, image string, st *hostileStats) {
+func hostileClient(ctx context.Context, n, kind int, addr, image string, st *hostileStats) {
 	local := &net.TCPAddr{IP: net.IPv4(127, 0, 2, byte(1+n%250)).To4()}
 	dial := func() (net.Conn, error) {
 		c, err := (&net.Dialer{LocalAddr: local, Timeout: 5 * time.Second}).DialContext(ctx, "tcp", addr)
@@ -370,7 +373,7 @@ func hostileClient(ctx context.Context, n int, addr, image string, st *hostileSt
 	}
 	// Each attack keeps several connections going at once, more than the per-address cap
 	// for the stalled downloads.
-	par := map[int]int{0: 8, 1: 8, 2: 40, 3: 2}[n%4]
+	par := map[int]int{0: 8, 1: 8, 2: 40, 3: 2}[kind]
 	var wg sync.WaitGroup
 	for range par {
 		wg.Add(1)
@@ -382,7 +385,7 @@ func hostileClient(ctx context.Context, n int, addr, image string, st *hostileSt
 					time.Sleep(100 * time.Millisecond)
 					continue
 				}
-				attack(ctx, n%4, c, image, st)
+				attack(ctx, kind, c, image, st)
 				c.Close()
 			}
 		}()

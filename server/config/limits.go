@@ -37,6 +37,10 @@ type HTTPLimits struct {
 	MaxConnsPerClient int `yaml:"max_conns_per_client"`
 	// MaxConns caps all open connections (default 2048; keep it below the file limit).
 	MaxConns int `yaml:"max_conns"`
+	// MaxDownloadsPerClient and MaxDownloads cap the downloads and live streams running at
+	// once for one address (default 6, what a browser opens) and in all (default 1024).
+	MaxDownloadsPerClient int `yaml:"max_downloads_per_client"`
+	MaxDownloads          int `yaml:"max_downloads"`
 	// MaxEventStreams caps the dashboard's live streams (/dashboard/events, default 64);
 	// beyond it a browser gets 503 with a message.
 	MaxEventStreams int `yaml:"max_event_streams"`
@@ -82,23 +86,25 @@ type DHCPLimits struct {
 
 // Limit defaults.
 const (
-	DefaultReadHeaderTimeout = 10 * time.Second
-	DefaultBodyTimeout       = time.Minute
-	DefaultWriteTimeout      = time.Minute
-	DefaultIdleTimeout       = 2 * time.Minute
-	DefaultStallTimeout      = 30 * time.Second
-	DefaultMaxHeaderBytes    = 64 << 10
-	DefaultMaxConnsPerClient = 32
-	DefaultMaxConns          = 2048
-	DefaultMaxEventStreams   = 64
-	DefaultHelloMaxBody      = 256 << 10
-	DefaultHelloMaxList      = 128
-	DefaultHelloMaxString    = 256
-	DefaultTFTPMaxTransfers  = 64
-	DefaultTFTPMaxPerClient  = 4
-	DefaultTFTPMaxLifetime   = 5 * time.Minute
-	DefaultTFTPMaxIdle       = 15 * time.Second
-	DefaultNonPXEShare       = 0.5
+	DefaultReadHeaderTimeout     = 10 * time.Second
+	DefaultBodyTimeout           = time.Minute
+	DefaultWriteTimeout          = time.Minute
+	DefaultIdleTimeout           = 2 * time.Minute
+	DefaultStallTimeout          = 30 * time.Second
+	DefaultMaxHeaderBytes        = 64 << 10
+	DefaultMaxConnsPerClient     = 32
+	DefaultMaxConns              = 2048
+	DefaultMaxEventStreams       = 64
+	DefaultMaxDownloadsPerClient = 6
+	DefaultMaxDownloads          = 1024
+	DefaultHelloMaxBody          = 256 << 10
+	DefaultHelloMaxList          = 128
+	DefaultHelloMaxString        = 256
+	DefaultTFTPMaxTransfers      = 64
+	DefaultTFTPMaxPerClient      = 4
+	DefaultTFTPMaxLifetime       = 5 * time.Minute
+	DefaultTFTPMaxIdle           = 15 * time.Second
+	DefaultNonPXEShare           = 0.5
 )
 
 func (l *Limits) setDefaults(legacyTFTPMax int) {
@@ -124,6 +130,8 @@ func (l *Limits) setDefaults(legacyTFTPMax int) {
 	defInt(&h.MaxConnsPerClient, DefaultMaxConnsPerClient)
 	defInt(&h.MaxConns, DefaultMaxConns)
 	defInt(&h.MaxEventStreams, DefaultMaxEventStreams)
+	defInt(&h.MaxDownloadsPerClient, DefaultMaxDownloadsPerClient)
+	defInt(&h.MaxDownloads, DefaultMaxDownloads)
 	if l.Hello.MaxBody == 0 {
 		l.Hello.MaxBody = DefaultHelloMaxBody
 	}
@@ -162,7 +170,8 @@ func (l *Limits) validate() []error {
 		key string
 		v   int
 	}{{"http.max_conns_per_client", l.HTTP.MaxConnsPerClient}, {"http.max_conns", l.HTTP.MaxConns},
-		{"http.max_event_streams", l.HTTP.MaxEventStreams}, {"hello.max_list_items", l.Hello.MaxListItems},
+		{"http.max_event_streams", l.HTTP.MaxEventStreams}, {"http.max_downloads_per_client", l.HTTP.MaxDownloadsPerClient},
+		{"http.max_downloads", l.HTTP.MaxDownloads}, {"hello.max_list_items", l.Hello.MaxListItems},
 		{"hello.max_string", l.Hello.MaxString}, {"tftp.max_transfers", l.TFTP.MaxTransfers}, {"tftp.max_per_client", l.TFTP.MaxPerClient}} {
 		if n.v < 1 {
 			bad("limits.%s %d: at least 1", n.key, n.v)

@@ -152,6 +152,10 @@ type Deadlines struct {
 	// Streaming reports whether a request's answer is a download or a live stream; those get
 	// the stall bound instead of the read and write ones.
 	Streaming func(r *http.Request) bool
+	// MaxStreamsPerClient and MaxStreams cap the streaming answers running at once for one
+	// client address and in all (0: no cap). A stalled download holds its connection and
+	// its socket buffers until the stall bound ends it; the caps bound how many there are.
+	MaxStreamsPerClient, MaxStreams int
 }
 
 // StreamingPrefixes is a Deadlines.Streaming for answers under the given path prefixes.
@@ -168,8 +172,21 @@ func StreamingPrefixes(prefixes ...string) func(*http.Request) bool {
 
 // Handler applies d to every request next serves.
 func Handler(next http.Handler, d Deadlines) http.Handler {
+	streams := &counter{perClient: d.MaxStreamsPerClient, total: d.MaxStreams, byIP: map[netip.Addr]int{}}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if d.Streaming != nil && d.Streaming(r) {
+			ip := netip.Addr{}
+			if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+				ip = ap.Addr().Unmap()
+			}
+			if why := streams.take(ip); why != "" {
+				w.Header().Set("Content-Type", "application/json")
+				w.Header().Set("Retry-After", "5")
+				w.WriteHeader(http.StatusServiceUnavailable)
+				io.WriteString(w, `{"error":"`+why+`; try again"}`+"\n")
+				return
+			}
+			defer streams.release(ip)
 			next.ServeHTTP(&stallWriter{ResponseWriter: w, rc: http.NewResponseController(w), stall: d.Stall}, r)
 			return
 		}
@@ -180,6 +197,39 @@ func Handler(next http.Handler, d Deadlines) http.Handler {
 		rc.SetWriteDeadline(now.Add(d.Write))
 		next.ServeHTTP(w, r)
 	})
+}
+
+// counter counts running streams by client address.
+type counter struct {
+	perClient, total int
+	mu               sync.Mutex
+	open             int
+	byIP             map[netip.Addr]int
+}
+
+func (c *counter) take(ip netip.Addr) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.total > 0 && c.open >= c.total {
+		return "too many downloads from this server at once"
+	}
+	if c.perClient > 0 && c.byIP[ip] >= c.perClient {
+		return "too many downloads from your address at once"
+	}
+	c.open++
+	c.byIP[ip]++
+	return ""
+}
+
+func (c *counter) release(ip netip.Addr) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.open--
+	if c.byIP[ip] <= 1 {
+		delete(c.byIP, ip)
+	} else {
+		c.byIP[ip]--
+	}
 }
 
 // stallChunk is how much of a file is handed to the kernel (sendfile) per write deadline: a

@@ -209,3 +209,36 @@ func TestConnectionCaps(t *testing.T) {
 		t.Errorf("after closing one: %d, want 200", code)
 	}
 }
+
+// Stalled downloads spread over connections: one address runs at most MaxStreamsPerClient
+// downloads at once, the next gets 503 at once, and another address is not affected.
+func TestDownloadCaps(t *testing.T) {
+	addr, _ := serveFile(t, 64<<20, Deadlines{Body: time.Minute, Write: time.Minute, Stall: time.Hour, MaxStreamsPerClient: 2, MaxStreams: 3})
+	get(t, addr)
+	get(t, addr)
+	time.Sleep(200 * time.Millisecond)
+	status := func(c net.Conn) (int, string) {
+		c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b := make([]byte, 200)
+		n, _ := io.ReadFull(resp.Body, b)
+		return resp.StatusCode, string(b[:n])
+	}
+	if code, msg := status(get(t, addr)); code != 503 || !strings.Contains(msg, "too many downloads from your address") {
+		t.Errorf("third download from one address: %d %q, want 503", code, msg)
+	}
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET /images/big.img HTTP/1.1\r\nHost: x\r\n\r\n")
+	if code, _ := status(c); code != 200 {
+		t.Errorf("download from another address: %d, want 200", code)
+	}
+}
