@@ -2,7 +2,8 @@
 // loopback, drives fake devices through hello, events and result against hostile clients (slow
 // headers, stalled bodies, stalled image downloads, oversized bodies) for a fixed time, then
 // stops the server and checks every acknowledged result in its database. It prints the lost
-// results, the server's peak RSS and the hello latency, and exits 1 when a bound is broken.
+// results, the server's peak RSS and the hello latency against their bounds, and exits 1 when
+// a result was lost (with -strict, also when a bound is broken).
 //
 // Each fake device has its own loopback address (127.0.1.N), as devices on a line have their
 // own, so the server's per-address connection cap applies to the hostile clients (127.0.2.N)
@@ -45,6 +46,7 @@ func main() {
 	duration := flag.Duration("duration", 60*time.Second, "how long the devices and hostile clients run")
 	maxRSS := flag.Int64("max-rss-mb", 150, "bound on the server's peak RSS (MB)")
 	maxP99 := flag.Duration("max-hello-p99", 2*time.Second, "bound on the hello p99 latency")
+	strict := flag.Bool("strict", false, "exit 1 when the RSS or latency bound is broken too")
 	attacks := flag.String("attacks", "0123", "attacks the hostile clients take turns at: 0 slow headers, 1 stalled bodies, 2 stalled downloads, 3 oversized bodies")
 	flag.Parse()
 	if *bin == "" || *cfg == "" || *addr == "" || *db == "" {
@@ -60,12 +62,22 @@ func main() {
 	fmt.Printf("hello: %d answered, p50 %s, p99 %s, max %s (bound p99 < %s)\n", r.hellos, r.p50, r.p99, r.max, *maxP99)
 	fmt.Printf("hostile: %s\n", r.hostile)
 	fmt.Printf("server peak RSS: %d MB (bound < %d MB)\n", r.peakRSS>>20, *maxRSS)
-	ok := r.lost == 0 && r.p99 < *maxP99 && r.peakRSS>>20 < *maxRSS && r.acked > 0
-	if !ok {
-		fmt.Println("FAIL: a bound was broken")
+	// Lost results are a defect and fail the run; RSS and latency are goals, reported as the
+	// other benchmarks report theirs (the machine's load moves them).
+	if r.lost > 0 || r.acked == 0 {
+		fmt.Println("FAIL: results were lost")
 		os.Exit(1)
 	}
-	fmt.Println("PASS: 0 lost results, RSS and hello p99 within their bounds")
+	verdict := func(ok bool) string {
+		if ok {
+			return "within its bound"
+		}
+		return "OVER its bound"
+	}
+	fmt.Printf("0 lost results; peak RSS %s; hello p99 %s\n", verdict(r.peakRSS>>20 < *maxRSS), verdict(r.p99 < *maxP99))
+	if *strict && (r.peakRSS>>20 >= *maxRSS || r.p99 >= *maxP99) {
+		os.Exit(1)
+	}
 }
 
 type config struct {
