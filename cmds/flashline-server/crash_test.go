@@ -84,6 +84,8 @@ scenarios_dir: scenarios
 http: {enabled: true, listen: %q}
 images: [{name: os, file: os.img}]
 rules: [{name: all, scenario: box.yaml, image: os}]
+# The tests play a whole line from one address: lift the per-address connection cap.
+limits: {http: {max_conns_per_client: 1024}}
 `, addr)), 0o644)
 	return dir, cfg
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/flashline/flashline/server/config"
 	"github.com/flashline/flashline/server/dashboard"
 	"github.com/flashline/flashline/server/dhcp"
+	"github.com/flashline/flashline/server/httplimit"
 	"github.com/flashline/flashline/server/jobs"
 	"github.com/flashline/flashline/server/keys"
 	"github.com/flashline/flashline/server/netbootclock"
@@ -180,10 +181,13 @@ func httpPart(ctx context.Context, cfg *config.Config, st *store.Store, clock *n
 
 	var dash *dashboard.Dashboard
 	if config.On(cfg.HTTP.Dashboard) {
-		dash = dashboard.New(dashboard.Options{Store: st, Logger: log.With("part", "dashboard"), Registerer: reg})
+		dash = dashboard.New(dashboard.Options{Store: st, Logger: log.With("part", "dashboard"), Registerer: reg,
+			MaxClients: cfg.Limits.HTTP.MaxEventStreams})
 		dash.Register(mux)
 	}
-	opts := api.Options{Metrics: metrics, Logger: log.With("part", "api"), RetryAfter: cfg.Jobs.RetryAfter}
+	opts := api.Options{Metrics: metrics, Logger: log.With("part", "api"), RetryAfter: cfg.Jobs.RetryAfter,
+		Limits: api.Limits{BodyTimeout: cfg.Limits.HTTP.BodyTimeout, HelloMaxBody: int64(cfg.Limits.Hello.MaxBody),
+			HelloMaxList: cfg.Limits.Hello.MaxListItems, HelloMaxString: cfg.Limits.Hello.MaxString}}
 	if dash != nil {
 		opts.Notifier = dash
 	}
@@ -232,18 +236,24 @@ func httpPart(ctx context.Context, cfg *config.Config, st *store.Store, clock *n
 		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	}
 
-	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+	tcp, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("http: %w", err)
 	}
+	lim := cfg.Limits.HTTP
+	ln := httplimit.NewListener(tcp, lim.MaxConnsPerClient, lim.MaxConns, log.With("part", "http"))
 	srv := &http.Server{
-		Handler:           metrics.Instrument(mux),
-		ReadHeaderTimeout: 10 * time.Second,
-		// No ReadTimeout or WriteTimeout: either would cut image downloads and the dashboard's
-		// live streams (a read deadline cancels the request's context). The API bounds the
-		// time to receive a body itself; idle keep-alive connections are closed.
-		IdleTimeout: 2 * time.Minute,
-		ErrorLog:    slog.NewLogLogger(log.With("part", "http").Handler(), slog.LevelWarn),
+		// Downloads and live streams may rightly last long: they get a deadline that moves
+		// with the client's progress; every other answer a read and a write deadline.
+		Handler: metrics.Instrument(httplimit.Handler(mux, httplimit.Deadlines{Body: lim.BodyTimeout, Write: lim.WriteTimeout,
+			Stall: lim.StallTimeout, Streaming: httplimit.StreamingPrefixes("/images/", "/scenarios/", "/boot/", "/dashboard/events", "/dashboard/api/export"),
+			MaxStreamsPerClient: lim.MaxDownloadsPerClient, MaxStreams: lim.MaxDownloads})),
+		ReadHeaderTimeout: lim.ReadHeaderTimeout,
+		// No server-wide ReadTimeout or WriteTimeout: either would cut image downloads and the
+		// dashboard's live streams (a read deadline cancels the request's context).
+		IdleTimeout:    lim.IdleTimeout,
+		MaxHeaderBytes: int(lim.MaxHeaderBytes),
+		ErrorLog:       slog.NewLogLogger(log.With("part", "http").Handler(), slog.LevelWarn),
 	}
 	tlsOn := cfg.HTTP.TLSCert != ""
 	if tlsOn {
@@ -329,7 +339,9 @@ func tftpPart(cfg *config.Config, st *store.Store, clock *netbootclock.Clock, lo
 	if listen == "" {
 		listen = "0.0.0.0:69"
 	}
-	srv, err := tftp.New(tftp.Config{ListenAddr: listen, Interface: cfg.TFTP.Interface, Root: cfg.TFTP.Root, MaxTransfers: cfg.TFTP.MaxTransfers},
+	srv, err := tftp.New(tftp.Config{ListenAddr: listen, Interface: cfg.TFTP.Interface, Root: cfg.TFTP.Root,
+		MaxTransfers: cfg.Limits.TFTP.MaxTransfers, MaxPerClient: cfg.Limits.TFTP.MaxPerClient,
+		MaxLifetime: cfg.Limits.TFTP.MaxLifetime, MaxIdle: cfg.Limits.TFTP.MaxIdle},
 		tftp.Deps{Logger: log, Virtual: gen.TFTPFile, OnTransfer: func(tr tftp.Transfer) {
 			clock.Transfer(tr.Client.Addr(), tr.File, tr.Start, tr.End, tr.Err == nil)
 			if mac, ok := netbootclock.ConfigMAC(tr.File); ok && tr.Err == nil {
@@ -373,7 +385,8 @@ func dhcpPart(cfg *config.Config, clock *netbootclock.Clock, log *slog.Logger) (
 	dc := dhcp.Config{Mode: dhcp.Mode(d.Mode), Interface: d.Interface, ListenAddr: d.Listen, PXEListenAddr: d.PXEListen,
 		ServerIP: addr(d.ServerIP), NextServer: addr(d.NextServer),
 		Boot:       dhcp.BootFiles{BIOS: d.Boot.BIOS, EFI64: d.Boot.EFI64, EFI32: d.Boot.EFI32, IPXE: d.Boot.IPXE},
-		RangeStart: addr(d.RangeStart), RangeEnd: addr(d.RangeEnd), Router: addr(d.Router), LeaseTime: d.LeaseTime}
+		RangeStart: addr(d.RangeStart), RangeEnd: addr(d.RangeEnd), Router: addr(d.Router), LeaseTime: d.LeaseTime,
+		PXEOnly: cfg.Limits.DHCP.NewLeases == "pxe", PXEReserve: 1 - *cfg.Limits.DHCP.NonPXEShare}
 	if d.Subnet != "" {
 		dc.Subnet, _ = netip.ParsePrefix(d.Subnet)
 	}

@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"time"
 
 	"github.com/flashline/flashline/agent/protocol"
@@ -63,6 +64,8 @@ type Options struct {
 	Logger  *slog.Logger
 	// RetryAfter is what a device no rule matches is told to wait before asking again.
 	RetryAfter time.Duration
+	// Limits bound request bodies and the hello's inventory (zero values: the defaults).
+	Limits Limits
 }
 
 // Server is the agent-facing HTTP API.
@@ -82,6 +85,7 @@ func New(o Options) (*Server, error) {
 	if o.RetryAfter <= 0 {
 		o.RetryAfter = 30 * time.Second
 	}
+	o.Limits.setDefaults()
 	s := &Server{o: o, log: o.Logger}
 	var err error
 	if o.ImagesDir != "" {
@@ -173,33 +177,47 @@ type decodeError struct {
 	msg    string
 }
 
-// bodyTimeout bounds the time to receive a request body.
-const bodyTimeout = time.Minute
-
-// decode reads one JSON value of at most protocol.MaxBodyBytes into v. Unknown fields are
-// accepted: newer agents may send fields this server does not know yet.
+// decode reads one JSON value of at most protocol.MaxBodyBytes into v, within the default
+// body timeout. Unknown fields are accepted: newer agents may send fields this server does not
+// know yet.
 func decode(w http.ResponseWriter, r *http.Request, v any) *decodeError {
+	return decodeBody(w, r, v, protocol.MaxBodyBytes, DefaultBodyTimeout)
+}
+
+// decode is [decode] within the configured body timeout.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) *decodeError {
+	return decodeBody(w, r, v, protocol.MaxBodyBytes, s.o.Limits.BodyTimeout)
+}
+
+// decodeBody reads one JSON value of at most limit bytes, arriving within timeout, into v.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any, limit int64, timeout time.Duration) *decodeError {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != "application/json" {
 			return &decodeError{http.StatusUnsupportedMediaType, "content_type", fmt.Sprintf("content type %q: want application/json", ct)}
 		}
 	}
-	if r.ContentLength > protocol.MaxBodyBytes {
-		return &decodeError{http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("body of %d bytes is over the limit of %d", r.ContentLength, protocol.MaxBodyBytes)}
+	if r.ContentLength > limit {
+		return &decodeError{http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("body of %d bytes is over the limit of %d", r.ContentLength, limit)}
 	}
-	// A body must arrive within bodyTimeout (slow senders would otherwise hold a connection
+	// A body must arrive within the timeout (slow senders would otherwise hold a connection
 	// forever); the server itself has no ReadTimeout because that would also cut long image
 	// downloads and live streams.
 	rc := http.NewResponseController(w)
-	rc.SetReadDeadline(time.Now().Add(bodyTimeout))
-	defer rc.SetReadDeadline(time.Time{})
-	body := http.MaxBytesReader(w, r.Body, protocol.MaxBodyBytes)
+	rc.SetReadDeadline(time.Now().Add(timeout))
+	body := http.MaxBytesReader(w, r.Body, limit)
 	dec := json.NewDecoder(body)
 	if err := dec.Decode(v); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return &decodeError{http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("body over the limit of %d bytes", protocol.MaxBodyBytes)}
+			return &decodeError{http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("body over the limit of %d bytes", limit)}
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// Not the client's JSON but its pace: 408 tells it (and its operator) so. The
+			// connection is closed after the answer: the rest of the body would otherwise be
+			// waited for before the answer goes out.
+			w.Header().Set("Connection", "close")
+			return &decodeError{http.StatusRequestTimeout, "slow_body", fmt.Sprintf("request body not received within %s", timeout)}
 		}
 		if errors.Is(err, io.EOF) {
 			return &decodeError{http.StatusBadRequest, "malformed", "empty body: want a JSON object"}
@@ -209,10 +227,17 @@ func decode(w http.ResponseWriter, r *http.Request, v any) *decodeError {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return &decodeError{http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("body over the limit of %d bytes", protocol.MaxBodyBytes)}
+			return &decodeError{http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("body over the limit of %d bytes", limit)}
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			w.Header().Set("Connection", "close")
+			return &decodeError{http.StatusRequestTimeout, "slow_body", fmt.Sprintf("request body not received within %s", timeout)}
 		}
 		return &decodeError{http.StatusBadRequest, "malformed", "trailing data after the JSON object"}
 	}
+	// Only now: on an error the deadline also bounds the server's wait for the rest of the
+	// body before it answers.
+	rc.SetReadDeadline(time.Time{})
 	return nil
 }
 
@@ -264,11 +289,14 @@ func CheckHello(h *protocol.Hello) (string, error) {
 
 func (s *Server) hello(w http.ResponseWriter, r *http.Request) {
 	var h protocol.Hello
-	if de := decode(w, r, &h); de != nil {
+	if de := decodeBody(w, r, &h, int64(s.o.Limits.HelloMaxBody), s.o.Limits.BodyTimeout); de != nil {
 		s.fail(w, r, de.code, de.reason, de.msg)
 		return
 	}
 	mac, err := CheckHello(&h)
+	if err == nil {
+		err = s.o.Limits.CheckHello(&h)
+	}
 	if err != nil {
 		s.fail(w, r, http.StatusBadRequest, "invalid", "hello: "+err.Error())
 		return
@@ -355,7 +383,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var b protocol.EventBatch
-	if de := decode(w, r, &b); de != nil {
+	if de := s.decode(w, r, &b); de != nil {
 		s.fail(w, r, de.code, de.reason, de.msg, "run", runID)
 		return
 	}
@@ -435,7 +463,7 @@ func (s *Server) result(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var res protocol.Result
-	if de := decode(w, r, &res); de != nil {
+	if de := s.decode(w, r, &res); de != nil {
 		s.fail(w, r, de.code, de.reason, de.msg, "run", runID)
 		return
 	}

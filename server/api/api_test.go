@@ -60,7 +60,7 @@ type notes struct {
 
 func (n *notes) RunChanged(id string) { n.mu.Lock(); n.ids = append(n.ids, id); n.mu.Unlock() }
 
-func newEnv(t testing.TB) *env {
+func newEnv(t testing.TB, with ...func(*Options)) *env {
 	t.Helper()
 	dir := t.TempDir()
 	imgDir, scenDir := filepath.Join(dir, "images"), filepath.Join(dir, "scenarios")
@@ -92,8 +92,12 @@ func newEnv(t testing.TB) *env {
 	reg := prometheus.NewRegistry()
 	m := NewMetrics(reg)
 	nb := &fakeNetboot{}
-	s, err := New(Options{Store: st, Issuer: is, ImagesDir: imgDir, ScenariosDir: scenDir, Metrics: m, Notifier: n, Netboot: nb,
-		Logger: slog.New(slog.NewTextHandler(logs, nil)), RetryAfter: 7 * time.Second})
+	o := Options{Store: st, Issuer: is, ImagesDir: imgDir, ScenariosDir: scenDir, Metrics: m, Notifier: n, Netboot: nb,
+		Logger: slog.New(slog.NewTextHandler(logs, nil)), RetryAfter: 7 * time.Second}
+	for _, f := range with {
+		f(&o)
+	}
+	s, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}

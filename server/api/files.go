@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 
 	"github.com/flashline/flashline/server/config"
 )
@@ -37,7 +38,9 @@ func (fsv *fileServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fsv.s.fail(w, r, http.StatusBadRequest, "bad_path", fmt.Sprintf("%s path: %v", fsv.kind, err))
 		return
 	}
-	f, err := fsv.root.Open(filepath.FromSlash(name))
+	// O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, holding this
+	// goroutine and its connection forever; it is refused below as not a regular file.
+	f, err := fsv.root.OpenFile(filepath.FromSlash(name), os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			fsv.s.fail(w, r, http.StatusNotFound, "not_found", fmt.Sprintf("no %s %q", fsv.kind, name))

@@ -65,12 +65,33 @@ func (m *Metrics) Instrument(next http.Handler) http.Handler {
 			if code == 0 {
 				code = http.StatusOK
 			}
-			m.requests.WithLabelValues(route, r.Method, strconv.Itoa(code)).Inc()
+			m.requests.WithLabelValues(route, methodLabel(r.Method), codeLabel(code)).Inc()
 			m.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
 			m.bytes.WithLabelValues(route).Add(float64(rw.n))
 		}()
 		next.ServeHTTP(rw, r)
 	})
+}
+
+// methodLabel keeps the method label to the methods HTTP defines: any other string a client
+// sends (a method is any token, up to the header limit) would be a new time series kept
+// forever, and /metrics and the memory would grow with every one.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "other"
+}
+
+// codeLabel keeps the status label to real status codes (handlers choose them, but one
+// outside 100-599 must not make a series per value).
+func codeLabel(code int) string {
+	if code < 100 || code > 599 {
+		return "other"
+	}
+	return strconv.Itoa(code)
 }
 
 // recorder notes the status and body size. It passes ReadFrom through so that file downloads

@@ -37,6 +37,8 @@ type Config struct {
 	DHCP DHCP `yaml:"dhcp"`
 	TFTP TFTP `yaml:"tftp"`
 	Sink Sink `yaml:"sink"`
+	// Limits bound every resource a client can make the server hold (limits.go).
+	Limits Limits `yaml:"limits"`
 
 	Jobs   Jobs    `yaml:"jobs"`
 	Images []Image `yaml:"images"`
@@ -307,6 +309,7 @@ func (c *Config) setDefaults() {
 	if c.TFTP.PXE.UnknownDevices == "" {
 		c.TFTP.PXE.UnknownDevices = "provision"
 	}
+	c.Limits.setDefaults(c.TFTP.MaxTransfers)
 }
 
 func (c *Config) resolve(dir string) {
@@ -360,6 +363,7 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	errs = append(errs, c.Limits.validate()...)
 	if c.Jobs.TTL < time.Minute {
 		bad("jobs.ttl %s: at least 1m (a device needs time to run its scenario)", c.Jobs.TTL)
 	}

@@ -46,6 +46,10 @@ type Options struct {
 	Window time.Duration
 	// Registerer, when set, gets a gauge of connected live views.
 	Registerer prometheus.Registerer
+	// MaxClients caps the live streams (default 64): each holds a connection, a goroutine
+	// and a buffer, and a page left open in every browser of the plant should not add up to
+	// the server's memory.
+	MaxClients int
 }
 
 // Dashboard serves the page, its API and the live stream. Start Run before serving.
@@ -67,6 +71,9 @@ func New(o Options) *Dashboard {
 	}
 	if o.Window <= 0 {
 		o.Window = 12 * time.Hour
+	}
+	if o.MaxClients <= 0 {
+		o.MaxClients = 64
 	}
 	d := &Dashboard{o: o, log: o.Logger, changed: make(chan string, 4096), subs: map[chan []byte]struct{}{},
 		clients: prometheus.NewGauge(prometheus.GaugeOpts{Name: "flashline_dashboard_live_clients", Help: "Dashboard pages connected to the live stream."})}
@@ -145,16 +152,25 @@ func (d *Dashboard) broadcast(msg []byte) {
 	}
 }
 
-func (d *Dashboard) subscribe() (chan []byte, bool) {
+// Why a live stream is refused.
+var (
+	errShuttingDown = errors.New("shutting down")
+	errTooManyViews = errors.New("too many live views are open")
+)
+
+func (d *Dashboard) subscribe() (chan []byte, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.done {
-		return nil, false
+		return nil, errShuttingDown
+	}
+	if len(d.subs) >= d.o.MaxClients {
+		return nil, errTooManyViews
 	}
 	ch := make(chan []byte, 256)
 	d.subs[ch] = struct{}{}
 	d.clients.Inc()
-	return ch, true
+	return ch, nil
 }
 
 func (d *Dashboard) unsubscribe(ch chan []byte) {
@@ -322,9 +338,15 @@ func (d *Dashboard) reset(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *Dashboard) events(w http.ResponseWriter, r *http.Request) {
-	ch, ok := d.subscribe()
-	if !ok {
-		d.fail(w, r, http.StatusServiceUnavailable, "shutting down")
+	ch, err := d.subscribe()
+	if errors.Is(err, errTooManyViews) {
+		d.log.Warn("live view refused: too many open", "max", d.o.MaxClients, "remote", r.RemoteAddr)
+		w.Header().Set("Retry-After", "30")
+		d.fail(w, r, http.StatusServiceUnavailable, fmt.Sprintf("%d live views are open, the most this server allows: close a dashboard tab (or raise limits.http.max_event_streams)", d.o.MaxClients))
+		return
+	}
+	if err != nil {
+		d.fail(w, r, http.StatusServiceUnavailable, err.Error())
 		return
 	}
 	defer d.unsubscribe(ch)

@@ -44,6 +44,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"strings"
@@ -114,6 +115,14 @@ type Config struct {
 	DNS    []netip.Addr
 	// LeaseTime defaults to one hour.
 	LeaseTime time.Duration
+	// PXEOnly gives addresses only to PXE firmware and to MACs the pool
+	// already knows (the agent's DHCP after its PXE boot renews the same
+	// MAC's address), so no other device on the line can take one.
+	PXEOnly bool
+	// PXEReserve is the fraction of the pool (0 to 1) that only clients
+	// which PXE-booted may take: rogue or foreign devices cannot empty the
+	// pool for the line's devices. 0 reserves nothing.
+	PXEReserve float64
 	// LeaseFile keeps leases across restarts. Empty keeps them in memory
 	// only, which is for tests: after a restart devices could then be
 	// given addresses still in use.
@@ -184,6 +193,17 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		p, err := newPool(cfg.RangeStart, cfg.RangeEnd, exclude, cfg.LeaseFile, s.log)
 		if err != nil {
 			return nil, fmt.Errorf("dhcp: %w", err)
+		}
+		if cfg.PXEOnly {
+			p.nonPXEMax = 0
+		} else if cfg.PXEReserve > 0 {
+			usable := 0
+			for i := range p.size {
+				if p.inRange(p.first + i) {
+					usable++
+				}
+			}
+			p.nonPXEMax = usable - int(math.Ceil(float64(usable)*min(cfg.PXEReserve, 1)))
 		}
 		s.pool = p
 	}

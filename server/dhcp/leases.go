@@ -22,6 +22,9 @@ type Lease struct {
 	IP       netip.Addr `json:"ip"`
 	Expires  time.Time  `json:"expires"`
 	Hostname string     `json:"hostname,omitempty"`
+	// PXE: the client first took the address as PXE firmware (it counts against the PXE
+	// share of the pool, not against the others', however it renews).
+	PXE bool `json:"pxe,omitempty"`
 }
 
 // leaseFile is the on-disk format. Version lets a later format be told apart.
@@ -55,6 +58,7 @@ type entry struct {
 	expires  time.Time
 	state    entryState
 	hostname string
+	pxe      bool
 }
 
 // pool hands out addresses from a range and keeps bound leases durably.
@@ -70,6 +74,9 @@ type pool struct {
 	byMAC   map[string]uint32
 	now     func() time.Time
 	log     *slog.Logger
+	// nonPXEMax caps the addresses that clients which never PXE-booted may hold (offered or
+	// bound, not expired); negative means no cap.
+	nonPXEMax int
 }
 
 func ip4(a netip.Addr) uint32 { b := a.As4(); return binary.BigEndian.Uint32(b[:]) }
@@ -100,6 +107,8 @@ func newPool(start, end netip.Addr, exclude []netip.Addr, path string, log *slog
 		byMAC:   map[string]uint32{},
 		now:     time.Now,
 		log:     log,
+
+		nonPXEMax: -1,
 	}
 	for _, a := range exclude {
 		if a.Is4() {
@@ -149,7 +158,7 @@ func (p *pool) load() error {
 		if e, ok := p.byIP[v]; ok {
 			delete(p.byMAC, e.mac)
 		}
-		p.byIP[v] = &entry{mac: key, expires: l.Expires, state: stateBound, hostname: l.Hostname}
+		p.byIP[v] = &entry{mac: key, expires: l.Expires, state: stateBound, hostname: l.Hostname, pxe: l.PXE}
 		p.byMAC[key] = v
 	}
 	return nil
@@ -165,7 +174,7 @@ func (p *pool) save() error {
 	lf := leaseFile{Version: 1, Leases: []Lease{}}
 	for v, e := range p.byIP {
 		if e.state == stateBound {
-			lf.Leases = append(lf.Leases, Lease{MAC: e.mac, IP: addr4(v), Expires: e.expires.UTC(), Hostname: e.hostname})
+			lf.Leases = append(lf.Leases, Lease{MAC: e.mac, IP: addr4(v), Expires: e.expires.UTC(), Hostname: e.hostname, PXE: e.pxe})
 		}
 	}
 	slices.SortFunc(lf.Leases, func(a, b Lease) int { return a.IP.Compare(b.IP) })
@@ -212,18 +221,53 @@ func (p *pool) free(v uint32, mac string, now time.Time) bool {
 	return !ok || e.mac == mac && e.state != stateDeclined || now.After(e.expires)
 }
 
-// offer picks an address for mac and reserves it briefly: the client's
-// current or previous address if still free, else the address it asks for,
-// else a never-used address, else the one that expired longest ago.
+// errNonPXEShare refuses a new address to a client that did not PXE-boot when such clients
+// already hold their share of the pool.
+var errNonPXEShare = errors.New("the addresses for clients that did not PXE-boot are all taken (limits.dhcp)")
+
+// mayTake reports whether mac, which is (pxe) or is not PXE firmware, may be given an address
+// it does not hold yet. A MAC the pool knows (its current or previous address) always may: it
+// is the agent's own DHCP after the PXE boot, or a returning device. Called with p.mu held.
+func (p *pool) mayTake(key string, pxe bool, now time.Time) bool {
+	if pxe || p.nonPXEMax < 0 {
+		return true
+	}
+	if _, known := p.byMAC[key]; known {
+		return true
+	}
+	held := 0
+	for _, e := range p.byIP {
+		if !e.pxe && e.state != stateDeclined && e.mac != key && !now.After(e.expires) {
+			held++
+		}
+	}
+	return held < p.nonPXEMax
+}
+
+// offer is offerTo for a client counted as PXE firmware (no share applies).
 func (p *pool) offer(mac net.HardwareAddr, requested netip.Addr) (netip.Addr, bool) {
+	return p.offerTo(mac, requested, true)
+}
+
+// offerTo picks an address for mac and reserves it briefly: the client's
+// current or previous address if still free, else the address it asks for,
+// else a never-used address, else the one that expired longest ago. A client
+// that is not PXE firmware (pxe false) gets nothing once such clients hold
+// their share of the pool.
+func (p *pool) offerTo(mac net.HardwareAddr, requested netip.Addr, pxe bool) (netip.Addr, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	key := mac.String()
 	now := p.now()
+	if !p.mayTake(key, pxe, now) {
+		return netip.Addr{}, false
+	}
 	pick := func(v uint32) netip.Addr {
 		e := p.byIP[v]
 		if e == nil || e.mac != key || e.state != stateBound || now.After(e.expires) {
+			wasPXE := e != nil && e.mac == key && e.pxe
 			p.take(v, key, stateOffered, now.Add(offerHold), "")
+			p.byIP[v].pxe = pxe || wasPXE
 		}
 		return addr4(v)
 	}
@@ -267,13 +311,23 @@ func (p *pool) take(v uint32, mac string, st entryState, expires time.Time, host
 	p.byMAC[mac] = v
 }
 
-// bind commits a lease after a REQUEST. It fails when the address is not
-// ours to give to this client; the caller answers with a NAK.
+// bind is bindTo for a client counted as PXE firmware.
 func (p *pool) bind(mac net.HardwareAddr, ip netip.Addr, d time.Duration, hostname string) (Lease, error) {
+	return p.bindTo(mac, ip, d, hostname, true)
+}
+
+// bindTo commits a lease after a REQUEST. It fails when the address is not
+// ours to give to this client, or, for a client that is not PXE firmware and
+// holds nothing yet, when such clients hold their share (a REQUEST without a
+// DISCOVER must not get round the share); the caller answers with a NAK.
+func (p *pool) bindTo(mac net.HardwareAddr, ip netip.Addr, d time.Duration, hostname string, pxe bool) (Lease, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	key := mac.String()
 	now := p.now()
+	if !p.mayTake(key, pxe, now) {
+		return Lease{}, errNonPXEShare
+	}
 	if !ip.Is4() || !p.inRange(ip4(ip)) {
 		return Lease{}, fmt.Errorf("%s is not in the range", ip)
 	}
@@ -286,7 +340,9 @@ func (p *pool) bind(mac net.HardwareAddr, ip netip.Addr, d time.Duration, hostna
 	// saved: answering would hand out an address that a restart forgets.
 	prevV, hadV := p.byMAC[key]
 	prevAtV, prevOwn := p.byIP[v], p.byIP[prevV]
+	wasPXE := prevAtV != nil && prevAtV.mac == key && prevAtV.pxe
 	p.take(v, key, stateBound, exp, hostname)
+	p.byIP[v].pxe = pxe || wasPXE
 	if err := p.save(); err != nil {
 		delete(p.byIP, v)
 		delete(p.byMAC, key)
@@ -344,7 +400,7 @@ func (p *pool) leases() []Lease {
 	var out []Lease
 	for v, e := range p.byIP {
 		if e.state == stateBound {
-			out = append(out, Lease{MAC: e.mac, IP: addr4(v), Expires: e.expires, Hostname: e.hostname})
+			out = append(out, Lease{MAC: e.mac, IP: addr4(v), Expires: e.expires, Hostname: e.hostname, PXE: e.pxe})
 		}
 	}
 	slices.SortFunc(out, func(a, b Lease) int { return a.IP.Compare(b.IP) })

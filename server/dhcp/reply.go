@@ -209,8 +209,12 @@ func (s *Server) respondFull(req *dhcpv4.DHCPv4, c client) *dhcpv4.DHCPv4 {
 	ciaddr, _ := netip.AddrFromSlice(req.ClientIPAddr.To4())
 	switch req.MessageType() {
 	case dhcpv4.MessageTypeDiscover:
-		ip, ok := s.pool.offer(c.mac, requested)
+		ip, ok := s.pool.offerTo(c.mac, requested, c.pxe)
 		if !ok {
+			if !c.pxe && s.pool.nonPXEMax >= 0 {
+				log.Warn("no offer: clients that did not PXE-boot hold their share of the pool", "max", s.pool.nonPXEMax)
+				return nil
+			}
 			log.Warn("address pool exhausted; no offer")
 			return nil
 		}
@@ -229,7 +233,7 @@ func (s *Server) respondFull(req *dhcpv4.DHCPv4, c client) *dhcpv4.DHCPv4 {
 			log.Warn("REQUEST without an address; ignored")
 			return nil
 		}
-		lease, err := s.pool.bind(c.mac, ip, s.cfg.LeaseTime, req.HostName())
+		lease, err := s.pool.bindTo(c.mac, ip, s.cfg.LeaseTime, req.HostName(), c.pxe)
 		if err != nil {
 			log.Info("NAK", "ip", ip.String(), "reason", err.Error())
 			return s.nak(req, err.Error())

@@ -24,6 +24,11 @@ type testClient struct {
 	sizeOnly bool
 	// timeout is how long the client waits for any packet. Default 5s.
 	timeout time.Duration
+	// local is the client's address (default 127.0.0.1): tests of per-client limits use
+	// other loopback addresses as other hosts.
+	local net.IP
+	// ackDelay is slept before every ACK: a slow client.
+	ackDelay time.Duration
 }
 
 type result struct {
@@ -43,7 +48,11 @@ func (e *tftpError) Error() string { return fmt.Sprintf("tftp error %d: %s", e.c
 
 func (c testClient) get(t testing.TB, server netip.AddrPort, name string) (result, error) {
 	t.Helper()
-	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	local := c.local
+	if local == nil {
+		local = net.IPv4(127, 0, 0, 1)
+	}
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: local})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,6 +83,7 @@ func (c testClient) get(t testing.TB, server netip.AddrPort, name string) (resul
 		if c.dropAck != nil && c.dropAck(block) {
 			return
 		}
+		time.Sleep(c.ackDelay)
 		p := binary.BigEndian.AppendUint16(nil, opACK)
 		p = binary.BigEndian.AppendUint16(p, block)
 		conn.WriteToUDP(p, res.tid)

@@ -19,7 +19,10 @@
 //
 // Memory is bounded: each transfer holds at most windowsize blocks of
 // blksize bytes (at most MaxWindowSize x MaxBlockSize), and there are at most
-// MaxTransfers transfers; requests beyond that get a "server busy" error.
+// MaxTransfers transfers, at most MaxPerClient of them from one address;
+// requests beyond that get a "server busy" error. Time is bounded too: a
+// transfer ends after MaxIdle without progress and after MaxLifetime in all,
+// whatever timeout the client negotiated.
 //
 // Typical use:
 //
@@ -71,6 +74,17 @@ type Config struct {
 	MaxWindowSize int
 	// MaxTransfers bounds concurrent transfers. Default 64.
 	MaxTransfers int
+	// MaxPerClient bounds the concurrent transfers of one client address, so
+	// that one host cannot take every slot. Default 4 (PXE firmware and
+	// pxelinux fetch one file at a time), at most MaxTransfers.
+	MaxPerClient int
+	// MaxLifetime ends any transfer after this long, whatever the client
+	// negotiated. Default 5 minutes.
+	MaxLifetime time.Duration
+	// MaxIdle ends a transfer that has had no acknowledgement moving it
+	// forward for this long. It bounds the client's timeout option (up to
+	// 255 s a packet, times the retries). Default 15 s.
+	MaxIdle time.Duration
 }
 
 // VirtualFunc returns the content of a generated file. name is the cleaned
@@ -119,6 +133,9 @@ type Server struct {
 	pconn      *ipv4.PacketConn
 	slots      chan struct{}
 
+	mu        sync.Mutex
+	perClient map[netip.Addr]int // running transfers by client address
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -147,7 +164,18 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if cfg.MaxTransfers <= 0 {
 		cfg.MaxTransfers = 64
 	}
+	if cfg.MaxPerClient <= 0 {
+		cfg.MaxPerClient = 4
+	}
+	cfg.MaxPerClient = min(cfg.MaxPerClient, cfg.MaxTransfers)
+	if cfg.MaxLifetime <= 0 {
+		cfg.MaxLifetime = 5 * time.Minute
+	}
+	if cfg.MaxIdle <= 0 {
+		cfg.MaxIdle = 15 * time.Second
+	}
 	s := &Server{
+		perClient:  map[netip.Addr]int{},
 		cfg:        cfg,
 		log:        deps.Logger,
 		virtual:    deps.Virtual,
@@ -281,9 +309,16 @@ func (s *Server) Serve(ctx context.Context) error {
 		if cm != nil && cm.Dst != nil && !cm.Dst.IsUnspecified() && !cm.Dst.IsMulticast() && !cm.Dst.Equal(net.IPv4bcast) {
 			local = cm.Dst
 		}
+		client := raddr.AddrPort().Addr().Unmap()
+		if !s.acquire(client) {
+			s.log.Warn("refused request: too many transfers from this client", "client", raddr.String(), "file", sanitize(req.filename), "max_per_client", s.cfg.MaxPerClient)
+			s.conn.WriteTo(appendError(nil, errNotDefined, "server busy: too many transfers from your address, try again"), raddr)
+			continue
+		}
 		select {
 		case s.slots <- struct{}{}:
 		default:
+			s.release(client)
 			s.log.Warn("refused request: too many transfers", "client", raddr.String(), "file", sanitize(req.filename), "max", s.cfg.MaxTransfers)
 			s.conn.WriteTo(appendError(nil, errNotDefined, "server busy, try again"), raddr)
 			continue
@@ -291,10 +326,38 @@ func (s *Server) Serve(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() { <-s.slots }()
-			s.handle(ctx, req, local, raddr)
+			defer func() { <-s.slots; s.release(client) }()
+			// The lifetime is the server's, not the client's: a client's
+			// timeout option must not let it hold a slot for long.
+			tctx, cancel := context.WithTimeoutCause(ctx, s.cfg.MaxLifetime, errLifetime)
+			defer cancel()
+			s.handle(tctx, req, local, raddr)
 		}()
 	}
+}
+
+// errLifetime ends a transfer that ran longer than Config.MaxLifetime.
+var errLifetime = errors.New("transfer took longer than the server allows")
+
+// acquire takes one of client's transfer slots, or reports that it has none left.
+func (s *Server) acquire(client netip.Addr) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perClient[client] >= s.cfg.MaxPerClient {
+		return false
+	}
+	s.perClient[client]++
+	return true
+}
+
+func (s *Server) release(client netip.Addr) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perClient[client] <= 1 {
+		delete(s.perClient, client)
+		return
+	}
+	s.perClient[client]--
 }
 
 // handle runs one read transfer from a fresh socket, whose port is the
@@ -334,6 +397,7 @@ func (s *Server) handle(ctx context.Context, req request, local net.IP, raddr *n
 		src:     src,
 		timeout: s.cfg.Timeout,
 		retries: s.cfg.Retries,
+		maxIdle: s.cfg.MaxIdle,
 		blksize: defaultBlock,
 		window:  1,
 	}

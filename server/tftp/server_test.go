@@ -438,7 +438,8 @@ func TestConcurrentTransfers(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := testClient{}
+			// Each its own host: one address holds at most MaxPerClient transfers.
+			c := testClient{local: net.IPv4(127, 0, 1, byte(1+i))}
 			if i%2 == 0 {
 				c.options = opts("blksize", "1468", "windowsize", "4")
 			}

@@ -18,9 +18,12 @@ type transfer struct {
 	src     source
 	timeout time.Duration
 	retries int
-	blksize int
-	window  int
-	sent    int64 // bytes the client has acknowledged
+	// maxIdle bounds the time without progress, whatever timeout was negotiated.
+	maxIdle  time.Duration
+	progress time.Time // when the client last moved the transfer forward
+	blksize  int
+	window   int
+	sent     int64 // bytes the client has acknowledged
 }
 
 // negotiate applies the options the client asked for and returns those
@@ -84,8 +87,13 @@ func (t *transfer) run(ctx context.Context, oack []option) error {
 	// Unblock a pending read when the server stops.
 	stop := context.AfterFunc(ctx, func() { t.conn.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
+	t.progress = time.Now()
 	err := t.send(ctx, oack)
 	if ctx.Err() != nil {
+		if cause := context.Cause(ctx); errors.Is(cause, errLifetime) {
+			t.conn.Write(appendError(nil, errNotDefined, "transfer took too long"))
+			return cause
+		}
 		t.conn.Write(appendError(nil, errNotDefined, "server shutting down"))
 		return ctx.Err()
 	}
@@ -152,6 +160,10 @@ func (t *transfer) send(ctx context.Context, oack []option) error {
 		}
 		if got == acked {
 			tries++
+			if t.idle() {
+				t.conn.Write(appendError(nil, errNotDefined, "no acknowledgement: transfer ended"))
+				return fmt.Errorf("block %d: %w for %s", acked+1, errGaveUp, t.maxIdle)
+			}
 			if tries > t.retries {
 				return fmt.Errorf("block %d: %w after %d tries", acked+1, errGaveUp, tries)
 			}
@@ -159,6 +171,7 @@ func (t *transfer) send(ctx context.Context, oack []option) error {
 			continue
 		}
 		tries = 0
+		t.progress = time.Now()
 		for b := acked + 1; b <= got; b++ {
 			t.sent += bytes[(b-1)%uint64(t.window)]
 		}
@@ -174,7 +187,13 @@ func (t *transfer) send(ctx context.Context, oack []option) error {
 // Duplicate and stale ACKs are ignored rather than answered: answering them
 // is the "Sorcerer's Apprentice" bug of RFC 1350 that doubles the traffic.
 func (t *transfer) awaitAck(ctx context.Context, rbuf []byte, acked, lastSent uint64) (uint64, error) {
-	if err := t.conn.SetReadDeadline(time.Now().Add(t.timeout)); err != nil {
+	deadline := time.Now().Add(t.timeout)
+	if t.maxIdle > 0 {
+		if idle := t.progress.Add(t.maxIdle); idle.Before(deadline) {
+			deadline = idle
+		}
+	}
+	if err := t.conn.SetReadDeadline(deadline); err != nil {
 		return 0, err
 	}
 	for {
@@ -206,6 +225,11 @@ func (t *transfer) awaitAck(ctx context.Context, rbuf []byte, acked, lastSent ui
 	}
 }
 
+// idle reports whether the transfer has made no progress for maxIdle.
+func (t *transfer) idle() bool {
+	return t.maxIdle > 0 && time.Since(t.progress) >= t.maxIdle
+}
+
 // sendOACK sends the option acknowledgement until the client answers it with
 // ACK 0.
 func (t *transfer) sendOACK(ctx context.Context, pkt, rbuf []byte) error {
@@ -221,6 +245,9 @@ func (t *transfer) sendOACK(ctx context.Context, pkt, rbuf []byte) error {
 		}
 		if got == 0x10000 {
 			return nil
+		}
+		if t.idle() {
+			break
 		}
 	}
 	return fmt.Errorf("OACK: %w", errGaveUp)
