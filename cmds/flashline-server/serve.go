@@ -58,9 +58,11 @@ func cmdServe(ctx context.Context, args []string) int {
 		h = slog.NewJSONHandler(os.Stderr, hopts)
 	}
 	log := slog.New(h)
-	cfg, err := config.Load(*cfgPath)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "flashline-server: %v\n", err)
+	// The same check as `flashline-server check`, before anything (the data directory, the
+	// results database) is created.
+	cfg, ps := config.CheckFile(*cfgPath, config.CheckOptions{Host: true})
+	if len(ps) > 0 {
+		fmt.Fprintf(os.Stderr, "%v\nflashline-server: %s: %d problems, not starting (flashline-server check -config %s)\n", ps, *cfgPath, len(ps), *cfgPath)
 		return 1
 	}
 	if err := serve(ctx, cfg, log); err != nil {
