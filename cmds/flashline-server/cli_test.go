@@ -42,6 +42,8 @@ func TestCLIConventions(t *testing.T) {
 		{[]string{"check", "-h"}, 0, "usage: flashline-server check"},
 		{[]string{"export", "-h"}, 0, "-serial"},
 		{[]string{"reset", "-h"}, 0, "-mac"},
+		{[]string{"init", "-h"}, 0, "usage: flashline-server init"},
+		{[]string{"init", "-mode", "half"}, 2, `-mode "half": want proxy or full`},
 		{[]string{"keygen", "-h"}, 0, "usage: flashline-server keygen"},
 		{[]string{"tls-init", "-h"}, 0, "usage: flashline-server tls-init"},
 		{[]string{"frobnicate"}, 2, `unknown subcommand "frobnicate"`},
