@@ -5,11 +5,16 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 
 	"github.com/flashline/flashline/server/config"
 	"github.com/flashline/flashline/server/linehost"
 )
+
+// serviceUser is the user of the packaged systemd unit.
+const serviceUser = "flashline"
 
 // cmdInit lays out a line host (server/linehost) and then checks what it wrote.
 func cmdInit(ctx context.Context, args []string) int {
@@ -38,6 +43,14 @@ func cmdInit(ctx context.Context, args []string) int {
 	if o.Mode != "proxy" && o.Mode != "full" {
 		fmt.Fprintf(os.Stderr, "flashline-server init: -mode %q: want proxy or full\n", o.Mode)
 		return 2
+	}
+	if os.Geteuid() == 0 {
+		// Installed from the package, the server runs as the flashline user.
+		if u, err := user.Lookup(serviceUser); err == nil {
+			uid, _ := strconv.Atoi(u.Uid)
+			gid, _ := strconv.Atoi(u.Gid)
+			o.KeyOwner = &[2]int{uid, gid}
+		}
 	}
 	acts, err := linehost.Init(ctx, o)
 	for _, a := range acts {

@@ -41,6 +41,9 @@ type Options struct {
 	Interface string
 	// Force replaces files whose content would change (never the signing key).
 	Force bool
+	// KeyOwner, when set, is the uid and gid the signing key is given to: the user the
+	// service runs as.
+	KeyOwner *[2]int
 	// Packages lists a Debian package's files (default: dpkg -L).
 	Packages func(ctx context.Context, pkg string) ([]string, error)
 	// Interfaces lists this host's interfaces and addresses (default: from net).
@@ -132,10 +135,28 @@ func Init(ctx context.Context, o Options) ([]Action, error) {
 	if err != nil {
 		return acts, err
 	}
-	a, err := writeFile(filepath.Join(o.ConfigDir, "server.yaml"), cfg, 0o644, o.Force)
+	cfgPath := filepath.Join(o.ConfigDir, "server.yaml")
+	// The package installs a placeholder server.yaml (a conffile) for init to replace.
+	old, _ := os.ReadFile(cfgPath)
+	a, err := writeFile(cfgPath, cfg, 0o644, o.Force || bytes.HasPrefix(old, []byte(PlaceholderMarker)))
 	acts = append(acts, a)
-	return acts, err
+	if err != nil {
+		return acts, err
+	}
+	if o.KeyOwner != nil {
+		// The service runs as its own user; the key must stay 0600, so it must be that user's.
+		for _, p := range []string{keyDir, priv, filepath.Join(keyDir, keys.PublicKeyFile)} {
+			if err := os.Lchown(p, o.KeyOwner[0], o.KeyOwner[1]); err != nil {
+				return acts, fmt.Errorf("give the key to the service user: %w", err)
+			}
+		}
+	}
+	return acts, nil
 }
+
+// PlaceholderMarker starts the server.yaml the Debian package installs; init replaces such
+// a file without --force.
+const PlaceholderMarker = "# flashline-server placeholder configuration"
 
 func (o *Options) defaults() {
 	if o.ConfigDir == "" {
@@ -234,7 +255,8 @@ func pickInterface(o Options) (chosen, error) {
 	}
 	var cands []Interface
 	for _, i := range all {
-		if !i.Loop && len(i.Addrs) > 0 && (o.Interface == "" || i.Name == o.Interface) {
+		// Loopback only when asked for by name (a test line on one host).
+		if len(i.Addrs) > 0 && (o.Interface == "" && !i.Loop || i.Name == o.Interface) {
 			cands = append(cands, i)
 		}
 	}

@@ -191,3 +191,20 @@ func TestInitMissingPackage(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+// TestInitReplacesPlaceholder: the package's placeholder server.yaml is replaced without
+// --force, anything else is not.
+func TestInitReplacesPlaceholder(t *testing.T) {
+	o, _ := fakeHost(t)
+	cfg := filepath.Join(o.ConfigDir, "server.yaml")
+	os.MkdirAll(o.ConfigDir, 0o755)
+	os.WriteFile(cfg, []byte(PlaceholderMarker+" (installed by the package).\n"), 0o644)
+	acts, err := Init(context.Background(), o)
+	if err != nil || whats(acts)["server.yaml"] != "replaced" {
+		t.Fatalf("placeholder: %v %v", whats(acts), err)
+	}
+	os.WriteFile(cfg, []byte("# my own\n"), 0o644)
+	if _, err := Init(context.Background(), o); err == nil {
+		t.Fatal("an engineer's server.yaml was replaced without --force")
+	}
+}
