@@ -25,7 +25,7 @@ func discoverServer(ctx context.Context, con *console.Console, p cmdline.Params,
 	f := discover.Finder{
 		Lease: discover.Lease{NextServer: res.Lease.NextServer, BootFile: res.Lease.BootFile,
 			TFTPServer: res.Lease.TFTPServer, ServerID: res.Lease.ServerID},
-		Logf:  con.Infof,
+		Logf: con.Infof,
 	}
 	if ifc, err := net.InterfaceByName(res.Link.Name); err == nil {
 		f.MDNS = &discover.MDNSResolver{Iface: ifc}
