@@ -1,10 +1,14 @@
 package config
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // base is a valid HTTP-only configuration the cases below add mistakes to.
@@ -158,4 +162,27 @@ func FuzzCheck(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestDecodeTextUnmarshaler: a key of a type that reads itself from text (as a section added
+// later may have) decodes, and its error comes at its position.
+func TestDecodeTextUnmarshaler(t *testing.T) {
+	var v struct {
+		Addr netip.Addr `yaml:"addr"`
+	}
+	for _, tt := range []struct{ yaml, want string }{
+		{"addr: 10.0.0.1\n", ""},
+		{"addr: 10.0.0.300\n", `f.yaml:1:7: addr: ParseAddr("10.0.0.300")`},
+	} {
+		var doc yaml.Node
+		if err := yaml.Unmarshal([]byte(tt.yaml), &doc); err != nil {
+			t.Fatal(err)
+		}
+		d := newDecoder("f.yaml")
+		d.decode(doc.Content[0], reflect.ValueOf(&v).Elem(), "")
+		got := d.problems.Error()
+		if tt.want == "" && (got != "" || v.Addr.String() != "10.0.0.1") || tt.want != "" && !strings.HasPrefix(got, tt.want) {
+			t.Errorf("%q: %q %v, want %q", tt.yaml, got, v.Addr, tt.want)
+		}
+	}
 }

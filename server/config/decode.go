@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding"
 	"fmt"
 	"math"
 	"reflect"
@@ -84,8 +85,9 @@ func (d *decoder) at(n *yaml.Node, format string, args ...any) {
 }
 
 var (
-	unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
-	durationType    = reflect.TypeFor[time.Duration]()
+	textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
+	unmarshalerType     = reflect.TypeFor[yaml.Unmarshaler]()
+	durationType        = reflect.TypeFor[time.Duration]()
 )
 
 // decode fills v (addressable) from n; path is n's key path.
@@ -111,6 +113,21 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		}
 		if err := n.Decode(v.Addr().Interface()); err != nil {
 			d.at(n, "%s: %s", path, cleanYAMLError(err))
+		}
+		return
+	}
+	// Types that read themselves from text (netip.Addr, ...), as yaml.v3 decodes them; a
+	// field of such a type added to Config later needs nothing here.
+	if v.Kind() != reflect.Pointer && v.CanAddr() && v.Addr().Type().Implements(textUnmarshalerType) {
+		if isNull(n) {
+			return
+		}
+		if n.Kind != yaml.ScalarNode {
+			d.at(n, "%s: want a scalar, got %s", path, describe(n))
+			return
+		}
+		if err := v.Addr().Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(n.Value)); err != nil {
+			d.at(n, "%s: %v", path, err)
 		}
 		return
 	}
