@@ -32,7 +32,7 @@ E2E_SKIP ?=
 # Version stamp for the binaries: git commit and build time (internal/buildinfo).
 STAMP = $(shell go run ./internal/buildinfo/ldflags)
 
-.PHONY: all initrd.gz testbed-initrd firmware uki usb iso e2e-ci test unit smoke e2e bench demo setup clean bins
+.PHONY: all initrd.gz testbed-initrd firmware uki usb iso e2e-ci test unit smoke e2e bench demo setup clean bins flashline-server install deb
 
 all: initrd.gz
 
@@ -101,6 +101,31 @@ bench:
 
 demo:
 	scripts/demo
+
+# The line server (docs/line-host.md): the binary, `make install` for hosts without dpkg
+# (PREFIX, DESTDIR as usual), and a Debian package (out/flashline-server_*.deb).
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR ?= $(PREFIX)/bin
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+DOCDIR ?= $(PREFIX)/share/doc/flashline-server
+
+flashline-server:
+	@mkdir -p $(OUT)/bin
+	CGO_ENABLED=0 go build -trimpath -ldflags "$(STAMP)" -o $(OUT)/bin/flashline-server ./cmds/flashline-server
+
+install: flashline-server
+	install -D -m 0755 $(OUT)/bin/flashline-server $(DESTDIR)$(BINDIR)/flashline-server
+	@mkdir -p $(DESTDIR)$(UNITDIR)
+	sed -e 's|@BINDIR@|$(BINDIR)|' -e 's|@DOCDIR@|$(DOCDIR)|' packaging/flashline-server.service >$(DESTDIR)$(UNITDIR)/flashline-server.service
+	install -D -m 0644 packaging/flashline.sysusers $(DESTDIR)$(SYSUSERSDIR)/flashline.conf
+	install -D -m 0644 docs/server.schema.json $(DESTDIR)$(PREFIX)/share/flashline/server.schema.json
+	install -D -m 0644 -t $(DESTDIR)$(DOCDIR) docs/server.example.yaml docs/line-host.md docs/server.md docs/netboot.md
+	@echo "installed; without dpkg, create the service user with: systemd-sysusers (or useradd --system flashline)"
+
+deb:
+	scripts/mkdeb
 
 clean:
 	rm -rf initrd.gz flashline.efi $(OUT)

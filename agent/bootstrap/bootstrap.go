@@ -160,16 +160,22 @@ func Boot(ctx context.Context, opts Options) (*Env, error) {
 	env.NIC = NIC{Name: res.Link.Name, MAC: res.Link.MAC, IP: res.Lease.Addr}
 	con.OKf("flashline-agent %s up on %s %s, %s", env.Version, env.NIC.Name, env.NIC.MAC, env.NIC.IP.IP)
 	if env.Server == "" {
-		env.Server = discoverServer(ctx, con, p, res)
+		// A device on a real line never falls back to QEMU's host address: it keeps looking,
+		// saying what it looked for, until a server is found or it is switched off.
+		env.Server, err = waitForServer(ctx, con, &lineclient.Backoff{Min: 5 * time.Second, Max: time.Minute},
+			func(ctx context.Context) string { return discoverServer(ctx, con, p, res) })
+		if err != nil {
+			return env, err
+		}
 	}
-	env.Server = orDefault(env.Server)
 	con.Infof("line server: %s", env.Server)
 	phase("boot", start)
 	return env, nil
 }
 
-// DefaultServer is used when nothing names the line server: QEMU user networking's host
-// address, so that a development VM finds a server on the host's loopback.
+// DefaultServer is used, off a device only (flashline-agent run on a development host), when
+// nothing names the line server: QEMU user networking's host address. A device never uses it
+// (see waitForServer).
 const DefaultServer = "http://10.0.2.2:8080"
 
 func orDefault(s string) string {

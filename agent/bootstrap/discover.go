@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/flashline/flashline/agent/cmdline"
 	"github.com/flashline/flashline/agent/console"
@@ -22,8 +23,9 @@ func discoverServer(ctx context.Context, con *console.Console, p cmdline.Params,
 		methods, _ = discover.ParseSpec("")
 	}
 	f := discover.Finder{
-		Lease: discover.Lease{NextServer: res.Lease.NextServer, BootFile: res.Lease.BootFile},
-		Logf:  con.Infof,
+		Lease: discover.Lease{NextServer: res.Lease.NextServer, BootFile: res.Lease.BootFile,
+			TFTPServer: res.Lease.TFTPServer, ServerID: res.Lease.ServerID},
+		Logf: con.Infof,
 	}
 	if ifc, err := net.InterfaceByName(res.Link.Name); err == nil {
 		f.MDNS = &discover.MDNSResolver{Iface: ifc}
@@ -39,4 +41,23 @@ func discoverServer(ctx context.Context, con *console.Console, p cmdline.Params,
 		return ""
 	}
 	return u
+}
+
+// waitForServer calls find until it names a server, telling the operator on the console what
+// is missing and when it looks again. It returns an error only when ctx ends.
+func waitForServer(ctx context.Context, con *console.Console, b interface{ Next() time.Duration }, find func(context.Context) string) (string, error) {
+	for attempt := 1; ; attempt++ {
+		if u := find(ctx); u != "" {
+			return u, nil
+		}
+		d := b.Next()
+		con.Warnf("NO LINE SERVER FOUND (attempt %d): the kernel command line has no flashline.server=URL, "+
+			"the DHCP answer names no boot server, and no discovery method answered (%s=%s). "+
+			"Check that the line server runs and is reachable; looking again in %s", attempt, discover.Param, discover.DefaultSpec, d.Round(time.Second))
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(d):
+		}
+	}
 }

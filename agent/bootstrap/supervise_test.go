@@ -70,3 +70,34 @@ func TestSupervisorRestarts(t *testing.T) {
 		t.Errorf("console:\n%s", out.String())
 	}
 }
+
+type fixedBackoff time.Duration
+
+func (f fixedBackoff) Next() time.Duration { return time.Duration(f) }
+
+// TestWaitForServer: a device without any server keeps looking, and says so each time.
+func TestWaitForServer(t *testing.T) {
+	var out bytes.Buffer
+	con := console.New(&out)
+	calls := 0
+	u, err := waitForServer(context.Background(), con, fixedBackoff(time.Millisecond), func(context.Context) string {
+		if calls++; calls < 3 {
+			return ""
+		}
+		return "http://10.77.0.1:8080"
+	})
+	if err != nil || u != "http://10.77.0.1:8080" || calls != 3 {
+		t.Fatalf("waitForServer = %q, %v after %d calls", u, err, calls)
+	}
+	if n := strings.Count(out.String(), "NO LINE SERVER FOUND"); n != 2 {
+		t.Errorf("%d warnings, want 2:\n%s", n, out.String())
+	}
+	if strings.Contains(out.String(), "10.0.2.2") {
+		t.Errorf("mentions QEMU's address:\n%s", out.String())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := waitForServer(ctx, con, fixedBackoff(10*time.Millisecond), func(context.Context) string { return "" }); err == nil {
+		t.Error("no error when the context ended")
+	}
+}

@@ -3,8 +3,10 @@
 // tried in order, come from flashline.discover on the kernel command line:
 //
 //	dhcp                 the DHCP lease: an http(s) URL as boot file name (option 67 or the
-//	                     file field) gives the server's address; else the next-server
-//	                     (siaddr, as pxelinux would use for TFTP) on the default port
+//	                     file field) gives the server's address; else, on the default port,
+//	                     the next-server (siaddr, as pxelinux would use for TFTP), the TFTP
+//	                     server of option 66, or the DHCP server itself (option 54): on a
+//	                     line host that runs DHCP, TFTP and HTTP together these are all it
 //	dns:NAME[:PORT]      resolve NAME by unicast DNS (the lease's name servers), or by a
 //	                     one-shot multicast DNS query on the boot NIC when NAME ends in .local
 //	mdns:NAME[:PORT]     always by multicast DNS
@@ -137,6 +139,8 @@ func checkName(name string) error {
 type Lease struct {
 	NextServer net.IP // siaddr
 	BootFile   string // option 67, else the file field
+	TFTPServer string // option 66: a name or an address
+	ServerID   net.IP // option 54: the DHCP server that answered
 }
 
 // Resolver resolves a host name to IPv4 addresses.
@@ -194,7 +198,11 @@ func (f Finder) try(ctx context.Context, m Method) (string, error) {
 	}
 	switch m.Kind {
 	case DHCP:
-		return FromLease(f.Lease, port)
+		u, why, err := FromLeaseWhy(f.Lease, port)
+		if err == nil {
+			f.logf("discover: dhcp: the line server is taken from %s", why)
+		}
+		return u, err
 	case DNS, MDNS:
 		r := f.DNS
 		if m.Kind == MDNS || strings.HasSuffix(m.Name, ".local") {
@@ -217,15 +225,41 @@ func (f Finder) try(ctx context.Context, m Method) (string, error) {
 	return "", fmt.Errorf("unknown method %q", m.Kind)
 }
 
-// FromLease derives the server's URL from a DHCP lease.
+// FromLease derives the server's URL from a DHCP lease, in the order of how directly the
+// answer names it: an http(s) boot file, the next-server, option 66, the DHCP server.
 func FromLease(l Lease, port int) (string, error) {
-	if u, err := url.Parse(strings.TrimSpace(l.BootFile)); err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
-		return u.Scheme + "://" + u.Host, nil
+	u, _, err := FromLeaseWhy(l, port)
+	return u, err
+}
+
+// FromLeaseWhy is FromLease that also says which part of the answer gave the URL, for the
+// console: a guessed server must be visibly a guess.
+func FromLeaseWhy(l Lease, port int) (u, why string, err error) {
+	if pu, err := url.Parse(strings.TrimSpace(l.BootFile)); err == nil && (pu.Scheme == "http" || pu.Scheme == "https") && pu.Host != "" {
+		return pu.Scheme + "://" + pu.Host, "the DHCP boot file URL", nil
 	}
-	if ip := l.NextServer.To4(); ip != nil && !ip.IsUnspecified() {
-		return baseURL("http", ip.String(), port), nil
+	if ip := usable(l.NextServer); ip != nil {
+		return baseURL("http", ip.String(), port), "the DHCP next-server (siaddr)", nil
 	}
-	return "", errors.New("the DHCP answer names no boot server (no next-server, no http boot file)")
+	if t := strings.TrimSpace(l.TFTPServer); t != "" {
+		if ip := usable(net.ParseIP(t)); ip != nil {
+			return baseURL("http", ip.String(), port), "the DHCP TFTP server (option 66)", nil
+		}
+		if checkName(t) == nil {
+			return baseURL("http", strings.ToLower(strings.TrimSuffix(t, ".")), port), "the DHCP TFTP server name (option 66)", nil
+		}
+	}
+	if ip := usable(l.ServerID); ip != nil {
+		return baseURL("http", ip.String(), port), "the DHCP server that booted this device (option 54)", nil
+	}
+	return "", "", errors.New("the DHCP answer names no boot server (no http boot file, next-server, option 66 or server identifier)")
+}
+
+func usable(ip net.IP) net.IP {
+	if ip4 := ip.To4(); ip4 != nil && !ip4.IsUnspecified() && !ip4.Equal(net.IPv4bcast) {
+		return ip4
+	}
+	return nil
 }
 
 func baseURL(scheme, host string, port int) string {

@@ -76,6 +76,12 @@ func TestFromLease(t *testing.T) {
 		{"https boot file", Lease{BootFile: "https://line.example/x"}, "https://line.example", false},
 		{"next-server", Lease{BootFile: "pxelinux.0", NextServer: net.IPv4(10, 0, 2, 2)}, "http://10.0.2.2:8080", false},
 		{"zero next-server", Lease{NextServer: net.IPv4zero}, "", true},
+		{"option 66 address", Lease{NextServer: net.IPv4zero, TFTPServer: "10.77.0.1"}, "http://10.77.0.1:8080", false},
+		{"option 66 name", Lease{TFTPServer: "Boot.Line.Example."}, "http://boot.line.example:8080", false},
+		{"option 66 garbage, server id", Lease{TFTPServer: "not a name!", ServerID: net.IPv4(10, 77, 0, 2)}, "http://10.77.0.2:8080", false},
+		{"server identifier", Lease{ServerID: net.IPv4(10, 77, 0, 1)}, "http://10.77.0.1:8080", false},
+		{"next-server before server id", Lease{NextServer: net.IPv4(10, 77, 0, 5), ServerID: net.IPv4(10, 77, 0, 1)}, "http://10.77.0.5:8080", false},
+		{"broadcast server id", Lease{ServerID: net.IPv4bcast}, "", true},
 		{"nothing", Lease{}, "", true},
 	} {
 		got, err := FromLease(tc.lease, DefaultPort)

@@ -37,6 +37,8 @@ type Lease struct {
 	ServerID   net.IP // the DHCP server that answered
 	NextServer net.IP // siaddr: the boot server (TFTP) the DHCP server names
 	BootFile   string
+	TFTPServer string // option 66: the TFTP server's name or address
+
 }
 
 // Links lists and raises network interfaces.

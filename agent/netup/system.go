@@ -106,6 +106,7 @@ func (c Client) Lease(ctx context.Context, l Link) (*Lease, error) {
 		ServerID:   ack.ServerIdentifier(),
 		NextServer: ack.ServerIPAddr,
 		BootFile:   ack.BootFileNameOption(),
+		TFTPServer: ack.TFTPServerName(),
 	}
 	if out.BootFile == "" {
 		out.BootFile = ack.BootFileName

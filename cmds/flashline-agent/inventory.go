@@ -23,7 +23,7 @@ func cmdInventory(ctx context.Context, args []string) int {
 		return 2
 	}
 	if fs.NArg() != 0 {
-		fmt.Fprintln(os.Stderr, "usage: flashline-agent inventory [--root DIR] [--compact]")
+		fmt.Fprintf(os.Stderr, "flashline-agent inventory: unexpected argument %q\nusage: flashline-agent inventory [--root DIR] [--compact]\n", fs.Arg(0))
 		return 2
 	}
 	inv, err := inventory.Reader{Root: *root}.Inventory(ctx)

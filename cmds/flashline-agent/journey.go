@@ -52,7 +52,7 @@ func runJourney(ctx context.Context, env *bootstrap.Env) error {
 		IP:           env.NIC.IP.IP.String(),
 		BootTimings:  env.Timings,
 	}
-	con := operator.New(os.Stdout, operator.ColorFor(os.Getenv("TERM")))
+	con := operator.New(os.Stdout, operator.ColorAuto(os.Stdout, os.Getenv))
 	jenv.Summary = func(res protocol.Result) {
 		con.Summary("run "+res.RunID, scenario.Report{Steps: res.Steps, Status: res.Status, FailedStep: res.FailedStep, Reason: res.Reason})
 	}

@@ -41,6 +41,7 @@ func cmdRun(ctx context.Context, args []string) int {
 		return 2
 	}
 	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "flashline-agent run: unexpected argument %q\n", fs.Arg(0))
 		fs.Usage()
 		return 2
 	}

@@ -27,7 +27,7 @@ const scenarioUsage = `usage:
 // cmdScenario dispatches scenario lint and scenario run.
 func cmdScenario(ctx context.Context, args []string) int {
 	if len(args) == 0 {
-		fmt.Fprint(os.Stderr, scenarioUsage)
+		fmt.Fprint(os.Stderr, "flashline-agent scenario: missing subcommand (lint or run)\n"+scenarioUsage)
 		return 2
 	}
 	switch args[0] {
@@ -46,8 +46,14 @@ func cmdScenario(ctx context.Context, args []string) int {
 // scenarioLint prints every error of every file and exits 1 when there was any.
 func scenarioLint(stdout, stderr io.Writer, args []string) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, scenarioUsage)
+		fmt.Fprint(stderr, "flashline-agent scenario lint: no files given\n"+scenarioUsage)
 		return 2
+	}
+	// Flags are not parsed (every argument is a file), but -h is the universal ask for help;
+	// a scenario file really named -h can be given as ./-h.
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
+		fmt.Fprint(stdout, scenarioUsage)
+		return 0
 	}
 	reg := checks.Default()
 	bad := 0
@@ -75,7 +81,7 @@ func scenarioRun(ctx context.Context, stdout, stderr io.Writer, args []string) i
 	force := fs.Bool("force", false, "run even when the scenario's match excludes this device")
 	jsonOut := fs.String("json", "", "also write the step results as JSON to this file (- for stdout)")
 	verbose := fs.Bool("v", false, "log the checks' diagnostics to stderr")
-	colorMode := fs.String("color", "auto", "ANSI colour: auto (from TERM), always or never")
+	colorMode := fs.String("color", "auto", "ANSI colour: auto (a terminal, TERM, no NO_COLOR), always or never")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -83,7 +89,7 @@ func scenarioRun(ctx context.Context, stdout, stderr io.Writer, args []string) i
 		return 2
 	}
 	if fs.NArg() != 1 {
-		fmt.Fprint(stderr, scenarioUsage)
+		fmt.Fprintf(stderr, "flashline-agent scenario run: want one FILE, got %d arguments\n%s", fs.NArg(), scenarioUsage)
 		return 2
 	}
 	file := fs.Arg(0)
@@ -111,7 +117,7 @@ func scenarioRun(ctx context.Context, stdout, stderr io.Writer, args []string) i
 		}
 		return 1
 	}
-	color := operator.ColorFor(os.Getenv("TERM"))
+	color := operator.ColorAuto(stdout, os.Getenv)
 	switch *colorMode {
 	case "always":
 		color = true

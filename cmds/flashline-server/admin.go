@@ -47,11 +47,19 @@ func cmdExport(ctx context.Context, args []string) int {
 	serial := fs.String("serial", "", "device serial number (DMI)")
 	format := fs.String("format", "json", "json or csv")
 	out := fs.String("o", "-", "output file, - for stdout")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
-	if !isSet(fs, "serial") || fs.NArg() != 0 || (*format != "json" && *format != "csv") {
-		fmt.Fprintln(os.Stderr, "usage: flashline-server export -serial S [-format json|csv] [-config FILE | -data DIR] [-o FILE]")
+	const exportUsage = "usage: flashline-server export -serial S [-format json|csv] [-config FILE | -data DIR] [-o FILE]"
+	switch {
+	case !isSet(fs, "serial") || *serial == "":
+		fmt.Fprintf(os.Stderr, "flashline-server export: -serial is required\n%s\n", exportUsage)
+		return 2
+	case fs.NArg() != 0:
+		fmt.Fprintf(os.Stderr, "flashline-server export: unexpected argument %q\n%s\n", fs.Arg(0), exportUsage)
+		return 2
+	case *format != "json" && *format != "csv":
+		fmt.Fprintf(os.Stderr, "flashline-server export: unknown format %q: the formats are json and csv\n%s\n", *format, exportUsage)
 		return 2
 	}
 	st, err := openExisting(ctx, *cfgPath, *dataDir)
@@ -60,6 +68,17 @@ func cmdExport(ctx context.Context, args []string) int {
 		return 1
 	}
 	defer st.Close()
+	// An unknown serial is an error, not an empty export: a typo must not look like a device
+	// that never ran. Checked before -o creates its file.
+	runs, err := st.History(ctx, *serial, store.HistoryOptions{})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "flashline-server export: %v\n", err)
+		return 1
+	}
+	if len(runs) == 0 {
+		fmt.Fprintf(os.Stderr, "flashline-server export: serial %q not found: no runs in the results database\n", *serial)
+		return 1
+	}
 	var w io.Writer = os.Stdout
 	var f *os.File
 	if *out != "-" {
@@ -90,11 +109,11 @@ func cmdReset(ctx context.Context, args []string) int {
 	cfgPath := fs.String("config", DefaultConfig, "server configuration file (for data_dir)")
 	dataDir := fs.String("data", "", "data directory (instead of -config)")
 	mac := fs.String("mac", "", "MAC address of the device's boot NIC")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	if *mac == "" || fs.NArg() != 0 {
-		fmt.Fprintln(os.Stderr, "usage: flashline-server reset -mac aa:bb:cc:dd:ee:ff [-config FILE | -data DIR]")
+		fmt.Fprintln(os.Stderr, "flashline-server reset: -mac is required (and takes no arguments)\nusage: flashline-server reset -mac aa:bb:cc:dd:ee:ff [-config FILE | -data DIR]")
 		return 2
 	}
 	st, err := openExisting(ctx, *cfgPath, *dataDir)

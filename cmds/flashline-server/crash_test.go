@@ -75,7 +75,7 @@ func lineDir(t *testing.T, addr string) (dir, cfg string) {
 	os.MkdirAll(filepath.Join(dir, "images"), 0o755)
 	os.MkdirAll(filepath.Join(dir, "scenarios"), 0o755)
 	os.WriteFile(filepath.Join(dir, "images", "os.img"), bytes.Repeat([]byte{0x5a}, 1<<20), 0o644)
-	os.WriteFile(filepath.Join(dir, "scenarios", "box.yaml"), []byte("name: box\nsteps: []\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "scenarios", "box.yaml"), []byte("name: box\nsteps:\n  - name: memory\n    memory.min: {min: 1MB}\n"), 0o644)
 	cfg = filepath.Join(dir, "server.yaml")
 	os.WriteFile(cfg, []byte(fmt.Sprintf(`
 data_dir: data

@@ -17,10 +17,11 @@ func cmdKeygen(ctx context.Context, args []string) int {
 		fmt.Fprintln(fs.Output(), "usage: flashline-server keygen -out DIR\n\nCreates the ed25519 keypair that signs jobs. The private key never leaves this host;\nbuild agents with the public key: make PUBKEY=DIR/operator.pub")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	if *out == "" || fs.NArg() != 0 {
+		fmt.Fprintln(os.Stderr, "flashline-server keygen: -out DIR is required (and takes no arguments)")
 		fs.Usage()
 		return 2
 	}

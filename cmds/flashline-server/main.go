@@ -16,6 +16,8 @@ import (
 var subcommands = map[string]func(ctx context.Context, args []string) int{
 	"version":  cmdVersion,
 	"serve":    cmdServe,
+	"check":    cmdCheck,
+	"init":     cmdInit,
 	"export":   cmdExport,
 	"reset":    cmdReset,
 	"keygen":   cmdKeygen,
@@ -23,9 +25,12 @@ var subcommands = map[string]func(ctx context.Context, args []string) int{
 }
 
 func usage() {
-	fmt.Fprint(os.Stderr, `usage: flashline-server [serve|export|reset|keygen|tls-init|version] ...
+	fmt.Fprint(os.Stderr, `usage: flashline-server [serve|check|init|export|reset|keygen|tls-init|version] ...
 
   [serve] -config FILE                        run the line server (the default subcommand)
+  check -config FILE                          every problem in the configuration, FILE:LINE:COL: message
+  init [-mode proxy|full] [-kernel F] [-initrd F] [-force]
+                                              lay out this line host (TFTP root, key, server.yaml)
   export -serial S [-format json|csv] [-config FILE] [-o FILE]
                                               one device's runs, steps, measurements, timings
   reset -mac M [-config FILE]                 provision the device again at its next netboot

@@ -41,11 +41,11 @@ func cmdServe(ctx context.Context, args []string) int {
 	cfgPath := fs.String("config", DefaultConfig, "configuration file (see docs/server.example.yaml)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	jsonLogs := fs.Bool("log-json", false, "log as JSON lines instead of text")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	if fs.NArg() != 0 {
-		fmt.Fprintln(os.Stderr, "usage: flashline-server [serve] -config FILE")
+		fmt.Fprintf(os.Stderr, "flashline-server serve: unexpected argument %q\nusage: flashline-server [serve] -config FILE\n", fs.Arg(0))
 		return 2
 	}
 	var lvl slog.Level
@@ -59,15 +59,29 @@ func cmdServe(ctx context.Context, args []string) int {
 		h = slog.NewJSONHandler(os.Stderr, hopts)
 	}
 	log := slog.New(h)
-	cfg, err := config.Load(*cfgPath)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "flashline-server: %v\n", err)
+	// The same check as `flashline-server check`, before anything (the data directory, the
+	// results database) is created.
+	cfg, ps := config.CheckFile(*cfgPath, config.CheckOptions{Host: true})
+	if len(ps) > 0 {
+		fmt.Fprintf(os.Stderr, "%v\nflashline-server: %s: %d problems, not starting (flashline-server check -config %s)\n", ps, *cfgPath, len(ps), *cfgPath)
 		return 1
 	}
+	// The parent context ends only on SIGINT/SIGTERM: say so, so that a stop is told apart
+	// from a crash in the journal.
+	stopped := make(chan struct{})
+	defer close(stopped)
+	go func() {
+		select {
+		case <-ctx.Done():
+			log.Info("shutting down: signal received", "component", "server")
+		case <-stopped:
+		}
+	}()
 	if err := serve(ctx, cfg, log); err != nil {
-		log.Error("flashline-server stopped", "err", err)
+		log.Error("flashline-server stopped", "component", "server", "err", err)
 		return 1
 	}
+	log.Info("flashline-server stopped", "component", "server")
 	return 0
 }
 
@@ -128,7 +142,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		maxConn := cmp.Or(cfg.Sink.MaxDuration, 2*time.Minute)
 		log.Info("throughput sink listening", "addr", ln.Addr().String(), "max_duration", maxConn)
 		runners = append(runners, func(ctx context.Context) error {
-			return sink.Serve(ctx, ln, maxConn, log.With("part", "sink"))
+			return sink.Serve(ctx, ln, maxConn, log.With("component", "sink"))
 		})
 	}
 
@@ -181,11 +195,11 @@ func httpPart(ctx context.Context, cfg *config.Config, st *store.Store, clock *n
 
 	var dash *dashboard.Dashboard
 	if config.On(cfg.HTTP.Dashboard) {
-		dash = dashboard.New(dashboard.Options{Store: st, Logger: log.With("part", "dashboard"), Registerer: reg,
+		dash = dashboard.New(dashboard.Options{Store: st, Logger: log.With("component", "dashboard"), Registerer: reg,
 			MaxClients: cfg.Limits.HTTP.MaxEventStreams})
 		dash.Register(mux)
 	}
-	opts := api.Options{Metrics: metrics, Logger: log.With("part", "api"), RetryAfter: cfg.Jobs.RetryAfter,
+	opts := api.Options{Metrics: metrics, Logger: log.With("component", "api"), RetryAfter: cfg.Jobs.RetryAfter,
 		Limits: api.Limits{BodyTimeout: cfg.Limits.HTTP.BodyTimeout, HelloMaxBody: int64(cfg.Limits.Hello.MaxBody),
 			HelloMaxList: cfg.Limits.Hello.MaxListItems, HelloMaxString: cfg.Limits.Hello.MaxString}}
 	if dash != nil {
@@ -197,7 +211,7 @@ func httpPart(ctx context.Context, cfg *config.Config, st *store.Store, clock *n
 			return nil, err
 		}
 		images, err := jobs.LoadImages(ctx, cfg.Images, jobs.ImageOptions{Dir: cfg.ImagesDir, Compute: config.On(cfg.Jobs.ComputeImageHashes),
-			CacheFile: filepath.Join(cfg.DataDir, "image-hashes.json"), Logger: log.With("part", "images")})
+			CacheFile: filepath.Join(cfg.DataDir, "image-hashes.json"), Logger: log.With("component", "images")})
 		if err != nil {
 			return nil, err
 		}
@@ -241,7 +255,7 @@ func httpPart(ctx context.Context, cfg *config.Config, st *store.Store, clock *n
 		return nil, fmt.Errorf("http: %w", err)
 	}
 	lim := cfg.Limits.HTTP
-	ln := httplimit.NewListener(tcp, lim.MaxConnsPerClient, lim.MaxConns, log.With("part", "http"))
+	ln := httplimit.NewListener(tcp, lim.MaxConnsPerClient, lim.MaxConns, log.With("component", "http"))
 	srv := &http.Server{
 		// Downloads and live streams may rightly last long: they get a deadline that moves
 		// with the client's progress; every other answer a read and a write deadline.
@@ -253,7 +267,7 @@ func httpPart(ctx context.Context, cfg *config.Config, st *store.Store, clock *n
 		// dashboard's live streams (a read deadline cancels the request's context).
 		IdleTimeout:    lim.IdleTimeout,
 		MaxHeaderBytes: int(lim.MaxHeaderBytes),
-		ErrorLog:       slog.NewLogLogger(log.With("part", "http").Handler(), slog.LevelWarn),
+		ErrorLog:       slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelWarn),
 	}
 	tlsOn := cfg.HTTP.TLSCert != ""
 	if tlsOn {

@@ -55,7 +55,9 @@ func TestServeWiring(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.MkdirAll(filepath.Join(dir, "tftp"), 0o755)
-	os.WriteFile(filepath.Join(dir, "tftp", "vmlinuz"), []byte("kernel"), 0o644)
+	for _, f := range []string{"vmlinuz", "pxelinux.0", "ldlinux.c32"} {
+		os.WriteFile(filepath.Join(dir, "tftp", f), []byte("boot file "+f), 0o644)
+	}
 	os.WriteFile(cfg, []byte(fmt.Sprintf(`
 data_dir: data
 key_file: keys/operator.key

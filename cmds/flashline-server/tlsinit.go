@@ -20,10 +20,11 @@ func cmdTLSInit(ctx context.Context, args []string) int {
 		fmt.Fprintln(fs.Output(), "usage: flashline-server tls-init -out DIR [-hosts NAME,IP,...]\n\nCreates a CA for the line (if DIR has none) and a server certificate it signs.\nBuild agents that pin the CA with: make CA=DIR/ca.pem")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	if *out == "" || fs.NArg() != 0 {
+		fmt.Fprintln(os.Stderr, "flashline-server tls-init: -out DIR is required (and takes no arguments)")
 		fs.Usage()
 		return 2
 	}

@@ -5,13 +5,10 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
-	"os"
 	"path"
 	"path/filepath"
 	"strconv"
@@ -251,33 +248,23 @@ const (
 )
 
 // Load reads, decodes and validates the file at path. Relative directories in the file are
-// taken relative to the file's own directory, so a config can travel with its data.
+// taken relative to the file's own directory, so a config can travel with its data. The error
+// is Problems: every mistake, each at its line and column. It does not look at the host; for
+// that (before serving) use CheckFile with Host.
 func Load(path string) (*Config, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
+	c, ps := CheckFile(path, CheckOptions{})
+	if len(ps) > 0 {
+		return nil, ps
 	}
-	c, err := Parse(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	c.resolve(filepath.Dir(path))
 	return c, nil
 }
 
 // Parse decodes and validates a configuration. Unknown keys are errors, so a typo does not
-// silently switch a part off.
+// silently switch a part off. The error is Problems, positions without a file name.
 func Parse(b []byte) (*Config, error) {
-	c := &Config{}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	// An empty file decodes to the zero config (every part off) rather than failing.
-	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-		return nil, err
-	}
-	c.setDefaults()
-	if err := c.Validate(); err != nil {
-		return nil, err
+	c, ps := Check("", b, CheckOptions{})
+	if len(ps) > 0 {
+		return nil, ps
 	}
 	return c, nil
 }
@@ -473,6 +460,7 @@ func (c *Config) Validate() error {
 			bad("tftp.pxelinux.unknown_devices %q: want provision or localboot", c.TFTP.PXE.UnknownDevices)
 		}
 	}
+	errs = append(errs, c.validateValues()...)
 	return errors.Join(errs...)
 }
 

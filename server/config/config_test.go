@@ -12,7 +12,7 @@ func TestParseErrors(t *testing.T) {
 	tests := []struct {
 		name, yaml, wantErr string
 	}{
-		{"unknown key", "http: {enabled: true, listn: ':80'}", "field listn not found"},
+		{"unknown key", "http: {enabled: true, listn: ':80'}", `1:23: unknown key "http.listn" (did you mean "listen"?)`},
 		{"bad listen", "data_dir: /d\nimages_dir: /i\nscenarios_dir: /s\nhttp: {enabled: true, listen: 'nope'}", "http.listen"},
 		{"tls half", "data_dir: /d\nimages_dir: /i\nscenarios_dir: /s\nhttp: {enabled: true, tls_cert: c.pem}", "tls_cert and tls_key"},
 		{"no data dir", "images_dir: /i\nscenarios_dir: /s\nhttp: {enabled: true}", "data_dir: required"},

@@ -7,7 +7,7 @@ import (
 )
 
 func TestLimitsDefaultsAndOverrides(t *testing.T) {
-	c, err := Parse([]byte("tftp: {max_transfers: 10}\nlimits: {http: {stall_timeout: 5s}, dhcp: {non_pxe_share: 1}}\n"))
+	c, err := Parse([]byte("tftp: {enabled: false, max_transfers: 10}\nlimits: {http: {stall_timeout: 5s}, dhcp: {non_pxe_share: 1}}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,8 +36,8 @@ func TestLimitsValidation(t *testing.T) {
 		{"limits: {tftp: {max_per_client: 100}}", "above limits.tftp.max_transfers"},
 		{"limits: {dhcp: {new_leases: some}}", `new_leases "some": want any or pxe`},
 		{"limits: {dhcp: {non_pxe_share: 1.5}}", "non_pxe_share 1.5"},
-		{"limits: {dhcp: {non_pxe_share: .nan}}", "non_pxe_share NaN"},
-		{"limits: {http: {max_event_stream: 3}}", "not found"},
+		{"limits: {dhcp: {non_pxe_share: .nan}}", "non_pxe_share: want a finite number"},
+		{"limits: {http: {max_event_stream: 3}}", `did you mean "max_event_streams"`},
 	} {
 		_, err := Parse([]byte(tc.yaml))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

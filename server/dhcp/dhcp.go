@@ -182,7 +182,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	s.log = s.log.With("service", "dhcp")
+	s.log = s.log.With("component", "dhcp")
 	if err := s.setDefaults(&cfg); err != nil {
 		return nil, fmt.Errorf("dhcp: %w", err)
 	}

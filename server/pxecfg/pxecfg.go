@@ -150,7 +150,7 @@ func New(cfg Config, deps Deps) (*Generator, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Generator{cfg: cfg, state: deps.State, log: log.With("service", "pxecfg")}, nil
+	return &Generator{cfg: cfg, state: deps.State, log: log.With("component", "pxecfg")}, nil
 }
 
 // ForMAC returns the configuration file for the device with this MAC and the

@@ -185,7 +185,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	s.log = s.log.With("service", "tftp")
+	s.log = s.log.With("component", "tftp")
 	if cfg.Root != "" {
 		r, err := os.OpenRoot(cfg.Root)
 		if err != nil {
