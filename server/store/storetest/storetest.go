@@ -1,0 +1,111 @@
+// Package storetest gives tests a PostgreSQL database of their own on the server that
+// FLASHLINE_TEST_PG_DSN names (scripts/pg-test-cluster starts a throw-away one), and lets
+// outage tests stop and start that server.
+package storetest
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+)
+
+// EnvDSN names the PostgreSQL server the tests use; EnvData its cluster directory (for the
+// tests that stop and restart it).
+const (
+	EnvDSN  = "FLASHLINE_TEST_PG_DSN"
+	EnvData = "FLASHLINE_TEST_PG_DATA"
+)
+
+// PostgresDSN creates an empty database for this test and returns its DSN; it is dropped
+// when the test ends. Without FLASHLINE_TEST_PG_DSN the test is skipped.
+func PostgresDSN(t testing.TB) string {
+	t.Helper()
+	base := os.Getenv(EnvDSN)
+	if base == "" {
+		t.Skipf("PostgreSQL tests skipped: set %s (eval \"$(scripts/pg-test-cluster start)\")", EnvDSN)
+	}
+	var b [6]byte
+	rand.Read(b[:])
+	name := "flashline_test_" + hex.EncodeToString(b[:])
+	admin, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatalf("postgres %s: %v", base, err)
+	}
+	defer admin.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("create test database on %s: %v", base, err)
+	}
+	t.Cleanup(func() {
+		db, err := sql.Open("pgx", base)
+		if err != nil {
+			return
+		}
+		defer db.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+	})
+	return WithDatabase(base, name)
+}
+
+// WithDatabase returns dsn (a URL or key=value string) naming database db instead.
+func WithDatabase(dsn, db string) string {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err == nil {
+			u.Path = "/" + db
+			return u.String()
+		}
+	}
+	return dsn + " dbname=" + db
+}
+
+// Control stops ("stop") or starts ("start") the test cluster. Without FLASHLINE_TEST_PG_DATA
+// the test is skipped.
+func Control(t testing.TB, action string) {
+	t.Helper()
+	data := os.Getenv(EnvData)
+	if data == "" {
+		t.Skipf("PostgreSQL outage tests skipped: set %s to the cluster's directory (scripts/pg-test-cluster start prints it)", EnvData)
+	}
+	script, err := findScript()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(script, action, data).CombinedOutput()
+	if err != nil {
+		t.Fatalf("pg-test-cluster %s: %v\n%s", action, err, out)
+	}
+}
+
+// findScript finds scripts/pg-test-cluster above the working directory (the test's package).
+func findScript() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		p := filepath.Join(dir, "scripts", "pg-test-cluster")
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no scripts/pg-test-cluster above %s", dir)
+		}
+		dir = parent
+	}
+}
