@@ -141,6 +141,15 @@ func (p *Plant) setReachable(up bool, err error) {
 func (p *Plant) Close() error {
 	p.stop()
 	<-p.done
+	// A last delivery, so that a command's change (a reset) does not wait for the next start.
+	p.mu.Lock()
+	up := p.reachable
+	p.mu.Unlock()
+	if up {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		p.deliverAll(ctx)
+		cancel()
+	}
 	var errs []error
 	if pg := p.plant(); pg != nil {
 		errs = append(errs, pg.Close())
