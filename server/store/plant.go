@@ -52,7 +52,7 @@ type PlantOptions struct {
 	// AckWait bounds how long a final result waits for the plant database before it is
 	// acknowledged from the outbox alone (default 5s). No wait while it is unreachable.
 	AckWait time.Duration
-	// Retry is the pause after a failed delivery (default 1s, doubling up to 30s).
+	// Retry is the pause after a failed delivery (default 1s, doubling up to 10s).
 	Retry  time.Duration
 	Logger *slog.Logger
 }
@@ -179,7 +179,7 @@ func (p *Plant) run(ctx context.Context) {
 		wait := time.Duration(0)
 		if err != nil {
 			p.setReachable(false, err)
-			wait, pause = pause, min(2*pause, 30*time.Second)
+			wait, pause = pause, min(2*pause, 10*time.Second)
 		} else {
 			pause = p.o.Retry
 		}

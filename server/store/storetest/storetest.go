@@ -1,6 +1,6 @@
 // Package storetest gives tests a PostgreSQL database of their own on the server that
-// FLASHLINE_TEST_PG_DSN names (scripts/pg-test-cluster starts a throw-away one), and lets
-// outage tests stop and start that server.
+// FLASHLINE_TEST_PG_DSN names (scripts/pg-test-cluster starts a throw-away one), and outage
+// tests a whole server of their own to stop and start.
 package storetest
 
 import (
@@ -20,8 +20,8 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 )
 
-// EnvDSN names the PostgreSQL server the tests use; EnvData its cluster directory (for the
-// tests that stop and restart it).
+// EnvDSN names the PostgreSQL server the tests use; EnvData is the directory of a cluster
+// that pg-test-cluster started.
 const (
 	EnvDSN  = "FLASHLINE_TEST_PG_DSN"
 	EnvData = "FLASHLINE_TEST_PG_DATA"
@@ -73,20 +73,56 @@ func WithDatabase(dsn, db string) string {
 	return dsn + " dbname=" + db
 }
 
-// Control stops ("stop") or starts ("start") the test cluster. Without FLASHLINE_TEST_PG_DATA
-// the test is skipped.
-func Control(t testing.TB, action string) {
+// Cluster is a PostgreSQL server of one test's own, for tests that stop and start it (other
+// packages' tests may be using the shared one meanwhile).
+type Cluster struct {
+	DSN    string
+	dir    string
+	script string
+}
+
+// OwnCluster starts a throw-away cluster (scripts/pg-test-cluster) for this test and
+// destroys it when the test ends. Skipped without FLASHLINE_TEST_PG_DSN (no PostgreSQL here).
+func OwnCluster(t testing.TB) *Cluster {
 	t.Helper()
-	data := os.Getenv(EnvData)
-	if data == "" {
-		t.Skipf("PostgreSQL outage tests skipped: set %s to the cluster's directory (scripts/pg-test-cluster start prints it)", EnvData)
+	if os.Getenv(EnvDSN) == "" {
+		t.Skipf("PostgreSQL outage tests skipped: set %s (eval \"$(scripts/pg-test-cluster start)\")", EnvDSN)
 	}
 	script, err := findScript()
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(script, action, data).CombinedOutput()
+	out, err := exec.Command(script, "start").CombinedOutput()
 	if err != nil {
+		t.Fatalf("pg-test-cluster start: %v\n%s", err, out)
+	}
+	c := &Cluster{script: script}
+	for _, l := range strings.Split(string(out), "\n") {
+		k, v, ok := strings.Cut(strings.TrimPrefix(l, "export "), "=")
+		v = strings.Trim(v, "'")
+		switch {
+		case ok && k == EnvDSN:
+			c.DSN = v
+		case ok && k == EnvData:
+			c.dir = v
+		}
+	}
+	if c.DSN == "" || c.dir == "" {
+		t.Fatalf("pg-test-cluster start printed no DSN and directory:\n%s", out)
+	}
+	t.Cleanup(func() { exec.Command(script, "destroy", c.dir).Run() })
+	return c
+}
+
+// Stop stops the cluster (fast shutdown: connections are cut).
+func (c *Cluster) Stop(t testing.TB) { c.run(t, "stop") }
+
+// Start starts it again.
+func (c *Cluster) Start(t testing.TB) { c.run(t, "start") }
+
+func (c *Cluster) run(t testing.TB, action string) {
+	t.Helper()
+	if out, err := exec.Command(c.script, action, c.dir).CombinedOutput(); err != nil {
 		t.Fatalf("pg-test-cluster %s: %v\n%s", action, err, out)
 	}
 }
