@@ -117,6 +117,10 @@ func OwnCluster(t testing.TB) *Cluster {
 // Stop stops the cluster (fast shutdown: connections are cut).
 func (c *Cluster) Stop(t testing.TB) { c.run(t, "stop") }
 
+// Crash stops the cluster at once, as a power cut would (immediate shutdown: no checkpoint,
+// recovery from the WAL at the next start).
+func (c *Cluster) Crash(t testing.TB) { c.run(t, "crash") }
+
 // Start starts it again.
 func (c *Cluster) Start(t testing.TB) { c.run(t, "start") }
 
