@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"sync/atomic"
 	"time"
 
@@ -141,7 +142,9 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, o op) error {
 		}
 		return s.startRun(ctx, tx, *o.Run, string(inv), o.At, true)
 	case opEvents:
-		_, _, err := s.addEvents(ctx, tx, o.RunID, o.Serial, o.Events, o.At)
+		evs := append([]protocol.Event(nil), o.Events...)
+		sort.SliceStable(evs, func(i, j int) bool { return evs[i].Seq < evs[j].Seq })
+		_, _, err := s.addEvents(ctx, tx, o.RunID, o.Serial, evs, o.At)
 		return err
 	case opResult:
 		if o.Result == nil {

@@ -227,8 +227,9 @@ func (p *Plant) deliverAll(ctx context.Context) error {
 // entries go one by one and the one refused is set aside, so one bad entry cannot stop the
 // line's queue.
 func (p *Plant) deliver(ctx context.Context, pg *Store, batch []queued) error {
+	ops := coalesce(batch)
 	err := pg.tx(ctx, func(tx *sql.Tx) error {
-		for _, q := range batch {
+		for _, q := range ops {
 			if err := pg.apply(ctx, tx, q.op); err != nil {
 				return fmt.Errorf("outbox entry %d (%s): %w", q.seq, q.op.Kind, err)
 			}
@@ -258,6 +259,37 @@ func (p *Plant) deliver(ctx context.Context, pg *Store, batch []queued) error {
 		}
 	}
 	return nil
+}
+
+// coalesce merges the event batches of a run that follow each other in batch (nothing else
+// of that run in between) into one change: most of the queue is events, and each change
+// costs the plant database a few round trips whatever its size.
+func coalesce(batch []queued) []queued {
+	out := make([]queued, 0, len(batch))
+	open := map[string]int{} // run -> index in out of its events change still open to merging
+	for _, q := range batch {
+		if q.op.Kind != opEvents {
+			delete(open, q.op.RunID)
+			if q.op.Run != nil {
+				delete(open, q.op.Run.RunID)
+			}
+			if q.op.Result != nil {
+				delete(open, q.op.Result.RunID)
+			}
+			out = append(out, q)
+			continue
+		}
+		if i, ok := open[q.op.RunID]; ok && out[i].op.Serial == q.op.Serial {
+			m := out[i].op
+			m.Events = append(append([]protocol.Event(nil), m.Events...), q.op.Events...)
+			m.At = max(m.At, q.op.At)
+			out[i].op = m
+			continue
+		}
+		open[q.op.RunID] = len(out)
+		out = append(out, q)
+	}
+	return out
 }
 
 func (p *Plant) done1(ctx context.Context, batch []queued) error {

@@ -132,3 +132,31 @@ func TestPlantOutage(t *testing.T) {
 		t.Fatalf("run delivered after the outage: %v %+v", err, d)
 	}
 }
+
+func TestCoalesce(t *testing.T) {
+	ev := func(seq int64, run, kind string) queued {
+		q := queued{seq: seq, op: op{Kind: kind, RunID: run}}
+		switch kind {
+		case opEvents:
+			q.op.Events = []protocol.Event{{Seq: seq}}
+		case opResult:
+			q.op.RunID, q.op.Result = "", &protocol.Result{RunID: run}
+		}
+		return q
+	}
+	in := []queued{ev(1, "a", opEvents), ev(2, "b", opEvents), ev(3, "a", opEvents), ev(4, "a", opResult),
+		ev(5, "a", opEvents), ev(6, "b", opEvents)}
+	var got []string
+	for _, q := range coalesce(in) {
+		var seqs []int64
+		for _, e := range q.op.Events {
+			seqs = append(seqs, e.Seq)
+		}
+		got = append(got, fmt.Sprint(q.op.Kind, seqs))
+	}
+	// a's events before its result merge; the one after stays after it.
+	want := "[events[1 3] events[2 6] result[] events[5]]"
+	if fmt.Sprint(got) != want {
+		t.Errorf("coalesce: %v, want %v", got, want)
+	}
+}
