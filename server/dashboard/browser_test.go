@@ -279,6 +279,11 @@ func TestDashboardLiveInChromium(t *testing.T) {
 	if now := b.eval(t, `String(window.performance.getEntriesByType("navigation").length)`); now != reloads {
 		t.Errorf("the page reloaded (%s -> %s navigations): updates were not live", reloads, now)
 	}
+	// The line's figures (refreshed every 5 s); no plant database, so no queue banner.
+	b.waitFor(t, `document.getElementById("figures").textContent`, "2 runs, yield 50.0%")
+	if hidden := b.eval(t, `String(document.getElementById("backlog").hidden)`); hidden != "true" {
+		t.Errorf("queue banner shown on a SQLite line")
+	}
 
 	// History with the phase timings, opened by clicking the serial.
 	b.eval(t, `document.querySelector('a[data-serial="GMB3-0001"]').click(), "ok"`)

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/flashline/flashline/agent/protocol"
 	"github.com/flashline/flashline/server/dashboard"
@@ -112,4 +113,35 @@ func TestTwoLinesOnePlantDatabase(t *testing.T) {
 		}
 		resp.Body.Close()
 	}
+}
+
+// With the plant database unreachable the line goes on (the result is acknowledged at once)
+// and the page says how much waits for it.
+func TestDashboardShowsQueueInChromium(t *testing.T) {
+	ctx := context.Background()
+	// A socket directory that does not exist: PostgreSQL is "down" from the start.
+	dsn := "postgres:///flashline?host=" + filepath.Join(t.TempDir(), "nowhere") + "&user=flashline&connect_timeout=1"
+	p, err := store.OpenPlant(ctx, store.PlantOptions{Path: filepath.Join(t.TempDir(), "results.db"), DSN: dsn, Line: "L3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newLineWith(t, p)
+	job := l.job(t, "52:54:00:00:0c:01", "SC1")
+	start := time.Now()
+	if _, err := l.client.PutResult(ctx, protocol.Result{RunID: job.RunID, Serial: "SC1", Status: protocol.StatusPass}); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("result took %v with the plant database down", d)
+	}
+	if lb, _ := p.LocalBoot(ctx, "52:54:00:00:0c:01"); !lb {
+		t.Error("the line did not switch the passed device to local boot")
+	}
+	b := startBrowser(t, l.srv.URL+"/")
+	got := b.waitFor(t, `document.getElementById("backlog").hidden ? "" : document.getElementById("backlog").textContent`,
+		"plant database unreachable")
+	if !strings.Contains(got, "(1 results)") {
+		t.Errorf("queue banner %q does not count the result", got)
+	}
+	b.waitFor(t, `document.getElementById("linename").textContent`, "line L3")
 }

@@ -238,3 +238,37 @@ func FuzzRebind(f *testing.F) {
 		}
 	})
 }
+
+// A line's SQLite file from before lines were named (schema 1) is migrated at open, and its
+// runs and devices become the configured line's.
+func TestSQLiteMigratesOlderFile(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "old.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	startRun(t, s, "r1", "S1", "52:54:00:00:00:01")
+	// Back to what a schema-1 server left: no line columns, no outbox.
+	for _, q := range []string{`DROP INDEX runs_line`, `DROP INDEX devices_line`, `ALTER TABLE runs DROP COLUMN line`,
+		`ALTER TABLE devices DROP COLUMN line`, `DROP TABLE outbox`, `PRAGMA user_version = 1`} {
+		if _, err := s.w.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	s.Close()
+	s, err = OpenOptions(ctx, Options{Path: path, Line: "L7"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	r, err := s.Run(ctx, "r1")
+	if err != nil || r.Line != "L7" {
+		t.Fatalf("old run after the migration: %v %+v", err, r)
+	}
+	var v int
+	s.w.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v)
+	if v != len(migrations) {
+		t.Errorf("user_version %d, want %d", v, len(migrations))
+	}
+}
