@@ -311,6 +311,18 @@ func testResultsSurviveKill9(t *testing.T, pg *storetest.Cluster) {
 
 	if pg != nil {
 		waitBacklog(t, "http://"+addr)
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		b.ReadFrom(resp.Body)
+		resp.Body.Close()
+		for _, want := range []string{"flashline_store_queue_pending 0", "flashline_store_queue_failed 0", "flashline_store_plant_reachable 1"} {
+			if !strings.Contains(b.String(), want+"\n") {
+				t.Errorf("metrics lack %q", want)
+			}
+		}
 	}
 	// Stop the server cleanly and count rows.
 	srv.cmd.Process.Signal(syscall.SIGTERM)

@@ -175,6 +175,7 @@ func httpPart(ctx context.Context, cfg *config.Config, st store.Backend, clock *
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := api.NewMetrics(reg)
+	registerStoreMetrics(reg, st)
 	mux := http.NewServeMux()
 	var runners []func(context.Context) error
 
