@@ -256,9 +256,9 @@ func testResultsSurviveKill9(t *testing.T, pg *storetest.Cluster) {
 			defer wg.Done()
 			<-start
 			if pg != nil {
-				// Spread over 3 s, so that the PostgreSQL restart and the kill both happen
-				// while results arrive.
-				time.Sleep(time.Duration(i) * 3 * time.Millisecond)
+				// Spread over 8 s, so that the PostgreSQL restart and the kill both happen
+				// while results arrive (acknowledgements are quick while it is down).
+				time.Sleep(time.Duration(i) * 8 * time.Millisecond)
 			}
 			ack, err := client.PutResultRetrying(ctx, result(jobs[i], i), func(error, time.Duration) { retries.Add(1) })
 			if err != nil {
@@ -289,7 +289,7 @@ func testResultsSurviveKill9(t *testing.T, pg *storetest.Cluster) {
 		killAt = max(n/2, acked.Load()+n/20)
 	}
 	// Kill -9 once part of the results are acknowledged and the rest are in flight.
-	for acked.Load() < killAt {
+	for a := acked.Load(); a < killAt && a < n; a = acked.Load() {
 		time.Sleep(time.Millisecond)
 	}
 	if err := srv.cmd.Process.Signal(syscall.SIGKILL); err != nil {
