@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 
@@ -20,23 +21,37 @@ const DefaultConfig = "/etc/flashline/server.yaml"
 const dbFile = "results.db"
 
 // openExisting opens the results database of a config's data_dir (or of -data), refusing to
-// create an empty one: a typo in the path must not look like "no runs".
-func openExisting(ctx context.Context, cfgPath, dataDir string) (*store.Store, error) {
+// create an empty one: a typo in the path must not look like "no runs". With store driver
+// postgres, exports read the whole plant and a reset reaches the plant database too.
+func openExisting(ctx context.Context, cfgPath, dataDir string) (store.Backend, error) {
+	c := &config.Config{}
 	if dataDir == "" {
-		c, err := config.Load(cfgPath)
-		if err != nil {
+		var err error
+		if c, err = config.Load(cfgPath); err != nil {
 			return nil, err
 		}
 		if c.DataDir == "" {
 			return nil, fmt.Errorf("%s has no data_dir", cfgPath)
 		}
-		dataDir = c.DataDir
+	} else {
+		c.DataDir = dataDir
 	}
-	p := filepath.Join(dataDir, dbFile)
+	p := filepath.Join(c.DataDir, dbFile)
 	if _, err := os.Stat(p); err != nil {
 		return nil, fmt.Errorf("no results database: %w", err)
 	}
-	return store.Open(ctx, p)
+	return openStore(ctx, c, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+}
+
+// openStore opens the results store the configuration names: the line's SQLite file in
+// data_dir, alone or in front of the plant's PostgreSQL database.
+func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (store.Backend, error) {
+	path := filepath.Join(cfg.DataDir, dbFile)
+	if cfg.Store.Driver == store.DriverPostgres {
+		return store.OpenPlant(ctx, store.PlantOptions{Path: path, DSN: cfg.Store.DSN, Line: cfg.Line,
+			AckWait: cfg.Store.AckWait, Logger: log.With("part", "store")})
+	}
+	return store.OpenOptions(ctx, store.Options{Path: path, Line: cfg.Line})
 }
 
 // cmdExport writes one serial's history as JSON or CSV.

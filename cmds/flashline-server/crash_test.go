@@ -21,6 +21,7 @@ import (
 	"github.com/flashline/flashline/agent/lineclient"
 	"github.com/flashline/flashline/agent/protocol"
 	"github.com/flashline/flashline/server/store"
+	"github.com/flashline/flashline/server/store/storetest"
 )
 
 // builtServer is the binary built once for all tests of this package (TestMain).
@@ -88,6 +89,32 @@ rules: [{name: all, scenario: box.yaml, image: os}]
 limits: {http: {max_conns_per_client: 1024}}
 `, addr)), 0o644)
 	return dir, cfg
+}
+
+// waitBacklog waits until the line server has delivered its queue to the plant database.
+func waitBacklog(t *testing.T, base string) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		var st struct {
+			Backlog store.Backlog `json:"backlog"`
+		}
+		resp, err := http.Get(base + "/dashboard/api/status")
+		if err == nil {
+			err = json.NewDecoder(resp.Body).Decode(&st)
+			resp.Body.Close()
+		}
+		if err == nil && st.Backlog.Pending == 0 && st.Backlog.Reachable {
+			if st.Backlog.Failed != 0 {
+				t.Fatalf("the plant database refused %d changes: %s", st.Backlog.Failed, st.Backlog.LastError)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("queue not delivered: %+v %v", st.Backlog, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 type server struct {
@@ -159,10 +186,32 @@ func TestResultsSurviveKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the server binary")
 	}
+	testResultsSurviveKill9(t, nil)
+}
+
+// TestResultsSurviveKill9Postgres is the same with the results going to PostgreSQL (through
+// the line's queue), and PostgreSQL itself restarted once while results arrive: every result
+// must be in PostgreSQL exactly once at the end.
+func TestResultsSurviveKill9Postgres(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the server binary")
+	}
+	testResultsSurviveKill9(t, storetest.OwnCluster(t))
+}
+
+func testResultsSurviveKill9(t *testing.T, pg *storetest.Cluster) {
 	const n = 1000
 	bin := buildServer(t)
 	addr := freePort(t)
 	dir, cfg := lineDir(t, addr)
+	if pg != nil {
+		f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(f, "line: L1\nstore: {driver: postgres, dsn: %q}\n", pg.DSN)
+		f.Close()
+	}
 	srv := startServer(t, bin, cfg, addr)
 	defer func() { srv.cmd.Process.Kill(); srv.cmd.Wait() }()
 
@@ -208,6 +257,11 @@ func TestResultsSurviveKill9(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
+			if pg != nil {
+				// Spread over 8 s, so that the PostgreSQL restart and the kill both happen
+				// while results arrive (acknowledgements are quick while it is down).
+				time.Sleep(time.Duration(i) * 8 * time.Millisecond)
+			}
 			ack, err := client.PutResultRetrying(ctx, result(jobs[i], i), func(error, time.Duration) { retries.Add(1) })
 			if err != nil {
 				errs <- fmt.Errorf("result %d: %w", i, err)
@@ -220,8 +274,24 @@ func TestResultsSurviveKill9(t *testing.T) {
 		}()
 	}
 	close(start)
+	killAt := int64(n / 5)
+	if pg != nil {
+		// PostgreSQL goes away while results arrive (they are acknowledged from the line's
+		// queue meanwhile) and comes back; the line server is killed later.
+		for acked.Load() < n/10 {
+			time.Sleep(time.Millisecond)
+		}
+		pg.Crash(t)
+		t.Logf("crashed PostgreSQL with %d of %d results acknowledged", acked.Load(), n)
+		for wait := time.Now().Add(20 * time.Second); acked.Load() < n/4 && time.Now().Before(wait); {
+			time.Sleep(time.Millisecond)
+		}
+		pg.Start(t)
+		t.Logf("started PostgreSQL again with %d of %d results acknowledged", acked.Load(), n)
+		killAt = max(n/2, acked.Load()+n/20)
+	}
 	// Kill -9 once part of the results are acknowledged and the rest are in flight.
-	for acked.Load() < n/5 {
+	for a := acked.Load(); a < killAt && a < n; a = acked.Load() {
 		time.Sleep(time.Millisecond)
 	}
 	if err := srv.cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -241,6 +311,21 @@ func TestResultsSurviveKill9(t *testing.T) {
 	}
 	t.Logf("after restart: %d acknowledged, %d of them as duplicates (stored before the kill, answer lost), %d retries", acked.Load(), dups.Load(), retries.Load())
 
+	if pg != nil {
+		waitBacklog(t, "http://"+addr)
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		b.ReadFrom(resp.Body)
+		resp.Body.Close()
+		for _, want := range []string{"flashline_store_queue_pending 0", "flashline_store_queue_failed 0", "flashline_store_plant_reachable 1"} {
+			if !strings.Contains(b.String(), want+"\n") {
+				t.Errorf("metrics lack %q", want)
+			}
+		}
+	}
 	// Stop the server cleanly and count rows.
 	srv.cmd.Process.Signal(syscall.SIGTERM)
 	srv.cmd.Wait()
@@ -256,6 +341,25 @@ func TestResultsSurviveKill9(t *testing.T) {
 	want := store.Counts{Devices: n, Runs: n, Results: n, Steps: 3 * n, Measurements: 6 * n, Timings: 3 * n}
 	if c != want {
 		t.Fatalf("rows after kill -9 and retries: %+v, want %+v", c, want)
+	}
+	if pg != nil {
+		st, err := store.OpenOptions(context.Background(), store.Options{Driver: store.DriverPostgres, DSN: pg.DSN})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := st.Count(context.Background())
+		f, ferr := st.Figures(context.Background(), store.FiguresFilter{Line: "L1"})
+		st.Close()
+		if err != nil || ferr != nil {
+			t.Fatal(err, ferr)
+		}
+		if c != want {
+			t.Fatalf("PostgreSQL rows after kill -9, a PostgreSQL restart and retries: %+v, want %+v", c, want)
+		}
+		if f.Total.Passed != n {
+			t.Fatalf("PostgreSQL has %d passed runs on line L1, want %d", f.Total.Passed, n)
+		}
+		t.Logf("PostgreSQL: %d results, 0 lost, 0 duplicated", c.Results)
 	}
 
 	// The CLI reads the same database: export one serial, reset one device.

@@ -93,15 +93,15 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	var st *store.Store
+	var st store.Backend
 	if cfg.HTTP.Enabled || cfg.TFTP.Enabled {
 		var err error
-		st, err = store.Open(ctx, filepath.Join(cfg.DataDir, dbFile))
+		st, err = openStore(ctx, cfg, log)
 		if err != nil {
 			return err
 		}
 		defer st.Close()
-		log.Info("results database open", "path", filepath.Join(cfg.DataDir, dbFile))
+		log.Info("results database open", "path", filepath.Join(cfg.DataDir, dbFile), "driver", cmp.Or(cfg.Store.Driver, store.DriverSQLite), "line", cfg.Line)
 	}
 
 	// The DHCP and TFTP servers tell the clock what each device's netboot did; the API hands
@@ -186,10 +186,11 @@ func loadKey(cfg *config.Config, log *slog.Logger) (ed25519.PrivateKey, error) {
 }
 
 // httpPart builds the HTTP server: agent API, files, dashboard, metrics.
-func httpPart(ctx context.Context, cfg *config.Config, st *store.Store, clock *netbootclock.Clock, log *slog.Logger) ([]func(context.Context) error, error) {
+func httpPart(ctx context.Context, cfg *config.Config, st store.Backend, clock *netbootclock.Clock, log *slog.Logger) ([]func(context.Context) error, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := api.NewMetrics(reg)
+	registerStoreMetrics(reg, st)
 	mux := http.NewServeMux()
 	var runners []func(context.Context) error
 
@@ -317,7 +318,7 @@ func httpPart(ctx context.Context, cfg *config.Config, st *store.Store, clock *n
 }
 
 // bootState answers pxecfg's question from the results store.
-type bootState struct{ st *store.Store }
+type bootState struct{ st store.Backend }
 
 func (b bootState) BootMode(ctx context.Context, mac net.HardwareAddr) (pxecfg.Mode, error) {
 	m, err := b.st.BootMode(ctx, mac.String())
@@ -337,7 +338,7 @@ func (b bootState) BootMode(ctx context.Context, mac net.HardwareAddr) (pxecfg.M
 // after its result was switched off or put aside rather than rebooted; nothing is recorded.
 const rebootWithin = time.Hour
 
-func tftpPart(cfg *config.Config, st *store.Store, clock *netbootclock.Clock, log *slog.Logger) (func(context.Context) error, error) {
+func tftpPart(cfg *config.Config, st store.Backend, clock *netbootclock.Clock, log *slog.Logger) (func(context.Context) error, error) {
 	p := cfg.TFTP.PXE
 	unknown := pxecfg.Provision
 	if p.UnknownDevices == "localboot" {
@@ -377,7 +378,7 @@ func tftpPart(cfg *config.Config, st *store.Store, clock *netbootclock.Clock, lo
 
 // recordReboot records, when mac has just come back from the reboot after a pass, how long
 // that took.
-func recordReboot(st *store.Store, mac string, at time.Time, log *slog.Logger) {
+func recordReboot(st store.Backend, mac string, at time.Time, log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	run, d, err := st.RecordReboot(ctx, mac, at, rebootWithin)

@@ -40,6 +40,24 @@ type Config struct {
 	Jobs   Jobs    `yaml:"jobs"`
 	Images []Image `yaml:"images"`
 	Rules  []Rule  `yaml:"rules"`
+
+	// Plant database: which line this server is (stamped on every run) and where results
+	// go. Several lines can share one PostgreSQL database (see docs/server.md).
+	Line  string `yaml:"line"`
+	Store Store  `yaml:"store"`
+}
+
+// Store picks the results database.
+type Store struct {
+	// Driver is "sqlite" (default: data_dir/results.db, nothing else to set) or "postgres"
+	// (the plant's database; data_dir/results.db stays the line's own copy and queue).
+	Driver string `yaml:"driver"`
+	// DSN is PostgreSQL's connection string, a URL (postgres://user@host/db?sslmode=...) or
+	// key=value pairs. Keep passwords out of it: ~/.pgpass or PGPASSFILE are read.
+	DSN string `yaml:"dsn"`
+	// AckWait bounds how long a final result waits to reach PostgreSQL before the device is
+	// answered from the line's queue alone (default 5s; no wait while it is unreachable).
+	AckWait time.Duration `yaml:"ack_wait"`
 }
 
 // HTTP is the HTTP server: agent API, images, scenarios, dashboard and metrics.
@@ -323,6 +341,27 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" && (c.HTTP.Enabled || c.TFTP.Enabled) {
 		bad("data_dir: required (the results database and device boot modes live there)")
 	}
+	if c.Line != "" && !validLine(c.Line) {
+		bad("line %q: want 1 to 64 letters, digits, '.', '_' or '-'", c.Line)
+	}
+	switch c.Store.Driver {
+	case "", "sqlite":
+		if c.Store.DSN != "" {
+			bad("store.dsn: only for driver postgres")
+		}
+	case "postgres":
+		if c.Store.DSN == "" {
+			bad("store.dsn: required for driver postgres (postgres://user@host/db or host=... dbname=...)")
+		}
+		if c.Line == "" {
+			bad("line: required with store driver postgres, so that the lines sharing the database can be told apart")
+		}
+	default:
+		bad("store.driver %q: want sqlite or postgres", c.Store.Driver)
+	}
+	if c.Store.AckWait < 0 {
+		bad("store.ack_wait %s: must not be negative", c.Store.AckWait)
+	}
 	if c.Sink.Enabled {
 		if _, _, err := net.SplitHostPort(c.Sink.Listen); err != nil {
 			bad("sink.listen %q: want host:port or :port", c.Sink.Listen)
@@ -481,6 +520,18 @@ func CheckRelPath(p string) error {
 		}
 	}
 	return nil
+}
+
+func validLine(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 func isHex(s string, n int) bool {

@@ -26,6 +26,11 @@ func TestParseErrors(t *testing.T) {
 		{"tftp needs url", "data_dir: /d\ntftp: {enabled: true, root: /t}", "server_url"},
 		{"dhcp mode", "dhcp: {enabled: true, mode: half}", "dhcp.mode"},
 		{"short ttl", "jobs: {ttl: 10s}", "jobs.ttl"},
+		{"store driver", "store: {driver: mysql}", `store.driver "mysql"`},
+		{"postgres needs dsn", "line: A\nstore: {driver: postgres}", "store.dsn: required"},
+		{"postgres needs line", "store: {driver: postgres, dsn: 'host=db'}", "line: required"},
+		{"sqlite has no dsn", "store: {dsn: 'host=db'}", "store.dsn: only for driver postgres"},
+		{"bad line", "line: 'line 1'", `line "line 1"`},
 	}
 	for _, tt := range tests {
 		_, err := Parse([]byte(tt.yaml))

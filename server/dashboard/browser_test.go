@@ -35,10 +35,20 @@ type line struct {
 	srv    *httptest.Server
 	dash   *dashboard.Dashboard
 	client *lineclient.Client
-	store  *store.Store
+	store  store.Backend
 }
 
 func newLine(t *testing.T) *line {
+	t.Helper()
+	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "results.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newLineWith(t, st)
+}
+
+// newLineWith serves a line on st, which it closes at the end of the test.
+func newLineWith(t *testing.T, st store.Backend) *line {
 	t.Helper()
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, "img"), 0o755)
@@ -46,10 +56,6 @@ func newLine(t *testing.T) *line {
 	os.WriteFile(filepath.Join(dir, "img", "os.img"), make([]byte, 4096), 0o644)
 	os.WriteFile(filepath.Join(dir, "scen", "box.yaml"), []byte("name: box\n"), 0o644)
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(dir, "results.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() { st.Close() })
 	imgs, err := jobs.LoadImages(ctx, []config.Image{{Name: "os", File: "os.img"}}, jobs.ImageOptions{Dir: filepath.Join(dir, "img"), Compute: true})
 	if err != nil {
@@ -272,6 +278,11 @@ func TestDashboardLiveInChromium(t *testing.T) {
 	}
 	if now := b.eval(t, `String(window.performance.getEntriesByType("navigation").length)`); now != reloads {
 		t.Errorf("the page reloaded (%s -> %s navigations): updates were not live", reloads, now)
+	}
+	// The line's figures (refreshed every 5 s); no plant database, so no queue banner.
+	b.waitFor(t, `document.getElementById("figures").textContent`, "2 runs, yield 50.0%")
+	if hidden := b.eval(t, `String(document.getElementById("backlog").hidden)`); hidden != "true" {
+		t.Errorf("queue banner shown on a SQLite line")
 	}
 
 	// History with the phase timings, opened by clicking the serial.

@@ -6,6 +6,8 @@
 package dashboard
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"embed"
 	"encoding/json"
@@ -36,6 +38,16 @@ type Store interface {
 	ResetDevice(ctx context.Context, mac string) error
 	ExportJSON(ctx context.Context, w io.Writer, serial string) error
 	ExportCSV(ctx context.Context, w io.Writer, serial string) error
+	LineStore
+}
+
+// LineStore is what the dashboard reads of the lines sharing a plant database.
+type LineStore interface {
+	Line() string
+	DevicesOn(ctx context.Context, line string, since time.Time, limit int) ([]store.Device, error)
+	Figures(ctx context.Context, f store.FiguresFilter) (store.Figures, error)
+	ExportRuns(ctx context.Context, w io.Writer, f store.FiguresFilter, format string) error
+	Backlog(ctx context.Context) (store.Backlog, error)
 }
 
 // Options configures the dashboard.
@@ -210,6 +222,8 @@ func (d *Dashboard) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /dashboard/api/devices", d.devices)
 	mux.HandleFunc("GET /dashboard/api/history", d.history)
 	mux.HandleFunc("GET /dashboard/api/export", d.export)
+	mux.HandleFunc("GET /dashboard/api/status", d.status)
+	mux.HandleFunc("GET /dashboard/api/figures", d.figures)
 	// The one state-changing action: refuse it from other sites' pages (CSRF), which a plain
 	// POST without a body would otherwise allow.
 	mux.Handle("POST /dashboard/api/devices/{mac}/reset", http.NewCrossOriginProtection().Handler(http.HandlerFunc(d.reset)))
@@ -237,7 +251,12 @@ func (d *Dashboard) devices(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Query().Get("all") != "" {
 		since = time.Time{}
 	}
-	devs, err := d.o.Store.Devices(r.Context(), since, 500)
+	line, err := d.lineParam(r)
+	if err != nil {
+		d.fail(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	devs, err := d.o.Store.DevicesOn(r.Context(), line, since, 500)
 	if err != nil {
 		d.fail(w, r, http.StatusInternalServerError, err.Error())
 		return
@@ -278,6 +297,10 @@ func (d *Dashboard) history(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *Dashboard) export(w http.ResponseWriter, r *http.Request) {
+	if !r.URL.Query().Has("serial") {
+		d.exportRuns(w, r)
+		return
+	}
 	serial, err := serialParam(r)
 	if err != nil {
 		d.fail(w, r, http.StatusBadRequest, err.Error())
@@ -386,4 +409,118 @@ func (d *Dashboard) events(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// AllLinesParam is the value of ?line= that means every line of the plant.
+const AllLinesParam = "*"
+
+// lineParam is ?line=: a line's name, AllLinesParam for every line; absent means this
+// server's own line.
+func (d *Dashboard) lineParam(r *http.Request) (string, error) {
+	q := r.URL.Query()
+	if !q.Has("line") {
+		return d.o.Store.Line(), nil
+	}
+	l := q.Get("line")
+	if l == AllLinesParam {
+		return store.AllLines, nil
+	}
+	if l == "" || len(l) > 64 {
+		return "", fmt.Errorf("line %q: want a line's name or %s for every line", l, AllLinesParam)
+	}
+	return l, nil
+}
+
+// windowParams are ?since= and ?until= (RFC 3339); absent means the last 24 hours.
+func windowParams(r *http.Request) (since, until time.Time, err error) {
+	for _, p := range []struct {
+		name string
+		t    *time.Time
+	}{{"since", &since}, {"until", &until}} {
+		if v := r.URL.Query().Get(p.name); v != "" {
+			if *p.t, err = time.Parse(time.RFC3339, v); err != nil {
+				return since, until, fmt.Errorf("%s %q: want an RFC 3339 time such as 2026-11-25T06:00:00Z", p.name, v)
+			}
+		}
+	}
+	if !since.IsZero() && !until.IsZero() && !until.After(since) {
+		return since, until, errors.New("until must be after since")
+	}
+	return since, until, nil
+}
+
+// Status is what /dashboard/api/status answers: the line and its queue for the plant
+// database.
+type Status struct {
+	Line    string        `json:"line"`
+	Backlog store.Backlog `json:"backlog"`
+}
+
+func (d *Dashboard) status(w http.ResponseWriter, r *http.Request) {
+	b, err := d.o.Store.Backlog(r.Context())
+	if err != nil {
+		d.fail(w, r, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, Status{Line: d.o.Store.Line(), Backlog: b})
+}
+
+func (d *Dashboard) filter(r *http.Request) (store.FiguresFilter, error) {
+	line, err := d.lineParam(r)
+	if err != nil {
+		return store.FiguresFilter{}, err
+	}
+	since, until, err := windowParams(r)
+	if err != nil {
+		return store.FiguresFilter{}, err
+	}
+	return store.FiguresFilter{Line: line, Since: since, Until: until}, nil
+}
+
+// figures answers a line's (or, with ?line=*, every line's and the plant's) yield and devices
+// per hour over ?since= to ?until= (default the last 24 hours).
+func (d *Dashboard) figures(w http.ResponseWriter, r *http.Request) {
+	f, err := d.filter(r)
+	if err != nil {
+		d.fail(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	fig, err := d.o.Store.Figures(r.Context(), f)
+	if err != nil {
+		d.fail(w, r, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, fig)
+}
+
+// exportRuns exports the runs of a line (or every line) over a window.
+func (d *Dashboard) exportRuns(w http.ResponseWriter, r *http.Request) {
+	f, err := d.filter(r)
+	if err != nil {
+		d.fail(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	format := cmp.Or(r.URL.Query().Get("format"), "json")
+	if format != "json" && format != "csv" {
+		d.fail(w, r, http.StatusBadRequest, fmt.Sprintf("format %q: want json or csv", format))
+		return
+	}
+	name := "plant"
+	if f.Line != store.AllLines {
+		name = "line-" + f.Line
+	}
+	// Rendered into memory first: a refusal (too many runs) must be an error answer, not a
+	// truncated download.
+	var buf bytes.Buffer
+	if err := d.o.Store.ExportRuns(r.Context(), &buf, f, format); err != nil {
+		d.fail(w, r, http.StatusInternalServerError, err.Error())
+		return
+	}
+	ct := "application/json"
+	if format == "csv" {
+		ct = "text/csv; charset=utf-8"
+	}
+	w.Header().Set("Content-Type", ct)
+	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", safeFile(name)+"."+format))
+	w.Write(buf.Bytes())
 }

@@ -240,9 +240,11 @@ func (is *Issuer) CheckScenarios() error {
 	return errors.Join(errs...)
 }
 
-// NewRunID returns a unique run id that sorts by issue time: 20261125T061500Z-<64 random bits>.
+// NewRunID returns a unique run id that sorts by issue time: 20261125T061500Z-<128 random
+// bits>. 128 bits (not 64) because lines sharing one plant database draw ids independently:
+// the chance that two of them ever collide is then negligible for any plant's lifetime.
 func NewRunID(t time.Time) (string, error) {
-	var b [8]byte
+	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", fmt.Errorf("run id: %w", err)
 	}

@@ -52,9 +52,9 @@ type HistoryOptions struct {
 // History returns the runs of the device with this serial, newest first, with their steps,
 // measurements and timings.
 func (s *Store) History(ctx context.Context, serial string, opt HistoryOptions) ([]RunDetail, error) {
-	limit := opt.Limit
+	limit := int64(opt.Limit)
 	if limit <= 0 {
-		limit = -1
+		limit = 1 << 62 // PostgreSQL has no LIMIT -1
 	}
 	rows, err := s.r.QueryContext(ctx, `SELECT `+runCols+` FROM runs WHERE serial = ? ORDER BY issued_at DESC, run_id DESC LIMIT ?`, serial, limit)
 	if err != nil {
@@ -226,8 +226,17 @@ func (s *Store) ExportCSV(ctx context.Context, w io.Writer, serial string) error
 	if err != nil {
 		return err
 	}
+	if err := writeCSV(w, CSVHeader(), runs, nil); err != nil {
+		return fmt.Errorf("export %q: %w", serial, err)
+	}
+	return nil
+}
+
+// writeCSV writes runs (newest first) oldest first as CSV rows; extra, when set, adds
+// columns to every row of a run.
+func writeCSV(w io.Writer, header []string, runs []RunDetail, extra func(r RunDetail) []string) error {
 	cw := csv.NewWriter(w)
-	cw.Write(CSVHeader())
+	cw.Write(header)
 	ts := func(t time.Time) string {
 		if t.IsZero() {
 			return ""
@@ -241,8 +250,12 @@ func (s *Store) ExportCSV(ctx context.Context, w io.Writer, serial string) error
 			fin = ts(*r.FinishedAt)
 		}
 		base := []string{r.RunID, r.Serial, r.MAC, r.Status, ts(r.IssuedAt), fin}
+		var more []string
+		if extra != nil {
+			more = extra(r)
+		}
 		row := func(rec string, rest ...string) {
-			cw.Write(append(append([]string{rec}, base...), rest...))
+			cw.Write(append(append(append([]string{rec}, base...), rest...), more...))
 		}
 		msg := r.Reason
 		row("run", "", r.FailedStep, "", r.Status, "", r.Scenario, "", r.Image, "", msg)
@@ -266,8 +279,5 @@ func (s *Store) ExportCSV(ctx context.Context, w io.Writer, serial string) error
 		}
 	}
 	cw.Flush()
-	if err := cw.Error(); err != nil {
-		return fmt.Errorf("export %q: %w", serial, err)
-	}
-	return nil
+	return cw.Error()
 }

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -12,9 +11,11 @@ import (
 
 // The server's netboot phases are stored with the run, and a passed device's first config
 // fetch afterwards is recorded once as its reboot; the history lists them in journey order.
-func TestServerTimings(t *testing.T) {
+func TestServerTimings(t *testing.T) { eachBackend(t, testServerTimings) }
+
+func testServerTimings(t *testing.T, open func() *Store) {
 	ctx := context.Background()
-	s := openTest(t, filepath.Join(t.TempDir(), "db.sqlite"))
+	s := open()
 	now := time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
 	s.now = func() time.Time { return now }
 	const mac = "52:54:00:12:34:56"

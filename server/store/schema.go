@@ -104,4 +104,21 @@ CREATE TABLE timings (
 	PRIMARY KEY (run_id, source, idx)
 ) WITHOUT ROWID;
 `,
+	// 2: every run and device carries its line; the outbox queues changes for the plant's
+	// PostgreSQL database (store driver postgres), oldest first.
+	`
+ALTER TABLE runs ADD COLUMN line TEXT NOT NULL DEFAULT '';
+ALTER TABLE devices ADD COLUMN line TEXT NOT NULL DEFAULT '';
+CREATE INDEX runs_line ON runs(line, issued_at);
+CREATE INDEX devices_line ON devices(line, last_seen);
+CREATE TABLE outbox (
+	seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+	kind   TEXT NOT NULL,
+	run_id TEXT NOT NULL DEFAULT '',
+	at     INTEGER NOT NULL,
+	body   TEXT NOT NULL,
+	-- why the plant database refused it (not a connection problem): kept, not retried
+	failed TEXT NOT NULL DEFAULT ''
+);
+`,
 }

@@ -43,10 +43,60 @@ type Store struct {
 	w   *sql.DB // one connection: SQLite has one writer at a time anyway
 	r   *sql.DB // read-only connections, which WAL lets run beside the writer
 	now func() time.Time
+	// pg: the database is PostgreSQL (w and r are one pool), not SQLite.
+	pg bool
+	// line is stamped on the runs this store starts (NewRun.Line empty).
+	line string
+	// queue: every change is also appended to the outbox, in its transaction, for the
+	// plant database (see Plant).
+	queue bool
+	// queued is the newest outbox entry this process added.
+	queued maxSeq
 }
 
-// Open opens (creating if needed) the database at path and applies pending migrations.
+// Open opens (creating if needed) the SQLite database at path and applies pending migrations.
 func Open(ctx context.Context, path string) (*Store, error) {
+	return openSQLite(ctx, path, Options{})
+}
+
+// Options choose the database OpenOptions opens.
+type Options struct {
+	// Driver is "sqlite" (the default) or "postgres".
+	Driver string
+	// Path is the SQLite file; DSN the PostgreSQL connection string (URL or key=value).
+	Path, DSN string
+	// Line is the line this server runs; it is stamped on every run it starts.
+	Line string
+}
+
+// Drivers are the values of Options.Driver.
+const (
+	DriverSQLite   = "sqlite"
+	DriverPostgres = "postgres"
+)
+
+// OpenOptions opens the database o names and applies pending migrations. A database whose
+// schema is newer than this server's is refused (ErrSchemaTooNew).
+func OpenOptions(ctx context.Context, o Options) (*Store, error) {
+	switch o.Driver {
+	case "", DriverSQLite:
+		return openSQLite(ctx, o.Path, o)
+	case DriverPostgres:
+		db, err := openPostgres(ctx, o.DSN)
+		if err != nil {
+			return nil, err
+		}
+		s := &Store{w: db, r: db, now: time.Now, pg: true, line: o.Line}
+		if err := s.pgSchema(ctx); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("open postgres store: %w", err)
+		}
+		return s, nil
+	}
+	return nil, fmt.Errorf("store driver %q: want sqlite or postgres", o.Driver)
+}
+
+func openSQLite(ctx context.Context, path string, o Options) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
@@ -71,7 +121,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	w.SetMaxOpenConns(1)
 	w.SetConnMaxLifetime(0)
-	s := &Store{w: w, now: time.Now}
+	s := &Store{w: w, now: time.Now, line: o.Line}
 	if err := s.migrate(ctx); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
@@ -92,13 +142,24 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("open store %s: synchronous is %q, want 2 (FULL) (%v)", path, sync, err)
 	}
+	if o.Line != "" {
+		// A SQLite file is one line's: runs recorded before lines were named are its own.
+		if _, err := w.ExecContext(ctx, `UPDATE runs SET line = ? WHERE line = ''`, o.Line); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("open store %s: name the line of older runs: %w", path, err)
+		}
+		if _, err := w.ExecContext(ctx, `UPDATE devices SET line = ? WHERE line = ''`, o.Line); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("open store %s: name the line of older devices: %w", path, err)
+		}
+	}
 	return s, nil
 }
 
 // Close closes the database.
 func (s *Store) Close() error {
 	var errs []error
-	if s.r != nil {
+	if s.r != nil && s.r != s.w {
 		errs = append(errs, s.r.Close())
 	}
 	errs = append(errs, s.w.Close())
@@ -110,8 +171,8 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err := s.w.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
 		return fmt.Errorf("read schema version: %w", err)
 	}
-	if v > len(migrations) {
-		return fmt.Errorf("database schema version %d is newer than this server (%d)", v, len(migrations))
+	if err := checkVersion(v, len(migrations)); err != nil {
+		return err
 	}
 	for i := v; i < len(migrations); i++ {
 		err := s.tx(ctx, func(tx *sql.Tx) error {
@@ -129,7 +190,25 @@ func (s *Store) migrate(ctx context.Context) error {
 }
 
 // tx runs fn in a write transaction and commits it (fsync'd) when fn returns nil.
+//
+// On PostgreSQL the transaction is READ COMMITTED and each one that decides from a row it
+// read first locks that row (forUpdate): the decisions (is this result new, which events
+// advance the run, may this reboot be recorded) are each about one run or one device, so
+// locking that one row serialises exactly the transactions that conflict while other devices
+// go on in parallel. A transaction that still loses a race (deadlock, serialization failure)
+// is run again; fn must therefore only set its results, never accumulate them.
 func (s *Store) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	for attempt := 0; ; attempt++ {
+		err := s.tx1(ctx, fn)
+		if s.pg && attempt < 10 && retryable(err) {
+			time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
+			continue
+		}
+		return err
+	}
+}
+
+func (s *Store) tx1(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -139,6 +218,16 @@ func (s *Store) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+// forUpdate is appended to a SELECT of the one row a transaction decides from. SQLite needs
+// nothing: its write transactions take the database lock at BEGIN (IMMEDIATE). NO KEY UPDATE
+// does not block the inserts of rows that reference it (steps, events).
+func (s *Store) forUpdate() string {
+	if s.pg {
+		return " FOR NO KEY UPDATE"
+	}
+	return ""
 }
 
 // NormalizeMAC returns mac in the lower-case colon form (aa:bb:cc:dd:ee:ff), accepting the
@@ -183,6 +272,8 @@ type NewRun struct {
 	// ServerTimings are the phases of the netboot that led to this hello as the server saw
 	// them (DHCP, TFTP, kernel boot and agent start); stored with source "server".
 	ServerTimings []protocol.PhaseTiming
+	// Line is the line the run is on; empty means the store's own (Options.Line).
+	Line string `json:",omitempty"`
 }
 
 // StartRun records a newly issued job and the device it went to.
@@ -195,25 +286,16 @@ func (s *Store) StartRun(ctx context.Context, n NewRun) error {
 	if err != nil {
 		return fmt.Errorf("start run: %w", err)
 	}
-	now := ms(s.now())
+	if n.Line == "" {
+		n.Line = s.line
+	}
+	n.MAC = mac
+	now := s.now()
 	err = s.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO runs (run_id, serial, mac, product, rule, scenario, image,
-			agent_version, ip, issued_at, expires_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
-			n.RunID, n.Serial, mac, n.Product, n.Rule, n.Scenario, n.Image, n.AgentVersion, n.IP,
-			ms(n.IssuedAt), ms(n.ExpiresAt), now); err != nil {
+		if err := s.startRun(ctx, tx, n, string(inv), ms(now), false); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO devices (mac, serial, product, last_run_id, first_seen, last_seen, inventory)
-			VALUES (?,?,?,?,?,?,?)
-			ON CONFLICT(mac) DO UPDATE SET serial=excluded.serial, product=excluded.product,
-				last_run_id=excluded.last_run_id, last_seen=excluded.last_seen, inventory=excluded.inventory`,
-			mac, n.Serial, n.Product, n.RunID, now, now, string(inv)); err != nil {
-			return err
-		}
-		if err := insertTimings(ctx, tx, n.RunID, "server", n.ServerTimings); err != nil {
-			return err
-		}
-		return insertTimings(ctx, tx, n.RunID, "hello", n.Timings)
+		return s.enqueue(ctx, tx, op{Kind: opStart, At: ms(now), Run: &n})
 	})
 	if err != nil {
 		return fmt.Errorf("start run %s: %w", n.RunID, err)
@@ -221,9 +303,42 @@ func (s *Store) StartRun(ctx context.Context, n NewRun) error {
 	return nil
 }
 
+// startRun records n (MAC normalised, inventory as JSON). replay: n comes from the outbox
+// and may already be stored, which is then left as it is.
+func (s *Store) startRun(ctx context.Context, tx *sql.Tx, n NewRun, inv string, now int64, replay bool) error {
+	res, err := tx.ExecContext(ctx, `INSERT INTO runs (run_id, serial, mac, product, rule, scenario, image,
+		agent_version, ip, issued_at, expires_at, updated_at, line) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
+		ON CONFLICT (run_id) DO NOTHING`,
+		n.RunID, n.Serial, n.MAC, n.Product, n.Rule, n.Scenario, n.Image, n.AgentVersion, n.IP,
+		ms(n.IssuedAt), ms(n.ExpiresAt), now, n.Line)
+	if err != nil {
+		return err
+	}
+	if k, err := res.RowsAffected(); err != nil {
+		return err
+	} else if k == 0 {
+		if replay {
+			return nil
+		}
+		return fmt.Errorf("run id %q is already taken", n.RunID)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO devices (mac, serial, product, last_run_id, first_seen, last_seen, inventory, line)
+		VALUES (?,?,?,?,?,?,?,?)
+		ON CONFLICT(mac) DO UPDATE SET serial=excluded.serial, product=excluded.product,
+			last_run_id=excluded.last_run_id, last_seen=excluded.last_seen, inventory=excluded.inventory, line=excluded.line`,
+		n.MAC, n.Serial, n.Product, n.RunID, now, now, inv, n.Line); err != nil {
+		return err
+	}
+	if err := insertTimings(ctx, tx, n.RunID, "server", n.ServerTimings); err != nil {
+		return err
+	}
+	return insertTimings(ctx, tx, n.RunID, "hello", n.Timings)
+}
+
 func insertTimings(ctx context.Context, tx *sql.Tx, runID, source string, ts []protocol.PhaseTiming) error {
 	for i, t := range ts {
-		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO timings (run_id, source, idx, phase, duration_ms) VALUES (?,?,?,?,?)`,
+		if _, err := tx.ExecContext(ctx, `INSERT INTO timings (run_id, source, idx, phase, duration_ms) VALUES (?,?,?,?,?)
+			ON CONFLICT DO NOTHING`,
 			runID, source, i, t.Phase, t.DurationMS); err != nil {
 			return err
 		}
@@ -234,6 +349,7 @@ func insertTimings(ctx context.Context, tx *sql.Tx, runID, source string, ts []p
 // Run is a run's record: what was issued and, as events and the result arrive, where it is.
 type Run struct {
 	RunID         string       `json:"run_id"`
+	Line          string       `json:"line,omitempty"`
 	Serial        string       `json:"serial"`
 	MAC           string       `json:"mac"`
 	Product       string       `json:"product,omitempty"`
@@ -271,7 +387,7 @@ type FlashRecord struct {
 
 const runCols = `run_id, serial, mac, product, rule, scenario, image, agent_version, ip, issued_at, expires_at,
 	updated_at, status, phase, step, message, progress_done, progress_total, acked_seq, finished_at, failed_step,
-	reason, flash_target, flash_bytes, flash_sha256, flash_format, flash_duration_ms, flash_resumes, result IS NOT NULL`
+	reason, flash_target, flash_bytes, flash_sha256, flash_format, flash_duration_ms, flash_resumes, result IS NOT NULL, line`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -283,7 +399,7 @@ func scanRun(sc scanner) (Run, error) {
 	err := sc.Scan(&r.RunID, &r.Serial, &r.MAC, &r.Product, &r.Rule, &r.Scenario, &r.Image, &r.AgentVersion, &r.IP,
 		&issued, &expires, &updated, &r.Status, &r.Phase, &r.Step, &r.Message, &r.ProgressDone, &r.ProgressTotal,
 		&r.AckedSeq, &finished, &r.FailedStep, &r.Reason, &f.Target, &f.Bytes, &f.SHA256, &f.Format, &f.DurationMS,
-		&f.Resumes, &r.HasResult)
+		&f.Resumes, &r.HasResult, &r.Line)
 	if err != nil {
 		return Run{}, err
 	}
@@ -331,11 +447,31 @@ type EventsAck struct {
 func (s *Store) AddEvents(ctx context.Context, runID, serial string, evs []protocol.Event) (EventsAck, error) {
 	evs = append([]protocol.Event(nil), evs...)
 	sort.SliceStable(evs, func(i, j int) bool { return evs[i].Seq < evs[j].Seq })
-	var acked, skipped int64
+	var ack EventsAck
+	now := s.now()
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var stored []protocol.Event
+		var err error
+		ack, stored, err = s.addEvents(ctx, tx, runID, serial, evs, ms(now))
+		if err != nil || len(stored) == 0 {
+			return err
+		}
+		return s.enqueue(ctx, tx, op{Kind: opEvents, At: ms(now), RunID: runID, Serial: serial, Events: stored})
+	})
+	if err != nil {
+		return EventsAck{}, fmt.Errorf("add events to run %s: %w", runID, err)
+	}
+	return ack, nil
+}
+
+// addEvents stores the events of evs (sorted by Seq) not stored yet, which it returns.
+func (s *Store) addEvents(ctx context.Context, tx *sql.Tx, runID, serial string, evs []protocol.Event, now int64) (EventsAck, []protocol.Event, error) {
+	var acked, skipped int64
+	var stored []protocol.Event
+	err := func() error {
 		var runSerial, status string
 		var lastSeq int64
-		err := tx.QueryRowContext(ctx, `SELECT serial, status, acked_seq, last_seq FROM runs WHERE run_id = ?`, runID).
+		err := tx.QueryRowContext(ctx, `SELECT serial, status, acked_seq, last_seq FROM runs WHERE run_id = ?`+s.forUpdate(), runID).
 			Scan(&runSerial, &status, &acked, &lastSeq)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("run %q: %w", runID, ErrNotFound)
@@ -361,13 +497,17 @@ func (s *Store) AddEvents(ctx context.Context, runID, serial string, evs []proto
 				}
 				meas = string(b)
 			}
-			res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO events (run_id, seq, time, kind, phase, step, status, message,
-				done, total, measurements) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
+			res, err := tx.ExecContext(ctx, `INSERT INTO events (run_id, seq, time, kind, phase, step, status, message,
+				done, total, measurements) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING`,
 				runID, e.Seq, ms(e.Time), e.Kind, e.Phase, e.Step, string(e.Status), e.Message, e.Done, e.Total, meas)
 			if err != nil {
 				return err
 			}
-			if n, _ := res.RowsAffected(); n == 1 && e.Seq > lastSeq {
+			n, _ := res.RowsAffected()
+			if n == 1 {
+				stored = append(stored, e)
+			}
+			if n == 1 && e.Seq > lastSeq {
 				live.apply(e)
 				lastSeq = e.Seq
 				changed = true
@@ -408,13 +548,13 @@ func (s *Store) AddEvents(ctx context.Context, runID, serial string, evs []proto
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE runs SET acked_seq = ?, last_seq = ?, status = ?, phase = ?, step = ?, message = ?,
 			progress_done = ?, progress_total = ?, updated_at = ? WHERE run_id = ?`,
-			acked, lastSeq, newStatus, live.phase, live.step, live.message, live.done, live.total, ms(s.now()), runID)
+			acked, lastSeq, newStatus, live.phase, live.step, live.message, live.done, live.total, now, runID)
 		return err
-	})
+	}()
 	if err != nil {
-		return EventsAck{}, fmt.Errorf("add events to run %s: %w", runID, err)
+		return EventsAck{}, nil, err
 	}
-	return EventsAck{Seq: acked, Skipped: skipped}, nil
+	return EventsAck{Seq: acked, Skipped: skipped}, stored, nil
 }
 
 // liveState is the "where is it now" of a run, folded from its events.
@@ -451,14 +591,29 @@ func (l *liveState) apply(e protocol.Event) {
 // acknowledged (duplicate true) without storing anything. A passed run switches the device to
 // local boot; any other outcome leaves it (or puts it back) on provisioning.
 func (s *Store) PutResult(ctx context.Context, res protocol.Result) (duplicate bool, err error) {
-	raw, err := json.Marshal(res)
+	now := s.now()
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if duplicate, err = s.putResult(ctx, tx, res, ms(now)); err != nil || duplicate {
+			return err
+		}
+		return s.enqueue(ctx, tx, op{Kind: opResult, At: ms(now), Result: &res})
+	})
 	if err != nil {
 		return false, fmt.Errorf("store result %s: %w", res.RunID, err)
 	}
-	err = s.tx(ctx, func(tx *sql.Tx) error {
+	return duplicate, nil
+}
+
+func (s *Store) putResult(ctx context.Context, tx *sql.Tx, res protocol.Result, now int64) (duplicate bool, err error) {
+	raw, err := json.Marshal(res)
+	if err != nil {
+		return false, err
+	}
+	err = func() error {
 		var serial, mac string
 		var stored bool
-		err := tx.QueryRowContext(ctx, `SELECT serial, mac, result IS NOT NULL FROM runs WHERE run_id = ?`, res.RunID).
+		err := tx.QueryRowContext(ctx, `SELECT serial, mac, result IS NOT NULL FROM runs WHERE run_id = ?`+s.forUpdate(), res.RunID).
 			Scan(&serial, &mac, &stored)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("run %q: %w", res.RunID, ErrNotFound)
@@ -502,15 +657,14 @@ func (s *Store) PutResult(ctx context.Context, res protocol.Result) (duplicate b
 		if res.Flash != nil {
 			f = *res.Flash
 		}
-		finished := res.Finished
-		if finished.IsZero() {
-			finished = s.now()
+		finished := ms(res.Finished)
+		if finished == 0 {
+			finished = now
 		}
-		now := ms(s.now())
 		if _, err := tx.ExecContext(ctx, `UPDATE runs SET status = ?, finished_at = ?, failed_step = ?, reason = ?,
 			flash_target = ?, flash_bytes = ?, flash_sha256 = ?, flash_format = ?, flash_duration_ms = ?, flash_resumes = ?,
 			result = ?, updated_at = ?, step = CASE WHEN ? != '' THEN ? ELSE step END WHERE run_id = ?`,
-			string(res.Status), ms(finished), res.FailedStep, res.Reason, f.Target, f.Bytes, f.SHA256, f.Format,
+			string(res.Status), finished, res.FailedStep, res.Reason, f.Target, f.Bytes, f.SHA256, f.Format,
 			f.DurationMS, f.Resumes, string(raw), now, res.FailedStep, res.FailedStep, res.RunID); err != nil {
 			return err
 		}
@@ -523,11 +677,8 @@ func (s *Store) PutResult(ctx context.Context, res protocol.Result) (duplicate b
 		_, err = tx.ExecContext(ctx, `UPDATE devices SET boot_mode = ?, mode_changed = ?, last_seen = ?
 			WHERE mac = ? AND last_run_id = ?`, mode, now, now, mac, res.RunID)
 		return err
-	})
-	if err != nil {
-		return false, fmt.Errorf("store result %s: %w", res.RunID, err)
-	}
-	return duplicate, nil
+	}()
+	return duplicate, err
 }
 
 // PhaseReboot is the server-side timing, recorded on a passed run, from the result's storage
@@ -546,10 +697,15 @@ func (s *Store) RecordReboot(ctx context.Context, mac string, at time.Time, with
 	}
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		var changed int64
+		runID, d = "", 0
+		lock := ""
+		if s.pg {
+			lock = " FOR NO KEY UPDATE OF d"
+		}
 		err := tx.QueryRowContext(ctx, `SELECT d.last_run_id, d.mode_changed FROM devices d
 			JOIN runs r ON r.run_id = d.last_run_id
 			WHERE d.mac = ? AND d.boot_mode = ? AND r.status = ?
-			AND NOT EXISTS (SELECT 1 FROM timings t WHERE t.run_id = r.run_id AND t.source = 'server' AND t.phase = ?)`,
+			AND NOT EXISTS (SELECT 1 FROM timings t WHERE t.run_id = r.run_id AND t.source = 'server' AND t.phase = ?)`+lock,
 			m, BootLocal, string(protocol.StatusPass), PhaseReboot).Scan(&runID, &changed)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
@@ -562,15 +718,25 @@ func (s *Store) RecordReboot(ctx context.Context, mac string, at time.Time, with
 			runID, d = "", 0
 			return nil
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO timings (run_id, source, idx, phase, duration_ms)
-			SELECT ?, 'server', COALESCE(MAX(idx) + 1, 0), ?, ? FROM timings WHERE run_id = ? AND source = 'server'`,
-			runID, PhaseReboot, d.Milliseconds(), runID)
-		return err
+		if err := insertReboot(ctx, tx, runID, d.Milliseconds()); err != nil {
+			return err
+		}
+		return s.enqueue(ctx, tx, op{Kind: opReboot, At: ms(at), RunID: runID, DurationMS: d.Milliseconds()})
 	})
 	if err != nil {
 		return "", 0, fmt.Errorf("record reboot of %s: %w", m, err)
 	}
 	return runID, d, nil
+}
+
+// insertReboot records a run's reboot timing, once.
+func insertReboot(ctx context.Context, tx *sql.Tx, runID string, durationMS int64) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO timings (run_id, source, idx, phase, duration_ms)
+		SELECT CAST(? AS TEXT), 'server', COALESCE(MAX(idx) + 1, 0), CAST(? AS TEXT), CAST(? AS BIGINT) FROM timings
+		WHERE run_id = ? AND source = 'server'
+		AND NOT EXISTS (SELECT 1 FROM timings WHERE run_id = ? AND source = 'server' AND phase = ?)`,
+		runID, PhaseReboot, durationMS, runID, runID, PhaseReboot)
+	return err
 }
 
 // BootMode returns what a device's next netboot should get: BootLocal once its latest run
@@ -605,12 +771,26 @@ func (s *Store) ResetDevice(ctx context.Context, mac string) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.w.ExecContext(ctx, `UPDATE devices SET boot_mode = ?, mode_changed = ? WHERE mac = ?`, BootProvision, ms(s.now()), m)
+	now := ms(s.now())
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		if err := resetDevice(ctx, tx, m, now); err != nil {
+			return err
+		}
+		return s.enqueue(ctx, tx, op{Kind: opReset, At: now, MAC: m})
+	})
 	if err != nil {
 		return fmt.Errorf("reset %s: %w", m, err)
 	}
+	return nil
+}
+
+func resetDevice(ctx context.Context, tx *sql.Tx, mac string, now int64) error {
+	res, err := tx.ExecContext(ctx, `UPDATE devices SET boot_mode = ?, mode_changed = ? WHERE mac = ?`, BootProvision, now, mac)
+	if err != nil {
+		return err
+	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("reset %s: device %w", m, ErrNotFound)
+		return fmt.Errorf("device %w", ErrNotFound)
 	}
 	return nil
 }
@@ -618,6 +798,7 @@ func (s *Store) ResetDevice(ctx context.Context, mac string) error {
 // Device is a device as the dashboard lists it, with its latest run.
 type Device struct {
 	MAC         string    `json:"mac"`
+	Line        string    `json:"line,omitempty"`
 	Serial      string    `json:"serial"`
 	Product     string    `json:"product,omitempty"`
 	BootMode    string    `json:"boot_mode"`
@@ -629,8 +810,18 @@ type Device struct {
 
 // Devices lists the devices seen since since (all when zero), most recent first, at most limit.
 func (s *Store) Devices(ctx context.Context, since time.Time, limit int) ([]Device, error) {
+	return s.DevicesOn(ctx, AllLines, since, limit)
+}
+
+// AllLines, as a line filter, is every line of the plant.
+const AllLines = ""
+
+// DevicesOn is Devices of one line (where the device was seen last), or of every line
+// (AllLines).
+func (s *Store) DevicesOn(ctx context.Context, line string, since time.Time, limit int) ([]Device, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT d.mac, d.serial, d.product, d.boot_mode, d.first_seen, d.last_seen,
-		d.mode_changed, d.last_run_id FROM devices d WHERE d.last_seen >= ? ORDER BY d.last_seen DESC LIMIT ?`, ms(since), limit)
+		d.mode_changed, d.last_run_id, d.line FROM devices d WHERE d.last_seen >= ? AND (? = '' OR d.line = ?)
+		ORDER BY d.last_seen DESC LIMIT ?`, ms(since), line, line, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list devices: %w", err)
 	}
@@ -640,7 +831,7 @@ func (s *Store) Devices(ctx context.Context, since time.Time, limit int) ([]Devi
 		var d Device
 		var first, last, changed int64
 		var runID string
-		if err := rows.Scan(&d.MAC, &d.Serial, &d.Product, &d.BootMode, &first, &last, &changed, &runID); err != nil {
+		if err := rows.Scan(&d.MAC, &d.Serial, &d.Product, &d.BootMode, &first, &last, &changed, &runID, &d.Line); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("list devices: %w", err)
 		}
@@ -674,8 +865,8 @@ func (s *Store) Device(ctx context.Context, mac string) (Device, error) {
 	var d Device
 	var first, last, changed int64
 	var runID string
-	err = s.r.QueryRowContext(ctx, `SELECT mac, serial, product, boot_mode, first_seen, last_seen, mode_changed, last_run_id
-		FROM devices WHERE mac = ?`, m).Scan(&d.MAC, &d.Serial, &d.Product, &d.BootMode, &first, &last, &changed, &runID)
+	err = s.r.QueryRowContext(ctx, `SELECT mac, serial, product, boot_mode, first_seen, last_seen, mode_changed, last_run_id, line
+		FROM devices WHERE mac = ?`, m).Scan(&d.MAC, &d.Serial, &d.Product, &d.BootMode, &first, &last, &changed, &runID, &d.Line)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Device{}, fmt.Errorf("device %s: %w", m, ErrNotFound)
 	}

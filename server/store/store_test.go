@@ -6,7 +6,6 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -36,9 +35,11 @@ func startRun(t *testing.T, s *Store, id, serial, mac string) {
 	}
 }
 
-func TestEventsIdempotentAndAckPrefix(t *testing.T) {
+func TestEventsIdempotentAndAckPrefix(t *testing.T) { eachBackend(t, testEventsIdempotentAndAckPrefix) }
+
+func testEventsIdempotentAndAckPrefix(t *testing.T, open func() *Store) {
 	ctx := context.Background()
-	s := openTest(t, filepath.Join(t.TempDir(), "db.sqlite"))
+	s := open()
 	startRun(t, s, "r1", "S1", "52:54:00:12:34:56")
 	ev := func(seq int64, kind, step string, st protocol.Status) protocol.Event {
 		return protocol.Event{Seq: seq, Time: time.Now(), Kind: kind, Step: step, Status: st}
@@ -83,12 +84,12 @@ func TestEventsIdempotentAndAckPrefix(t *testing.T) {
 }
 
 func TestResultOnceBootModeResetAndPersistence(t *testing.T) {
+	eachBackend(t, testResultOnceBootModeResetAndPersistence)
+}
+
+func testResultOnceBootModeResetAndPersistence(t *testing.T, open func() *Store) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "db.sqlite")
-	s, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := open()
 	mac := "52:54:00:AA:BB:01"
 	startRun(t, s, "r1", "S1", mac)
 	if lb, _ := s.LocalBoot(ctx, "52-54-00-aa-bb-01"); lb {
@@ -124,7 +125,7 @@ func TestResultOnceBootModeResetAndPersistence(t *testing.T) {
 	s.Close()
 
 	// Everything survives a reopen; the migration does not run twice.
-	s = openTest(t, path)
+	s = open()
 	c, err := s.Count(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,9 @@
   const rows = document.getElementById("rows");
   const live = document.getElementById("live");
   const showAll = document.getElementById("showall");
+  const allLines = document.getElementById("alllines");
+  // ?line= of every request: this server's line (absent) or every line of the plant (*).
+  const lineQ = () => allLines.checked ? "line=*" : "";
   const devices = new Map(); // mac -> device
 
   const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
@@ -70,7 +73,8 @@
   }
 
   async function loadAll() {
-    const res = await fetch("/dashboard/api/devices" + (showAll.checked ? "?all=1" : ""));
+    const q = [showAll.checked ? "all=1" : "", lineQ()].filter(Boolean).join("&");
+    const res = await fetch("/dashboard/api/devices" + (q ? "?" + q : ""));
     if (!res.ok) return;
     const list = await res.json();
     devices.clear();
@@ -132,6 +136,36 @@
     history.replaceState(null, "", location.pathname);
   });
   showAll.addEventListener("change", loadAll);
+  allLines.addEventListener("change", () => { loadAll(); loadStatus(); });
+
+  // The line's name, its (or the plant's) figures of the last 24 h, and the queue of results
+  // waiting for the plant database while it is unreachable.
+  async function loadStatus() {
+    const res = await fetch("/dashboard/api/status");
+    if (!res.ok) return;
+    const st = await res.json();
+    const b = st.backlog;
+    document.getElementById("alllines-l").hidden = b.driver !== "postgres";
+    document.getElementById("linename").textContent = allLines.checked ? "all lines" : (st.line ? "line " + st.line : "");
+    const el = document.getElementById("backlog");
+    el.hidden = !(b.pending > 0 || b.failed > 0 || !b.reachable);
+    el.classList.toggle("ok", b.reachable && b.failed === 0);
+    el.textContent = (b.reachable ? "plant database: " : "plant database unreachable: ") +
+      `${b.pending} changes queued (${b.results} results)` + (b.oldest ? `, oldest ${ago(b.oldest)}` : "") +
+      (b.failed ? `, ${b.failed} refused` : "");
+    el.title = b.last_error || "";
+    const q = lineQ();
+    document.getElementById("lcsv").href = "/dashboard/api/export?format=csv" + (q ? "&" + q : "");
+    document.getElementById("ljson").href = "/dashboard/api/export?format=json" + (q ? "&" + q : "");
+    const fr = await fetch("/dashboard/api/figures" + (q ? "?" + q : ""));
+    if (!fr.ok) return;
+    const f = (await fr.json()).total;
+    document.getElementById("figures").textContent = f.finished
+      ? `24 h: ${f.finished} runs, yield ${(100 * f.yield).toFixed(1)}%, ${f.devices_per_hour.toFixed(1)} devices/h`
+      : "24 h: no finished runs";
+  }
+  setInterval(loadStatus, 5000);
+  loadStatus();
   setInterval(() => document.querySelectorAll("td[data-t]").forEach((td) => { td.textContent = ago(td.dataset.t); }), 5000);
 
   loadAll();
