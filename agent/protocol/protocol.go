@@ -71,6 +71,11 @@ type Job struct {
 	After     string    `json:"after"` // AfterReboot, AfterPoweroff, ...
 	// Flash options the line wants (the agent has safe defaults for each).
 	Flash FlashOptions `json:"flash,omitempty"`
+
+	// Bmap, when set, is the image's bmaptool block map (.bmap), trusted through its hash:
+	// the agent writes only its mapped ranges and checks each range's SHA-256 in place of
+	// Image.SHA256. Agents that do not know it ignore it and flash the whole image.
+	Bmap *Artifact `json:"bmap,omitempty"`
 }
 
 // Identity names the device a job was issued to; the agent refuses a job for another device.

@@ -157,6 +157,9 @@ func (is *Issuer) Issue(ctx context.Context, h protocol.Hello, mac string) (Issu
 		After:     rule.After,
 		Flash:     protocol.FlashOptions{VerifyReadback: rule.Flash.VerifyReadback, GrowLastPartition: rule.Flash.GrowLastPartition},
 	}
+	if b := im.Bmap; b != nil {
+		job.Bmap = &protocol.Artifact{Name: b.File, URL: joinURL(is.imagesURL, "/images/", b.File), SHA256: b.SHA256, Size: b.Size}
+	}
 	sj, err := protocol.SignJob(job, is.key)
 	if err != nil {
 		return Issued{}, err
