@@ -88,11 +88,20 @@ type Options struct {
 	// are written, each checked against its SHA-256 as it streams, in place of SHA256 (the
 	// bytes between ranges are free space whose content does not matter).
 	Bmap *bmap.Map
+
+	// Hold, when set, is called before each buffer is read from the source and may block:
+	// the journey holds the download while a step that times the network runs. An error
+	// ends the flash.
+	Hold func(ctx context.Context) error
+	// Commit, when set, is called once the image is written, synced and verified, before
+	// the first (and last) MiB is committed, and may block: the flash is committed only
+	// when it returns nil; an error fails the flash, which wipes the partition tables.
+	Commit func(ctx context.Context) error
 }
 
 // Progress is a snapshot of a running flash.
 type Progress struct {
-	Phase   string        // "write", "sync", "verify", "finalize", "done"
+	Phase   string        // "write", "sync", "verify", "hold" (waiting for Commit), "finalize", "done"
 	Written int64         // image bytes handled (written or skipped as zeros)
 	Total   int64         // image length, 0 when not known yet
 	Rate    float64       // bytes per second, smoothed
@@ -264,6 +273,12 @@ func Write(ctx context.Context, opts Options) (res Result, err error) {
 	if opts.VerifyReadback {
 		if err := p.verifyReadback(ctx, n, sum); err != nil {
 			return res, err
+		}
+	}
+	if opts.Commit != nil {
+		p.setPhase("hold", n)
+		if err := opts.Commit(ctx); err != nil {
+			return res, fail("not committed: %v", err)
 		}
 	}
 	p.setPhase("finalize", n)

@@ -147,6 +147,11 @@ func (p *pipeline) run(ctx context.Context, dec io.Reader) (int64, []byte, error
 			case <-gctx.Done():
 				return gctx.Err()
 			}
+			if hold := p.opts.Hold; hold != nil {
+				if err := hold(gctx); err != nil {
+					return fail("interrupted after %d bytes: %v", off, err)
+				}
+			}
 			n, err := io.ReadFull(dec, buf)
 			if n > 0 {
 				if p.size >= 0 && off+int64(n) > p.size {

@@ -103,6 +103,9 @@ type Target struct {
 type FlashOptions struct {
 	VerifyReadback    bool `json:"verify_readback,omitempty"`
 	GrowLastPartition bool `json:"grow_last_partition,omitempty"`
+	// WhileTesting: write the image while the scenario runs, commit it only when every step
+	// passed (agents that predate it flash after the scenario, as without it).
+	WhileTesting bool `json:"while_testing,omitempty"`
 }
 
 // After-actions.
