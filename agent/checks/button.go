@@ -36,6 +36,9 @@ type ButtonPressParams struct {
 	Release bool `yaml:"release" json:"release,omitempty" jsonschema:"default=true" jsonschema_description:"Wait for the release too"`
 }
 
+// PromptsOperator is true: the operator must press the key.
+func (ButtonPressParams) PromptsOperator() bool { return true }
+
 // ButtonPress is button.press: the operator presses a key and it is seen on evdev.
 func ButtonPress(keys KeySource) Kind {
 	return Define("button.press", "Ask the operator to press a button and see its press and release on evdev; a key held down before the prompt fails (stuck key).",

@@ -133,6 +133,13 @@ type Operator interface {
 	Prompt(step, message string)
 }
 
+// OperatorPrompter is implemented by params types whose check asks the operator to act
+// (press a button); the scenario runner never runs two such steps at once, so that the
+// operator sees one instruction at a time.
+type OperatorPrompter interface {
+	PromptsOperator() bool
+}
+
 // OperatorFunc adapts a function to Operator (e.g. one that reports the prompt to the
 // line server as a protocol.EventPrompt).
 type OperatorFunc func(step, message string)

@@ -45,7 +45,7 @@ type KernelRadios struct {
 // WifiScan implements WifiProber.
 func (k KernelRadios) WifiScan(ctx context.Context, req wifi.ScanRequest) (wifi.ScanResult, error) {
 	k.unblock(rfkill.WLAN, req.Logger)
-	c, err := mwifi.New()
+	c, err := wifi.NewKernelClient()
 	if err != nil {
 		return wifi.ScanResult{}, fmt.Errorf("%w: nl80211: %w", wifi.ErrNoInterface, err)
 	}
@@ -118,7 +118,7 @@ func WifiScan(p WifiProber) Kind {
 					req.MinSignalDBm = &w.MinSignalDBm
 				}
 				res, err := p.WifiScan(ctx, req)
-				ms := []protocol.Measurement{Text("interface", orDash(res.Interface)), Num("scans", float64(res.Scans), "")}
+				ms := []protocol.Measurement{Text("interface", orDash(res.Interface)), Num("scans", float64(res.Scans), ""), Num("scan_s", res.Elapsed.Round(time.Millisecond).Seconds(), "s")}
 				if f := res.Found; f != nil {
 					ms = append(ms, Num("signal_dbm", f.SignalDBm, "dBm"), Num("frequency_mhz", float64(f.FrequencyMHz), "MHz"), Text("bssid", f.BSSID.String()))
 				}

@@ -120,7 +120,7 @@ func TestWifiScanOutcomes(t *testing.T) {
 			if f.gotScan.MinSignalDBm == nil || *f.gotScan.MinSignalDBm != -65 {
 				t.Errorf("min signal not passed on: %+v", f.gotScan)
 			}
-			if tt.pass && len(out.Measurements) != 5 {
+			if tt.pass && len(out.Measurements) != 6 {
 				t.Errorf("measurements %+v", out.Measurements)
 			}
 		})

@@ -34,6 +34,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flashline/flashline/agent/flash/bmap"
 	"github.com/flashline/flashline/agent/flash/decompress"
 	"github.com/flashline/flashline/agent/flash/source"
 	"github.com/flashline/flashline/agent/flash/target"
@@ -82,11 +83,25 @@ type Options struct {
 
 	Logger  *slog.Logger
 	Checker *target.Checker // where the target safety checks look; nil for the live system
+
+	// Bmap, when set, is the image's block map (LoadBmap reads one): only its mapped ranges
+	// are written, each checked against its SHA-256 as it streams, in place of SHA256 (the
+	// bytes between ranges are free space whose content does not matter).
+	Bmap *bmap.Map
+
+	// Hold, when set, is called before each buffer is read from the source and may block:
+	// the journey holds the download while a step that times the network runs. An error
+	// ends the flash.
+	Hold func(ctx context.Context) error
+	// Commit, when set, is called once the image is written, synced and verified, before
+	// the first (and last) MiB is committed, and may block: the flash is committed only
+	// when it returns nil; an error fails the flash, which wipes the partition tables.
+	Commit func(ctx context.Context) error
 }
 
 // Progress is a snapshot of a running flash.
 type Progress struct {
-	Phase   string        // "write", "sync", "verify", "finalize", "done"
+	Phase   string        // "write", "sync", "verify", "hold" (waiting for Commit), "finalize", "done"
 	Written int64         // image bytes handled (written or skipped as zeros)
 	Total   int64         // image length, 0 when not known yet
 	Rate    float64       // bytes per second, smoothed
@@ -104,6 +119,7 @@ type Result struct {
 	Duration    time.Duration
 	Resumes     int   // HTTP reconnections that continued the stream
 	ZeroSkipped int64 // bytes of zero blocks not written because the target reads zeros
+	Unmapped    int64 // bytes outside the bmap's ranges, not written (0 without a bmap)
 	Direct      bool  // O_DIRECT was used
 	GPT         target.GPTResult
 	Warnings    []string
@@ -145,6 +161,18 @@ func Write(ctx context.Context, opts Options) (res Result, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if bm := opts.Bmap; bm != nil {
+		// Checked before anything is opened for writing: a map that cannot be this image's
+		// fails here.
+		if opts.Size > 0 && opts.Size != bm.ImageSize {
+			return res, fail("the bmap is for a %d-byte image, --size says %d", bm.ImageSize, opts.Size)
+		}
+		if want != nil {
+			// The range hashes replace it: checking both would hash every byte again.
+			res.Warnings = append(res.Warnings, "--sha256 is not checked with a bmap: its range hashes are")
+			want = nil
+		}
+	}
 	p := newPipeline(opts, log)
 
 	src, err := source.Open(ctx, opts.Source, source.Options{
@@ -160,7 +188,7 @@ func Write(ctx context.Context, opts Options) (res Result, err error) {
 		Concurrency: opts.DecodeThreads,
 		// Only xz's decoder sizes itself to its budget, so reckon with xz's buffers.
 		Memory:   decoderMemory(opts.Memory, p.memory(decompress.Xz)),
-		Verified: want != nil,
+		Verified: want != nil || opts.Bmap != nil,
 	})
 	if err != nil {
 		return res, fail("%v", err)
@@ -172,8 +200,13 @@ func Write(ctx context.Context, opts Options) (res Result, err error) {
 	p.size = -1
 	if opts.Size > 0 {
 		p.size = opts.Size
+	} else if opts.Bmap != nil {
+		p.size = opts.Bmap.ImageSize
 	} else if dec.Format == decompress.Raw && src.Size() >= 0 {
 		p.size = src.Size()
+	}
+	if opts.Bmap != nil && dec.Format == decompress.Raw && src.Size() >= 0 && src.Size() != opts.Bmap.ImageSize {
+		return res, fail("source is %d bytes, its bmap says %d", src.Size(), opts.Bmap.ImageSize)
 	}
 	if opts.Size > 0 && dec.Format == decompress.Raw && src.Size() >= 0 && src.Size() != opts.Size {
 		return res, fail("source is %d bytes, --size says %d", src.Size(), opts.Size)
@@ -213,12 +246,16 @@ func Write(ctx context.Context, opts Options) (res Result, err error) {
 
 	n, sum, err := p.run(ctx, dec)
 	res.ZeroSkipped = p.skipped.Load()
+	res.Unmapped = p.unmapped.Load()
 	res.Resumes = src.Stats().Resumes
 	res.Direct = tgt.Direct()
 	if err != nil {
 		return res, err
 	}
-	res.Bytes, res.SHA256 = n, hex.EncodeToString(sum)
+	res.Bytes = n
+	if sum != nil {
+		res.SHA256 = hex.EncodeToString(sum)
+	}
 	if n == 0 {
 		return res, fail("the image is empty")
 	}
@@ -236,6 +273,12 @@ func Write(ctx context.Context, opts Options) (res Result, err error) {
 	if opts.VerifyReadback {
 		if err := p.verifyReadback(ctx, n, sum); err != nil {
 			return res, err
+		}
+	}
+	if opts.Commit != nil {
+		p.setPhase("hold", n)
+		if err := opts.Commit(ctx); err != nil {
+			return res, fail("not committed: %v", err)
 		}
 	}
 	p.setPhase("finalize", n)

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/flashline/flashline/agent/flash/bmap"
 	"github.com/flashline/flashline/agent/flash/decompress"
 	"github.com/flashline/flashline/agent/flash/source"
 	"github.com/flashline/flashline/agent/flash/target"
@@ -48,8 +49,9 @@ type pipeline struct {
 	tail      []byte // the held-back last MiB, when the image ends in the disk's last MiB
 	tailStart int64
 
-	written atomic.Int64 // bytes handled by the writers
-	skipped atomic.Int64
+	written  atomic.Int64 // bytes handled by the writers
+	skipped  atomic.Int64
+	unmapped atomic.Int64 // bytes outside the bmap's ranges
 
 	phaseMu   sync.Mutex
 	phase     string
@@ -145,6 +147,11 @@ func (p *pipeline) run(ctx context.Context, dec io.Reader) (int64, []byte, error
 			case <-gctx.Done():
 				return gctx.Err()
 			}
+			if hold := p.opts.Hold; hold != nil {
+				if err := hold(gctx); err != nil {
+					return fail("interrupted after %d bytes: %v", off, err)
+				}
+			}
 			n, err := io.ReadFull(dec, buf)
 			if n > 0 {
 				if p.size >= 0 && off+int64(n) > p.size {
@@ -178,6 +185,25 @@ func (p *pipeline) run(ctx context.Context, dec io.Reader) (int64, []byte, error
 	})
 	g.Go(func() error {
 		defer close(toWrite)
+		if bm := p.opts.Bmap; bm != nil {
+			// The range hashes replace the image's: a range is checked before its last
+			// chunk goes to the writers, so a bad range stops the flash at that range.
+			chk := bmap.NewChecker(bm)
+			for c := range toHash {
+				if err := chk.Write(c.buf[:c.n]); err != nil {
+					return fail("%v", err)
+				}
+				select {
+				case toWrite <- c:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+			}
+			if err := chk.Close(); err != nil {
+				return fail("%v", err)
+			}
+			return nil
+		}
 		h := sha256.New()
 		for c := range toHash {
 			h.Write(c.buf[:c.n])
@@ -220,7 +246,22 @@ func (p *pipeline) run(ctx context.Context, dec io.Reader) (int64, []byte, error
 // writeChunk writes one buffer, keeping the first MiB back and skipping zero segments when
 // the target reads zeros.
 func (p *pipeline) writeChunk(c chunk) error {
-	data, off := c.buf[:c.n], c.off
+	if bm := p.opts.Bmap; bm != nil {
+		var mapped int64
+		err := bm.Spans(c.off, int64(c.n), func(off, n int64) error {
+			mapped += n
+			return p.writeSpan(c.buf[off-c.off:off-c.off+n], off)
+		})
+		p.unmapped.Add(int64(c.n) - mapped)
+		p.written.Add(int64(c.n) - mapped)
+		return err
+	}
+	return p.writeSpan(c.buf[:c.n], c.off)
+}
+
+// writeSpan writes image bytes data at off: into the held-back first or last MiB, or to
+// the target, skipping zero runs where the target reads zeros.
+func (p *pipeline) writeSpan(data []byte, off int64) error {
 	if off < HoldBack {
 		k := copy(p.head[off:], data)
 		p.headLen = max(p.headLen, int(off)+k)
@@ -285,6 +326,9 @@ func (p *pipeline) writeAt(b []byte, off int64) error {
 // verifyReadback hashes what the target now holds (first MiB from memory, where it still
 // waits) and compares it with the stream's hash.
 func (p *pipeline) verifyReadback(ctx context.Context, n int64, want []byte) error {
+	if p.opts.Bmap != nil {
+		return p.verifyRanges(ctx)
+	}
 	h := sha256.New()
 	h.Write(p.head[:min(int64(p.headLen), n)])
 	buf := target.AlignedBuffer(p.bufSize)
@@ -315,6 +359,50 @@ func (p *pipeline) verifyReadback(ctx context.Context, n int64, want []byte) err
 	}
 	if got := h.Sum(nil); !equalBytes(got, want) {
 		return fail("read-back sha256 mismatch: got %x want %x", got, want)
+	}
+	return nil
+}
+
+// verifyRanges reads the bmap's ranges back and checks each against its SHA-256; the
+// held-back first and last MiB are still in memory and checked from there.
+func (p *pipeline) verifyRanges(ctx context.Context) error {
+	bm := p.opts.Bmap
+	buf := target.AlignedBuffer(p.bufSize)
+	p.setPhase("verify", 0)
+	for i, r := range bm.Ranges {
+		roff, rend := bm.Bytes(r)
+		h := sha256.New()
+		for off := roff; off < rend; {
+			if ctx.Err() != nil {
+				return fail("read-back interrupted: %v", ctx.Err())
+			}
+			k := min(int64(len(buf)), rend-off)
+			switch {
+			case off < HoldBack:
+				k = min(k, HoldBack-off)
+				h.Write(p.head[off : off+k])
+			case p.tail != nil && off >= p.tailStart:
+				h.Write(p.tail[off-p.tailStart : off-p.tailStart+k])
+			default:
+				if p.tail != nil {
+					k = min(k, p.tailStart-off)
+				}
+				// O_DIRECT wants aligned offsets and lengths: read the aligned span around.
+				a := off &^ (target.Align - 1)
+				e := min((off+k+target.Align-1)&^(target.Align-1), a+int64(len(buf)))
+				k = min(k, e-off)
+				m, err := p.tgt.ReadAt(buf[:e-a], a)
+				if int64(m) < off+k-a {
+					return fail("read-back at byte %d: %v", off, errOr(err, io.ErrUnexpectedEOF))
+				}
+				h.Write(buf[off-a : off-a+k])
+			}
+			off += k
+			p.written.Add(k)
+		}
+		if got := h.Sum(nil); [sha256.Size]byte(got) != r.SHA256 {
+			return fail("read-back of bmap range %d (blocks %d-%d): sha256 %x, the bmap says %x", i+1, r.First, r.Last, got, r.SHA256)
+		}
 	}
 	return nil
 }

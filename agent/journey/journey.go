@@ -53,6 +53,8 @@ type FlashRequest struct {
 	Size     int64
 	Options  protocol.FlashOptions
 	Progress func(done, total int64)
+	// BmapURL (absolute) and BmapSHA256 name the image's block map, when the job has one.
+	BmapURL, BmapSHA256 string
 }
 
 // Deps are the journey's parts.
@@ -335,9 +337,18 @@ func flash(ctx context.Context, env Env, api API, deps Deps, job protocol.Job, i
 		return protocol.FlashResult{Target: target}, err
 	}
 	con.Infof("flash: %s -> %s (%s)", src, target, humanBytes(job.Image.Size))
+	var bmapURL, bmapSum string
+	if job.Bmap != nil {
+		if bmapURL, err = api.Resolve(job.Bmap.URL); err != nil {
+			return protocol.FlashResult{Target: target}, err
+		}
+		bmapSum = job.Bmap.SHA256
+		con.Infof("flash: only the blocks mapped by %s", bmapURL)
+	}
 	var lastPct int64 = -1
 	fr, err := deps.Flash(ctx, FlashRequest{
 		Source: src, Target: target, SHA256: job.Image.SHA256, Size: job.Image.Size, Options: job.Flash,
+		BmapURL: bmapURL, BmapSHA256: bmapSum,
 		Progress: func(done, total int64) {
 			rep.Emit(protocol.Event{Kind: protocol.EventProgress, Phase: "flash", Done: done, Total: total})
 			if total > 0 {

@@ -80,6 +80,11 @@ func (c *Console) Plan(name string, plan []scenario.Planned) {
 		if p.Skip != "" {
 			note = "  (skipped: " + p.Skip + ")"
 		}
+		if p.Step.Group != 0 {
+			// Steps that run at once share a mark, so the operator is not surprised by
+			// several RUN lines together.
+			note = fmt.Sprintf("  [at once: group %d]", p.Step.Group) + note
+		}
 		c.printf(" %s  %-*s  %s%s\n", c.num(i), c.width, p.Step.Name, p.Step.Check, note)
 	}
 	c.printf("%s\n", rule)

@@ -71,6 +71,11 @@ type Job struct {
 	After     string    `json:"after"` // AfterReboot, AfterPoweroff, ...
 	// Flash options the line wants (the agent has safe defaults for each).
 	Flash FlashOptions `json:"flash,omitempty"`
+
+	// Bmap, when set, is the image's bmaptool block map (.bmap), trusted through its hash:
+	// the agent writes only its mapped ranges and checks each range's SHA-256 in place of
+	// Image.SHA256. Agents that do not know it ignore it and flash the whole image.
+	Bmap *Artifact `json:"bmap,omitempty"`
 }
 
 // Identity names the device a job was issued to; the agent refuses a job for another device.
@@ -98,6 +103,9 @@ type Target struct {
 type FlashOptions struct {
 	VerifyReadback    bool `json:"verify_readback,omitempty"`
 	GrowLastPartition bool `json:"grow_last_partition,omitempty"`
+	// WhileTesting: write the image while the scenario runs, commit it only when every step
+	// passed (agents that predate it flash after the scenario, as without it).
+	WhileTesting bool `json:"while_testing,omitempty"`
 }
 
 // After-actions.

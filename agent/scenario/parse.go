@@ -190,23 +190,101 @@ func decodeSteps(e *errs, n *yaml.Node, reg *checks.Registry, vars map[string]st
 	}
 	var steps []Step
 	names := map[string]*yaml.Node{}
+	addName := func(st Step, sn *yaml.Node) {
+		key := strings.ToLower(strings.TrimSpace(st.Name))
+		if key == "" {
+			return
+		}
+		nameNode := valueNode(sn, "name")
+		if first, dup := names[key]; dup {
+			e.at(nameNode, "duplicate step name %q (first at line %d)", st.Name, first.Line)
+		} else {
+			names[key] = nameNode
+		}
+	}
+	group := 0
 	for _, sn := range n.Content {
+		if gn := resolveAlias(sn); gn != nil && hasKey(gn, "parallel") {
+			group++
+			for _, m := range decodeGroup(e, gn, reg, vars, def, group) {
+				addName(m.step, m.node)
+				steps = append(steps, m.step)
+			}
+			continue
+		}
 		st, ok := decodeStep(e, sn, reg, vars, def)
 		if !ok {
 			continue
 		}
-		key := strings.ToLower(strings.TrimSpace(st.Name))
-		if key != "" {
-			nameNode := valueNode(sn, "name")
-			if first, dup := names[key]; dup {
-				e.at(nameNode, "duplicate step name %q (first at line %d)", st.Name, first.Line)
-			} else {
-				names[key] = nameNode
-			}
-		}
+		addName(st, sn)
 		steps = append(steps, st)
 	}
 	return steps
+}
+
+// groupKeys are the keys a parallel group may have.
+var groupKeys = []string{"name", "parallel"}
+
+type groupMember struct {
+	step Step
+	node *yaml.Node
+}
+
+// decodeGroup decodes a `parallel:` group, the steps of which run at once (see Runner.Run).
+// Groups do not nest: one level is what a line needs (radios while the operator presses
+// buttons), and nested groups would make the failure and prompt rules hard to read.
+func decodeGroup(e *errs, gn *yaml.Node, reg *checks.Registry, vars map[string]string, def Defaults, group int) []groupMember {
+	gname := ""
+	for i := 0; i+1 < len(gn.Content); i += 2 {
+		k, v := gn.Content[i], gn.Content[i+1]
+		switch {
+		case k.Kind != yaml.ScalarNode:
+			e.at(k, "a key must be a plain name")
+		case k.Value == "name":
+			if v = resolveAlias(v); v == nil || v.Kind != yaml.ScalarNode || isNull(v) {
+				e.at(v, "want a string, got %s", describeOrNothing(v))
+			} else {
+				gname = v.Value
+			}
+		case k.Value == "parallel":
+		default:
+			if _, ok := reg.Lookup(k.Value); ok {
+				e.at(k, "a parallel group runs the steps listed under it: put %q in a step of its own there", k.Value)
+			} else {
+				e.at(k, "unknown key %q in a parallel group%s", k.Value, suggestOrList(k.Value, groupKeys))
+			}
+		}
+	}
+	list := valueNode(gn, "parallel")
+	if list == nil || list.Kind != yaml.SequenceNode {
+		e.at(keyNode(gn, "parallel"), "parallel must be a list of steps, got %s", describeOrNothing(list))
+		return nil
+	}
+	if len(list.Content) == 0 {
+		e.at(list, "parallel group is empty: list the steps to run at once")
+		return nil
+	}
+	var out []groupMember
+	for _, sn := range list.Content {
+		if r := resolveAlias(sn); r != nil && hasKey(r, "parallel") {
+			e.at(keyNode(r, "parallel"), "parallel groups do not nest: list the steps of the inner group in the outer one")
+			continue
+		}
+		st, ok := decodeStep(e, sn, reg, vars, def)
+		if !ok {
+			continue
+		}
+		st.Group, st.GroupName = group, gname
+		out = append(out, groupMember{st, resolveAlias(sn)})
+	}
+	return out
+}
+
+func describeOrNothing(n *yaml.Node) string {
+	if n == nil {
+		return "nothing"
+	}
+	return describe(n)
 }
 
 func decodeStep(e *errs, sn *yaml.Node, reg *checks.Registry, vars map[string]string, def Defaults) (Step, bool) {

@@ -261,6 +261,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("name: x\nsteps:\n  - name: a\n    cpu: {cores: 1}\n"))
 	f.Add([]byte("a: &x [*x]\n"))
 	f.Add([]byte("name: x\nvars: {a: \"${a}\"}\nsteps:\n  - &s {name: a, exec: {command: [\"${a}\"]}}\n  - *s\n"))
+	f.Add([]byte(parallelGood))
+	f.Add([]byte("name: x\nsteps:\n  - parallel:\n      - parallel: [{name: a, cpu: {}}]\n  - parallel: []\n"))
 	f.Add([]byte("steps:\n  - <<: {name: a}\n    disk.present: {min_size: 1.5e30GB}\n"))
 	reg := testRegistry(f)
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/flashline/flashline/agent/checks"
@@ -49,7 +50,8 @@ type Runner struct {
 	Inventory checks.InventorySource
 	Operator  checks.Operator // may be nil
 	Log       *slog.Logger    // may be nil
-	// OnEvent, when set, is called synchronously for every Event.
+	// OnEvent, when set, is called synchronously for every Event, never for two at once
+	// (steps of a parallel group report from their own goroutines).
 	OnEvent func(Event)
 	// Now is the clock (tests fix it); time.Now when nil.
 	Now func() time.Time
@@ -74,39 +76,160 @@ func (r *Runner) emit(ev Event) {
 // Run runs the plan in order. A failed step stops the run unless it has continue_on_fail;
 // the steps not run are reported as skipped. Cancelling ctx stops the run the same way, with
 // the running step reported as an error.
+//
+// The steps of a `parallel:` group (consecutive planned steps with the same Step.Group) run
+// at once, each with its own timeout and retries. Steps that prompt the operator
+// (Step.PromptsOperator) run one after another, in file order, beside the others, so that
+// the operator never has two instructions at once. The first step of the group to fail
+// without continue_on_fail ends the group: its siblings still running are cancelled and,
+// like those not yet started, reported as skipped; the run then stops as after any failed
+// step. Results are in plan order whatever order the steps finished in; events are emitted
+// as they happen, never two at once.
 func (r *Runner) Run(ctx context.Context, plan []Planned) Report {
+	run := &running{r: r, total: len(plan)}
 	rep := Report{Status: protocol.StatusPass}
 	stopped := ""
-	for i := range plan {
-		p := &plan[i]
-		var res protocol.StepResult
+	for i := 0; i < len(plan); {
+		j := i + 1
+		if g := plan[i].Step.Group; g != 0 {
+			for j < len(plan) && plan[j].Step.Group == g {
+				j++
+			}
+		}
+		// firstFail is the plan index of the first step to fail (in time), stopper that of
+		// the step whose failure stops the run; -1 for none.
+		var results []protocol.StepResult
+		firstFail, stopper := -1, -1
 		switch {
 		case stopped != "":
-			res = protocol.StepResult{Name: p.Step.Name, Check: p.Step.Check, Status: protocol.StatusSkipped, Message: stopped, Started: r.now()}
-		case p.Skip != "" || p.Check == nil:
-			res = protocol.StepResult{Name: p.Step.Name, Check: p.Step.Check, Status: protocol.StatusSkipped, Message: p.Skip, Started: r.now()}
-		default:
-			res = r.runStep(ctx, i, len(plan), p)
-		}
-		r.emit(Event{Index: i, Total: len(plan), Step: &p.Step, Status: res.Status, Attempt: res.Attempts, Result: &res})
-		rep.Steps = append(rep.Steps, res)
-		if res.Status == protocol.StatusFail || res.Status == protocol.StatusError {
-			if rep.Status == protocol.StatusPass {
-				rep.Status = protocol.StatusFail
-				rep.FailedStep = p.Step.Name
-				rep.Reason = res.Message
+			for k := i; k < j; k++ {
+				res := protocol.StepResult{Name: plan[k].Step.Name, Check: plan[k].Step.Check, Status: protocol.StatusSkipped, Message: stopped, Started: r.now()}
+				run.emit(Event{Index: k, Total: len(plan), Step: &plan[k].Step, Status: res.Status, Result: &res})
+				results = append(results, res)
 			}
+		case plan[i].Step.Group == 0:
+			res := run.one(ctx, i, &plan[i])
+			results = []protocol.StepResult{res}
+			if failed(res.Status) {
+				firstFail = i
+				if !plan[i].Step.ContinueOnFail {
+					stopper = i
+				}
+			}
+		default:
+			results, firstFail, stopper = run.group(ctx, plan, i, j)
+		}
+		rep.Steps = append(rep.Steps, results...)
+		if firstFail >= 0 && rep.Status == protocol.StatusPass {
+			rep.Status = protocol.StatusFail
+			rep.FailedStep = plan[firstFail].Step.Name
+			rep.Reason = results[firstFail-i].Message
+		}
+		if firstFail >= 0 && stopped == "" {
 			if ctx.Err() != nil {
 				stopped = "run cancelled"
-			} else if !p.Step.ContinueOnFail && stopped == "" {
-				stopped = fmt.Sprintf("not run: step %q failed", p.Step.Name)
+			} else if stopper >= 0 {
+				stopped = fmt.Sprintf("not run: step %q failed", plan[stopper].Step.Name)
 			}
 		}
+		i = j
 	}
 	return rep
 }
 
-func (r *Runner) runStep(ctx context.Context, idx, total int, p *Planned) protocol.StepResult {
+func failed(s protocol.Status) bool { return s == protocol.StatusFail || s == protocol.StatusError }
+
+// running is one Run's shared state: events must not interleave when a group's steps
+// report at once.
+type running struct {
+	r     *Runner
+	total int
+	mu    sync.Mutex
+}
+
+func (run *running) emit(ev Event) {
+	run.mu.Lock()
+	defer run.mu.Unlock()
+	run.r.emit(ev)
+}
+
+// one runs or skips a single planned step and emits its final event.
+func (run *running) one(ctx context.Context, idx int, p *Planned) protocol.StepResult {
+	var res protocol.StepResult
+	if p.Skip != "" || p.Check == nil {
+		res = protocol.StepResult{Name: p.Step.Name, Check: p.Step.Check, Status: protocol.StatusSkipped, Message: p.Skip, Started: run.r.now()}
+	} else {
+		res = run.r.runStep(ctx, idx, run.total, p, run.emit)
+	}
+	run.emit(Event{Index: idx, Total: run.total, Step: &p.Step, Status: res.Status, Attempt: res.Attempts, Result: &res})
+	return res
+}
+
+// group runs plan[from:to] at once and returns their results in plan order, the plan index
+// of the first step to fail (in time) and that of the first to fail without
+// continue_on_fail, which ended the group (-1 for none).
+func (run *running) group(ctx context.Context, plan []Planned, from, to int) ([]protocol.StepResult, int, int) {
+	gctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := make([]protocol.StepResult, to-from)
+	var (
+		mu                 sync.Mutex
+		firstFail, stopper = -1, -1
+		cause              string
+	)
+	// finish records a finished step; a failure that ends the group cancels its siblings.
+	finish := func(k int, res protocol.StepResult) {
+		mu.Lock()
+		if cause != "" && ctx.Err() == nil && res.Status != protocol.StatusPass {
+			// Ended by the sibling's failure, not by a fault of its own.
+			res.Status, res.Message = protocol.StatusSkipped, cause
+		}
+		results[k-from] = res
+		if failed(res.Status) && firstFail < 0 {
+			firstFail = k
+		}
+		if failed(res.Status) && !plan[k].Step.ContinueOnFail && stopper < 0 {
+			stopper = k
+			cause = fmt.Sprintf("cancelled: step %q in the same parallel group failed", plan[k].Step.Name)
+			cancel()
+		}
+		mu.Unlock()
+		run.emit(Event{Index: k, Total: run.total, Step: &plan[k].Step, Status: res.Status, Attempt: res.Attempts, Result: &res})
+	}
+	runOne := func(k int) {
+		p := &plan[k]
+		if p.Skip != "" || p.Check == nil {
+			finish(k, protocol.StepResult{Name: p.Step.Name, Check: p.Step.Check, Status: protocol.StatusSkipped, Message: p.Skip, Started: run.r.now()})
+			return
+		}
+		if gctx.Err() != nil && ctx.Err() == nil {
+			mu.Lock()
+			why := cause
+			mu.Unlock()
+			finish(k, protocol.StepResult{Name: p.Step.Name, Check: p.Step.Check, Status: protocol.StatusSkipped, Message: why, Started: run.r.now()})
+			return
+		}
+		finish(k, run.r.runStep(gctx, k, run.total, p, run.emit))
+	}
+	var wg sync.WaitGroup
+	var prompting []int
+	for k := from; k < to; k++ {
+		if plan[k].Step.PromptsOperator() && plan[k].Skip == "" {
+			prompting = append(prompting, k)
+			continue
+		}
+		wg.Go(func() { runOne(k) })
+	}
+	wg.Go(func() {
+		for _, k := range prompting {
+			runOne(k)
+		}
+	})
+	wg.Wait()
+	return results, firstFail, stopper
+}
+
+func (r *Runner) runStep(ctx context.Context, idx, total int, p *Planned, emit func(Event)) protocol.StepResult {
 	st := &p.Step
 	res := protocol.StepResult{Name: st.Name, Check: st.Check, Started: r.now()}
 	op := r.Operator
@@ -136,7 +259,7 @@ func (r *Runner) runStep(ctx context.Context, idx, total int, p *Planned) protoc
 			break
 		}
 		res.Attempts = attempt
-		r.emit(Event{Index: idx, Total: total, Step: st, Status: protocol.StatusRunning, Attempt: attempt, Message: prev})
+		emit(Event{Index: idx, Total: total, Step: st, Status: protocol.StatusRunning, Attempt: attempt, Message: prev})
 		if st.Prompt != "" {
 			op.Prompt(st.Name, st.Prompt)
 		}

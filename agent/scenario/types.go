@@ -79,6 +79,21 @@ type Step struct {
 	// Line and Col locate the step in its file.
 	Line int `yaml:"-" json:"-"`
 	Col  int `yaml:"-" json:"-"`
+
+	// Group numbers the `parallel:` group the step is in, from 1 in file order; 0 for a step
+	// on its own. GroupName is the group's optional name.
+	Group     int    `yaml:"-" json:"-"`
+	GroupName string `yaml:"-" json:"-"`
+}
+
+// PromptsOperator reports whether the step asks the operator to do something: a step prompt,
+// or a check kind whose params say so (button.press). Two such steps never run at once.
+func (s *Step) PromptsOperator() bool {
+	if s.Prompt != "" {
+		return true
+	}
+	p, ok := s.Params.(checks.OperatorPrompter)
+	return ok && p.PromptsOperator()
 }
 
 // Match selects devices by their inventory. Every condition given must hold.

@@ -38,8 +38,9 @@ func cmdFlash(ctx context.Context, args []string) int {
 	fs.IntVar(&opts.Writers, "writers", 0, "concurrent writes in flight (default 2 on a device, 1 on a file)")
 	memMiB := fs.Int64("memory", flash.DefaultMemory>>20, "memory budget in MiB; xz decodes blocks in parallel only where that fits it (xz -6 images need about 160)")
 	verbose := fs.Bool("v", false, "log retries and warnings to stderr")
+	bmapSrc := fs.String("bmap", "", "bmaptool block map (.bmap FILE or URL): write only its mapped ranges, each checked against its SHA-256 (replaces --sha256)")
 	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: flashline-agent flash [--sha256 HEX] [--size BYTES] [flags] SOURCE TARGET\n\nSOURCE is an http(s) URL, a file or - (stdin); TARGET a block device or a regular file.\n\nFlags:")
+		fmt.Fprintln(os.Stderr, "usage: flashline-agent flash [--sha256 HEX | --bmap FILE|URL] [--size BYTES] [flags] SOURCE TARGET\n\nSOURCE is an http(s) URL, a file or - (stdin); TARGET a block device or a regular file.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	var pos []string
@@ -98,6 +99,14 @@ func cmdFlash(ctx context.Context, args []string) int {
 		// resident memory), which the budget counts.
 		debug.SetMemoryLimit(opts.Memory - 8<<20)
 	}
+	if *bmapSrc != "" {
+		m, err := flash.LoadBmap(ctx, *bmapSrc, "", nil)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		opts.Bmap = m
+	}
 	term := isTerminal(os.Stderr)
 	if term {
 		opts.Progress = func(p flash.Progress) { fmt.Fprint(os.Stderr, "\r"+progressLine(p)+"\033[K") }
@@ -113,8 +122,12 @@ func cmdFlash(ctx context.Context, args []string) int {
 	for _, w := range res.Warnings {
 		fmt.Fprintln(os.Stderr, "flash: warning:", w)
 	}
-	fmt.Fprintf(os.Stderr, "flash: wrote %d bytes (%s) sha256 %s in %.1fs (%s/s), %d resumes, %s zero bytes skipped\n",
-		res.Bytes, res.Format, res.SHA256, res.Duration.Seconds(),
+	check := "sha256 " + res.SHA256
+	if opts.Bmap != nil {
+		check = fmt.Sprintf("%d bmap ranges checked, %s unmapped not written,", len(opts.Bmap.Ranges), human(float64(res.Unmapped)))
+	}
+	fmt.Fprintf(os.Stderr, "flash: wrote %d bytes (%s) %s in %.1fs (%s/s), %d resumes, %s zero bytes skipped\n",
+		res.Bytes, res.Format, check, res.Duration.Seconds(),
 		human(float64(res.Bytes)/max(res.Duration.Seconds(), 1e-9)), res.Resumes, human(float64(res.ZeroSkipped)))
 	return 0
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/flashline/flashline/agent/bootstrap"
 	"github.com/flashline/flashline/agent/checks"
 	"github.com/flashline/flashline/agent/flash"
+	"github.com/flashline/flashline/agent/flash/bmap"
 	"github.com/flashline/flashline/agent/inventory"
 	"github.com/flashline/flashline/agent/journey"
 	"github.com/flashline/flashline/agent/lineclient"
@@ -103,7 +104,16 @@ func journeyDeps(policy *trust.Policy, con *operator.Console, log *slog.Logger) 
 			return r.Run(ctx, plan).Steps, nil
 		},
 		Flash: func(ctx context.Context, req journey.FlashRequest) (protocol.FlashResult, error) {
+			var bm *bmap.Map
+			if req.BmapURL != "" {
+				m, err := flash.LoadBmap(ctx, req.BmapURL, req.BmapSHA256, policy.DownloadClient(0))
+				if err != nil {
+					return protocol.FlashResult{Target: req.Target}, err
+				}
+				bm = m
+			}
 			res, err := flash.Write(ctx, flash.Options{
+				Bmap:   bm,
 				Source: req.Source, Target: req.Target, SHA256: req.SHA256, Size: req.Size,
 				VerifyReadback:    req.Options.VerifyReadback,
 				GrowLastPartition: req.Options.GrowLastPartition,

@@ -219,6 +219,11 @@ type Target struct {
 type Flash struct {
 	VerifyReadback    bool `yaml:"verify_readback"`
 	GrowLastPartition bool `yaml:"grow_last_partition"`
+
+	// WhileTesting streams and writes the image while the scenario runs; the first MiB is
+	// committed only once every step passed. Off by default: some lines want a failing
+	// device left untouched for rework.
+	WhileTesting bool `yaml:"while_testing"`
 }
 
 // Bytes is a size written as a number of bytes or with a unit (512MiB, 16GB).

@@ -21,6 +21,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 
+	"github.com/flashline/flashline/agent/flash/bmap"
 	"github.com/flashline/flashline/server/config"
 )
 
@@ -35,6 +36,17 @@ type Image struct {
 	FileSize int64
 	ModTime  time.Time
 	Source   string // where SHA256 and Size came from: config, sidecar, computed, cache
+	// Bmap is the image's block map found beside it, nil when there is none.
+	Bmap *BmapFile
+}
+
+// BmapFile is a bmaptool block map published beside an image ("<file>.bmap", or for a
+// compressed image "<raw>.bmap"), sent with the job by its hash.
+type BmapFile struct {
+	File   string // path under the images directory
+	SHA256 string // of the .bmap file
+	Size   int64  // of the .bmap file
+	Mapped int64  // image bytes in its ranges
 }
 
 // ImageOptions controls how image metadata is found.
@@ -62,6 +74,9 @@ func LoadImages(ctx context.Context, imgs []config.Image, opt ImageOptions) (map
 	var errs []error
 	for _, ci := range imgs {
 		im, computed, err := loadImage(ctx, ci, opt, cache, log)
+		if err == nil {
+			im.Bmap, err = findBmap(opt.Dir, im)
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("image %q: %w", ci.Name, err))
 			continue
@@ -368,4 +383,45 @@ func HashImage(ctx context.Context, r io.Reader) (string, int64, error) {
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// findBmap looks for the image's block map beside it: "<file>.bmap", then for a compressed
+// file "<raw>.bmap". A map that is there but cannot be this image's is an error, not
+// silently ignored: the line would flash whole images without anyone noticing.
+func findBmap(dir string, im Image) (*BmapFile, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("images directory: %w", err)
+	}
+	defer root.Close()
+	cands := []string{im.File + ".bmap"}
+	for _, ext := range []string{".zst", ".zstd", ".gz", ".xz"} {
+		if raw, ok := strings.CutSuffix(im.File, ext); ok && raw != "" {
+			cands = append(cands, raw+".bmap")
+		}
+	}
+	for _, c := range cands {
+		f, err := root.Open(filepath.FromSlash(c))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", c, err)
+		}
+		data, err := io.ReadAll(io.LimitReader(f, bmap.MaxFileSize+1))
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", c, err)
+		}
+		m, err := bmap.Parse(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", c, err)
+		}
+		if im.Size > 0 && m.ImageSize != im.Size {
+			return nil, fmt.Errorf("%s maps a %d-byte image, but %s is %d bytes decompressed", c, m.ImageSize, im.File, im.Size)
+		}
+		sum := sha256.Sum256(data)
+		return &BmapFile{File: c, SHA256: hex.EncodeToString(sum[:]), Size: int64(len(data)), Mapped: m.MappedBytes()}, nil
+	}
+	return nil, nil
 }

@@ -155,7 +155,10 @@ func (is *Issuer) Issue(ctx context.Context, h protocol.Hello, mac string) (Issu
 		Image:     protocol.Artifact{Name: im.Name, URL: joinURL(is.imagesURL, "/images/", im.File), SHA256: im.SHA256, Size: im.Size},
 		Target:    protocol.Target{Device: rule.Target.Device, Transport: rule.Target.Transport, MinSize: int64(rule.Target.MinSize)},
 		After:     rule.After,
-		Flash:     protocol.FlashOptions{VerifyReadback: rule.Flash.VerifyReadback, GrowLastPartition: rule.Flash.GrowLastPartition},
+		Flash:     protocol.FlashOptions{VerifyReadback: rule.Flash.VerifyReadback, GrowLastPartition: rule.Flash.GrowLastPartition, WhileTesting: rule.Flash.WhileTesting},
+	}
+	if b := im.Bmap; b != nil {
+		job.Bmap = &protocol.Artifact{Name: b.File, URL: joinURL(is.imagesURL, "/images/", b.File), SHA256: b.SHA256, Size: b.Size}
 	}
 	sj, err := protocol.SignJob(job, is.key)
 	if err != nil {

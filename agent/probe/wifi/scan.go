@@ -69,6 +69,8 @@ type ScanResult struct {
 	// Seen is every SSID heard, strongest report each, for failure messages.
 	Seen  []BSS
 	Scans int
+	// Elapsed is the time from the first scan to the SSID heard (or to giving up).
+	Elapsed time.Duration
 }
 
 // station picks the interface to use.
@@ -148,17 +150,11 @@ func Scan(ctx context.Context, c Client, links Links, req ScanRequest) (ScanResu
 	}
 	seen := map[string]int{}
 	start := time.Now()
-	for {
-		res.Scans++
-		serr := c.Scan(ctx, ifi)
-		if serr != nil && ctx.Err() == nil {
-			// Busy (a scan of the kernel's own) or aborted: look at the
-			// cached results anyway and try again.
-			log.Debug("wifi: scan", "interface", ifi.Name, "err", serr)
-		}
+	// look reads the kernel's BSS table; it reports whether the SSID was heard well enough.
+	look := func() (bool, error) {
 		aps, err := c.AccessPoints(ifi)
 		if err != nil {
-			return res, fmt.Errorf("read scan results of %s: %w", ifi.Name, err)
+			return false, fmt.Errorf("read scan results of %s: %w", ifi.Name, err)
 		}
 		for _, ap := range aps {
 			// The kernel keeps results for a while: only what was heard
@@ -182,8 +178,23 @@ func Scan(ctx context.Context, c Client, links Links, req ScanRequest) (ScanResu
 				res.Found = &found
 			}
 		}
-		if res.Found != nil && (req.MinSignalDBm == nil || res.Found.SignalDBm >= float64(*req.MinSignalDBm)) {
+		return res.Found != nil && (req.MinSignalDBm == nil || res.Found.SignalDBm >= float64(*req.MinSignalDBm)), nil
+	}
+	for {
+		res.Scans++
+		found, serr, err := scanOnce(ctx, c, ifi, req.SSID, look)
+		res.Elapsed = time.Since(start)
+		if err != nil {
+			return res, err
+		}
+		if found {
+			log.Debug("wifi: heard", "ssid", req.SSID, "interface", ifi.Name, "scans", res.Scans, "after", res.Elapsed)
 			return res, nil
+		}
+		if serr != nil && ctx.Err() == nil {
+			// Busy (a scan of the kernel's own) or aborted: the cached results
+			// were looked at anyway; try again.
+			log.Debug("wifi: scan", "interface", ifi.Name, "err", serr)
 		}
 		if ctx.Err() != nil {
 			return res, notFound(res, req)
@@ -195,6 +206,63 @@ func Scan(ctx context.Context, c Client, links Links, req ScanRequest) (ScanResu
 				return res, notFound(res, req)
 			case <-time.After(500 * time.Millisecond):
 			}
+		}
+	}
+}
+
+// DirectedScanner is implemented by clients that can probe for one SSID by name (an active
+// scan with that SSID in the probe requests, as a supplicant does) instead of the wildcard.
+type DirectedScanner interface {
+	ScanSSID(ctx context.Context, ifi *mwifi.Interface, ssid string) error
+}
+
+// ScanAborter is implemented by clients that can stop a running scan.
+type ScanAborter interface {
+	AbortScan(ifi *mwifi.Interface) error
+}
+
+// pollEvery is how often the BSS table is read while a scan runs. cfg80211 adds a BSS the
+// moment its beacon or probe response arrives, so the SSID is seen on its own channel,
+// not after every channel of every band has been visited.
+const pollEvery = 100 * time.Millisecond
+
+// scanOnce runs one scan and reads the results while it runs; as soon as look reports the
+// SSID it aborts the scan and returns found. serr is the scan's own error (busy, aborted),
+// err one that ends the probe.
+func scanOnce(ctx context.Context, c Client, ifi *mwifi.Interface, ssid string, look func() (bool, error)) (found bool, serr, err error) {
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		if d, ok := c.(DirectedScanner); ok {
+			done <- d.ScanSSID(sctx, ifi, ssid)
+			return
+		}
+		done <- c.Scan(sctx, ifi)
+	}()
+	tick := time.NewTicker(pollEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case serr = <-done:
+			found, err = look()
+			return found, serr, err
+		case <-tick.C:
+			if found, err = look(); err != nil || !found {
+				if err != nil {
+					cancel()
+					<-done
+					return false, nil, err
+				}
+				continue
+			}
+			cancel()
+			if a, ok := c.(ScanAborter); ok {
+				// Best effort: a scan that has just ended cannot be aborted.
+				_ = a.AbortScan(ifi)
+			}
+			<-done
+			return true, nil, nil
 		}
 	}
 }

@@ -199,3 +199,84 @@ func TestThroughput(t *testing.T) {
 		})
 	}
 }
+
+// slowScanner is a kernel whose full scan takes long (every channel of every band) but
+// hears the AP early in it, as the first channel scanned is the line AP's.
+type slowScanner struct {
+	fakeClient
+	full    time.Duration
+	heardAt time.Duration
+	started time.Time
+	gotSSID string
+	aborted bool
+}
+
+func (s *slowScanner) ScanSSID(ctx context.Context, _ *mwifi.Interface, ssid string) error {
+	s.mu.Lock()
+	s.scans++
+	s.started, s.gotSSID = time.Now(), ssid
+	s.mu.Unlock()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(s.full):
+	}
+	return nil
+}
+
+func (s *slowScanner) AccessPoints(*mwifi.Interface) ([]*mwifi.BSS, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started.IsZero() || time.Since(s.started) < s.heardAt {
+		return nil, nil
+	}
+	return s.aps, nil
+}
+
+func (s *slowScanner) AbortScan(*mwifi.Interface) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.aborted = true
+	return nil
+}
+
+func TestScanEndsAsSoonAsHeard(t *testing.T) {
+	tests := []struct {
+		name        string
+		min         *int
+		wantFound   bool
+		wantAborted bool
+		maxTime     time.Duration
+	}{
+		{"heard early: abort the rest of the scan", ip(-70), true, true, time.Second},
+		{"too weak: the scan runs to its end", ip(-30), false, false, 10 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &slowScanner{full: 3 * time.Second, heardAt: 50 * time.Millisecond}
+			s.ifis = []*mwifi.Interface{sta}
+			s.aps = []*mwifi.BSS{bss("LINE-TEST", -47, 2412)}
+			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+			defer cancel()
+			start := time.Now()
+			res, err := Scan(ctx, s, &fakeLinks{}, ScanRequest{SSID: "LINE-TEST", MinSignalDBm: tt.min})
+			took := time.Since(start)
+			if (err == nil) != tt.wantFound {
+				t.Fatalf("err = %v", err)
+			}
+			if took > tt.maxTime {
+				t.Errorf("scan took %s", took)
+			}
+			if s.aborted != tt.wantAborted || s.gotSSID != "LINE-TEST" {
+				t.Errorf("aborted %v ssid %q", s.aborted, s.gotSSID)
+			}
+			if tt.wantFound && (res.Scans != 1 || res.Elapsed <= 0 || res.Elapsed > tt.maxTime) {
+				t.Errorf("result %+v", res)
+			}
+			if !tt.wantFound && res.Scans < 2 {
+				// The 3 s scan ran to its end, then a second began before the deadline.
+				t.Errorf("scans %d, want the first scan to run to its end", res.Scans)
+			}
+		})
+	}
+}

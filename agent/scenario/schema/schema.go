@@ -40,6 +40,7 @@ func Generate(reg *checks.Registry) ([]byte, error) {
 		root.Definitions = jsonschema.Definitions{}
 	}
 	root.Definitions["Step"] = step
+	root.Definitions["ParallelGroup"] = groupSchema()
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")
@@ -90,7 +91,9 @@ func mapType(t reflect.Type) *jsonschema.Schema {
 			OneOf: []*jsonschema.Schema{{Type: "string"}, {Type: "number"}, {Type: "boolean"}},
 		}}
 	case reflect.TypeFor[[]scenario.Step]():
-		return &jsonschema.Schema{Type: "array", MinItems: ptr(uint64(1)), Items: &jsonschema.Schema{Ref: "#/$defs/Step"}}
+		return &jsonschema.Schema{Type: "array", MinItems: ptr(uint64(1)), Items: &jsonschema.Schema{OneOf: []*jsonschema.Schema{
+			{Ref: "#/$defs/Step"}, {Ref: "#/$defs/ParallelGroup"},
+		}}}
 	}
 	return nil
 }
@@ -128,6 +131,26 @@ func stepSchema(reg *checks.Registry) (*jsonschema.Schema, error) {
 		AdditionalProperties: jsonschema.FalseSchema,
 		OneOf:                oneOf,
 	}, nil
+}
+
+// groupSchema is a `parallel:` group: an optional name and the steps that run at once (which
+// do not nest).
+func groupSchema() *jsonschema.Schema {
+	props := orderedmap.New[string, *jsonschema.Schema]()
+	props.Set("name", &jsonschema.Schema{Type: "string", Description: "Name of the group, for the reader"})
+	props.Set("parallel", &jsonschema.Schema{
+		Type:        "array",
+		Description: "Steps run at once, each with its own timeout and retries; steps that prompt the operator run one after another. The first failure cancels the rest of the group.",
+		MinItems:    ptr(uint64(1)),
+		Items:       &jsonschema.Schema{Ref: "#/$defs/Step"},
+	})
+	return &jsonschema.Schema{
+		Type:                 "object",
+		Description:          "Steps that run at the same time. See docs/scenarios.md.",
+		Properties:           props,
+		Required:             []string{"parallel"},
+		AdditionalProperties: jsonschema.FalseSchema,
+	}
 }
 
 // allowVariables lets every typed scalar in s (numbers, booleans, strings with a pattern or

@@ -131,6 +131,9 @@ func TestExamplesValidate(t *testing.T) {
 		"missing steps":     "name: x\n",
 		"bad vid:pid":       "name: x\nsteps:\n  - name: a\n    usb.present: {id: 2c7c-0125}\n",
 		"unknown top level": "name: x\nstep: []\nsteps:\n  - name: a\n    cpu: {cores: 1}\n",
+		"empty group":       "name: x\nsteps:\n  - parallel: []\n",
+		"nested group":      "name: x\nsteps:\n  - parallel:\n      - parallel:\n          - {name: a, cpu: {cores: 1}}\n",
+		"group with a kind": "name: x\nsteps:\n  - parallel:\n      - {name: a, cpu: {cores: 1}}\n    cpu: {cores: 1}\n",
 	}
 	for name, y := range bad {
 		if err := s.Validate(instance(t, []byte(y))); err == nil {
@@ -141,6 +144,7 @@ func TestExamplesValidate(t *testing.T) {
 		"variable in a typed field": "name: x\nvars: {csq: \"10\"}\nsteps:\n  - name: a\n    lte.modem: {min_csq: \"${csq}\"}\n",
 		"kind with no params":       "name: x\nsteps:\n  - name: a\n    lte.modem:\n",
 		"size as integer":           "name: x\nsteps:\n  - name: a\n    memory.min: {min: 1073741824}\n",
+		"parallel group":            "name: x\nsteps:\n  - name: radios\n    parallel:\n      - {name: a, cpu: {cores: 1}}\n      - {name: b, memory.min: {min: 1GB}}\n",
 		"product list or string":    "name: x\nmatch: {product: GM*}\nvariants:\n  - match: {product: [A, B]}\nsteps:\n  - name: a\n    cpu: {cores: 1}\n",
 	}
 	for name, y := range good {
