@@ -43,6 +43,8 @@ type API interface {
 type Expect struct {
 	Serial, MAC, Nonce string
 	Now                time.Time
+	// InventorySHA256 is protocol.InventoryHash of the inventory sent in the hello.
+	InventorySHA256 string
 }
 
 // FlashRequest is what the journey asks the flash pipeline to do.
@@ -149,16 +151,21 @@ func Run(ctx context.Context, env Env, api API, deps Deps) (Outcome, error) {
 
 	nonce := newNonce()
 	hello := protocol.Hello{AgentVersion: env.AgentVersion, BootMAC: env.BootMAC, IP: env.IP, Nonce: nonce, Inventory: inv, Timings: timings}
-	// What went with the hello is stored with the run already: the result carries the rest.
-	timings = nil
-	t0 = env.Now()
-	sj, err := helloUntilJob(ctx, env, api, hello)
+	invHash, err := protocol.InventoryHash(inv)
 	if err != nil {
 		return Outcome{}, err
 	}
+	// What went with the hello is stored with the run already: the result carries the rest.
+	timings = nil
+	t0 = env.Now()
+	resp, err := helloUntilJob(ctx, env, api, hello)
+	if err != nil {
+		return Outcome{}, err
+	}
+	sj, secret := resp.Job, resp.RunSecret
 	phase("hello", t0)
 
-	job, err := deps.VerifyJob(*sj, Expect{Serial: inv.DMI.Serial, MAC: env.BootMAC, Nonce: nonce, Now: env.Now()})
+	job, err := deps.VerifyJob(*sj, Expect{Serial: inv.DMI.Serial, MAC: env.BootMAC, Nonce: nonce, Now: env.Now(), InventorySHA256: invHash})
 	if err != nil {
 		err = fmt.Errorf("%w: %v", ErrRefused, err)
 		con.Banner(console.Fail, "FAIL: JOB REFUSED", oneLine(err.Error()), "nothing was run and nothing was written")
@@ -166,15 +173,15 @@ func Run(ctx context.Context, env Env, api API, deps Deps) (Outcome, error) {
 		if runID := unverifiedRunID(*sj); runID != "" {
 			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			_, _ = api.PutResult(rctx, protocol.Result{RunID: runID, Serial: inv.DMI.Serial, MAC: env.BootMAC,
-				Status: protocol.StatusError, Reason: oneLine(err.Error()), Finished: env.Now()})
+				Status: protocol.StatusError, Reason: oneLine(err.Error()), Finished: env.Now(), Secret: secret})
 			cancel()
 		}
 		return Outcome{}, err
 	}
 	con.OKf("job %s: scenario %s, image %s (%s)", job.RunID, nameOf(job.Scenario), nameOf(job.Image), humanBytes(job.Image.Size))
 
-	rep := report.New(api, job.RunID, inv.DMI.Serial, env.ReportEvery, env.Log)
-	res := protocol.Result{RunID: job.RunID, Serial: inv.DMI.Serial, MAC: env.BootMAC}
+	rep := report.NewAuthenticated(api, job.RunID, inv.DMI.Serial, secret, env.ReportEvery, env.Log)
+	res := protocol.Result{RunID: job.RunID, Serial: inv.DMI.Serial, MAC: env.BootMAC, Secret: secret}
 	out := Outcome{Job: job}
 	emitPhase := func(name string, st protocol.Status, msg string) {
 		rep.Emit(protocol.Event{Kind: protocol.EventPhase, Phase: name, Status: st, Message: msg})
@@ -269,7 +276,7 @@ func Finish(ctx context.Context, env Env, deps Deps, out Outcome) error {
 	return deps.After(ctx, action)
 }
 
-func helloUntilJob(ctx context.Context, env Env, api API, h protocol.Hello) (*protocol.SignedJob, error) {
+func helloUntilJob(ctx context.Context, env Env, api API, h protocol.Hello) (*protocol.HelloResponse, error) {
 	b := lineclient.Backoff{Min: env.HelloMin, Max: env.HelloMax}
 	con := env.Console
 	server := env.Server
@@ -286,7 +293,7 @@ func helloUntilJob(ctx context.Context, env Env, api API, h protocol.Hello) (*pr
 			con.Warnf("no answer from %s: %v; retrying in %s", server, oneLine(err.Error()), roundWait(wait))
 		case resp.Job != nil:
 			con.OKf("job received from %s (%d bytes, signed: %v)", server, len(resp.Job.Job), len(resp.Job.Signature) > 0)
-			return resp.Job, nil
+			return resp, nil
 		default:
 			b.Reset()
 			wait = time.Duration(resp.RetryAfter) * time.Second

@@ -78,7 +78,7 @@ func journeyDeps(policy *trust.Policy, con *operator.Console, log *slog.Logger) 
 	return journey.Deps{
 		Inventory: inv.Inventory,
 		VerifyJob: func(sj protocol.SignedJob, want journey.Expect) (protocol.Job, error) {
-			return policy.VerifyJob(&sj, trust.Expect{Serial: want.Serial, MAC: want.MAC, Nonce: want.Nonce, Now: want.Now})
+			return policy.VerifyJob(&sj, trust.Expect{Serial: want.Serial, MAC: want.MAC, Nonce: want.Nonce, Now: want.Now, InventorySHA256: want.InventorySHA256})
 		},
 		RunScenario: func(ctx context.Context, data []byte, hw protocol.Inventory, emit func(protocol.Event)) ([]protocol.StepResult, error) {
 			sc, err := scenario.Parse("scenario", data, reg)

@@ -172,6 +172,7 @@ func TestResultsSurviveKill9(t *testing.T) {
 		t.Fatal(err)
 	}
 	jobs := make([]protocol.Job, n)
+	secrets := make([]string, n) // run id -> secret, as each agent keeps it
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 32)
 	for i := range n {
@@ -191,6 +192,7 @@ func TestResultsSurviveKill9(t *testing.T) {
 			if jobs[i], err = protocol.OpenJob(*resp.Job, nil); err != nil {
 				t.Error(err)
 			}
+			secrets[i] = resp.RunSecret
 		}()
 	}
 	wg.Wait()
@@ -206,7 +208,9 @@ func TestResultsSurviveKill9(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			ack, err := client.PutResultRetrying(ctx, result(jobs[i], i), func(error, time.Duration) { retries.Add(1) })
+			res := result(jobs[i], i)
+			res.Secret = secrets[i]
+			ack, err := client.PutResultRetrying(ctx, res, func(error, time.Duration) { retries.Add(1) })
 			if err != nil {
 				errs <- fmt.Errorf("result %d: %w", i, err)
 				return

@@ -183,6 +183,8 @@ type NewRun struct {
 	// ServerTimings are the phases of the netboot that led to this hello as the server saw
 	// them (DHCP, TFTP, kernel boot and agent start); stored with source "server".
 	ServerTimings []protocol.PhaseTiming
+	// SecretHash is protocol.HashRunSecret of the run secret issued with the job.
+	SecretHash string
 }
 
 // StartRun records a newly issued job and the device it went to.
@@ -198,9 +200,9 @@ func (s *Store) StartRun(ctx context.Context, n NewRun) error {
 	now := ms(s.now())
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO runs (run_id, serial, mac, product, rule, scenario, image,
-			agent_version, ip, issued_at, expires_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
+			agent_version, ip, issued_at, expires_at, updated_at, secret_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 			n.RunID, n.Serial, mac, n.Product, n.Rule, n.Scenario, n.Image, n.AgentVersion, n.IP,
-			ms(n.IssuedAt), ms(n.ExpiresAt), now); err != nil {
+			ms(n.IssuedAt), ms(n.ExpiresAt), now, n.SecretHash); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO devices (mac, serial, product, last_run_id, first_seen, last_seen, inventory)
