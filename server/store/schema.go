@@ -103,7 +103,7 @@ CREATE TABLE timings (
 	duration_ms INTEGER NOT NULL,
 	PRIMARY KEY (run_id, source, idx)
 ) WITHOUT ROWID;
-`,	// 2: device-write authentication and the operator audit log. secret_hash is the SHA-256
+`, // 2: device-write authentication and the operator audit log. secret_hash is the SHA-256
 	// of the run's secret (never the secret: a copy of the database must not let anyone
 	// report for a device); runs issued before this migration have none and accept no writes.
 	`
