@@ -70,6 +70,11 @@ type Deps struct {
 	Flash func(ctx context.Context, req FlashRequest) (protocol.FlashResult, error)
 	// After carries out the job's after-action (reboot, poweroff...).
 	After func(ctx context.Context, action string) error
+	// CheckTarget, when set, says whether the chosen flash target can be written now (a
+	// path under /dev must be an existing block device). The journey retries it for
+	// Env.DeviceWait, since a disk's driver may still be probing, and fails the flash with
+	// its reason when the device does not appear.
+	CheckTarget func(path string) error
 }
 
 // Env is what the boot part of the agent found out.
@@ -87,6 +92,9 @@ type Env struct {
 	HelloMin, HelloMax time.Duration
 	// ReportEvery is how often live events are flushed.
 	ReportEvery time.Duration
+	// DeviceWait bounds the wait for the job's target device to appear (default
+	// DefaultDeviceWait).
+	DeviceWait time.Duration
 	// Now is the clock (tests fix it).
 	Now func() time.Time
 	// Summary, when set, is shown after the final banner (the operator console's large
@@ -111,6 +119,9 @@ func (e *Env) defaults() {
 	if e.ReportEvery == 0 {
 		e.ReportEvery = 500 * time.Millisecond
 	}
+	if e.DeviceWait == 0 {
+		e.DeviceWait = DefaultDeviceWait
+	}
 	if e.Now == nil {
 		e.Now = time.Now
 	}
@@ -123,6 +134,12 @@ type Outcome struct {
 	// Flashed is true when the image was written and verified.
 	Flashed bool
 }
+
+// DefaultDeviceWait is how long the journey waits for the target disk to appear. Module
+// loading and the scenario normally leave any disk minutes to show up; an eMMC or NVMe that is
+// not there 30 s after the scenario ended is missing or broken, and the device must fail
+// rather than "flash" into a file in RAM.
+const DefaultDeviceWait = 30 * time.Second
 
 // ErrRefused wraps every reason a job was not accepted.
 var ErrRefused = errors.New("job refused")
@@ -337,6 +354,9 @@ func flash(ctx context.Context, env Env, api API, deps Deps, job protocol.Job, i
 	if err != nil {
 		return protocol.FlashResult{}, err
 	}
+	if err := waitTarget(ctx, env, deps, target); err != nil {
+		return protocol.FlashResult{Target: target}, err
+	}
 	src, err := api.Resolve(job.Image.URL)
 	if err != nil {
 		return protocol.FlashResult{Target: target}, err
@@ -365,6 +385,31 @@ func flash(ctx context.Context, env Env, api API, deps Deps, job protocol.Job, i
 	}
 	con.OKf("flash: %s written and verified (sha256 %s) in %.1fs", humanBytes(fr.Bytes), short(fr.SHA256), float64(fr.DurationMS)/1000)
 	return fr, nil
+}
+
+// waitTarget waits up to env.DeviceWait for deps.CheckTarget to accept target.
+func waitTarget(ctx context.Context, env Env, deps Deps, target string) error {
+	if deps.CheckTarget == nil {
+		return nil
+	}
+	err := deps.CheckTarget(target)
+	if err == nil {
+		return nil
+	}
+	env.Console.Warnf("flash: waiting up to %s for %s: %v", env.DeviceWait, target, oneLine(err.Error()))
+	start := env.Now()
+	for {
+		if serr := lineclient.Sleep(ctx, 250*time.Millisecond); serr != nil {
+			return fmt.Errorf("waiting for target %s: %w", target, serr)
+		}
+		if err = deps.CheckTarget(target); err == nil {
+			env.Console.OKf("flash: %s appeared", target)
+			return nil
+		}
+		if env.Now().Sub(start) >= env.DeviceWait {
+			return fmt.Errorf("target %s did not appear within %s: %w", target, env.DeviceWait, err)
+		}
+	}
 }
 
 // chooseTarget picks the disk to flash: the job's explicit device, or the first non-removable

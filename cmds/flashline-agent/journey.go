@@ -10,6 +10,7 @@ import (
 	"github.com/flashline/flashline/agent/bootstrap"
 	"github.com/flashline/flashline/agent/checks"
 	"github.com/flashline/flashline/agent/flash"
+	"github.com/flashline/flashline/agent/flash/target"
 	"github.com/flashline/flashline/agent/inventory"
 	"github.com/flashline/flashline/agent/journey"
 	"github.com/flashline/flashline/agent/lineclient"
@@ -123,6 +124,8 @@ func journeyDeps(policy *trust.Policy, con *operator.Console, log *slog.Logger) 
 		After: func(ctx context.Context, action string) error {
 			return power.Do(ctx, power.Kernel{}, action)
 		},
+		// A rule's /dev target must exist as a block device; the journey waits for it.
+		CheckTarget: target.LiveChecker().CheckDevPath,
 	}
 }
 
