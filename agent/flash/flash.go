@@ -157,6 +157,14 @@ func Write(ctx context.Context, opts Options) (res Result, err error) {
 			return res, fail("--sha256 must be 64 hex digits")
 		}
 	}
+	// Before the download: a missing disk under /dev is known without fetching a byte.
+	checker := opts.Checker
+	if checker == nil {
+		checker = target.LiveChecker()
+	}
+	if err := checker.CheckDevPath(opts.Target); err != nil {
+		return res, fail("%v", err)
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

@@ -43,6 +43,8 @@ type API interface {
 type Expect struct {
 	Serial, MAC, Nonce string
 	Now                time.Time
+	// InventorySHA256 is protocol.InventoryHash of the inventory sent in the hello.
+	InventorySHA256 string
 }
 
 // FlashRequest is what the journey asks the flash pipeline to do.
@@ -70,6 +72,11 @@ type Deps struct {
 	Flash func(ctx context.Context, req FlashRequest) (protocol.FlashResult, error)
 	// After carries out the job's after-action (reboot, poweroff...).
 	After func(ctx context.Context, action string) error
+	// CheckTarget, when set, says whether the chosen flash target can be written now (a
+	// path under /dev must be an existing block device). The journey retries it for
+	// Env.DeviceWait, since a disk's driver may still be probing, and fails the flash with
+	// its reason when the device does not appear.
+	CheckTarget func(path string) error
 }
 
 // Env is what the boot part of the agent found out.
@@ -87,6 +94,9 @@ type Env struct {
 	HelloMin, HelloMax time.Duration
 	// ReportEvery is how often live events are flushed.
 	ReportEvery time.Duration
+	// DeviceWait bounds the wait for the job's target device to appear (default
+	// DefaultDeviceWait).
+	DeviceWait time.Duration
 	// Now is the clock (tests fix it).
 	Now func() time.Time
 	// Summary, when set, is shown after the final banner (the operator console's large
@@ -111,6 +121,9 @@ func (e *Env) defaults() {
 	if e.ReportEvery == 0 {
 		e.ReportEvery = 500 * time.Millisecond
 	}
+	if e.DeviceWait == 0 {
+		e.DeviceWait = DefaultDeviceWait
+	}
 	if e.Now == nil {
 		e.Now = time.Now
 	}
@@ -123,6 +136,12 @@ type Outcome struct {
 	// Flashed is true when the image was written and verified.
 	Flashed bool
 }
+
+// DefaultDeviceWait is how long the journey waits for the target disk to appear. Module
+// loading and the scenario normally leave any disk minutes to show up; an eMMC or NVMe that is
+// not there 30 s after the scenario ended is missing or broken, and the device must fail
+// rather than "flash" into a file in RAM.
+const DefaultDeviceWait = 30 * time.Second
 
 // ErrRefused wraps every reason a job was not accepted.
 var ErrRefused = errors.New("job refused")
@@ -151,16 +170,21 @@ func Run(ctx context.Context, env Env, api API, deps Deps) (Outcome, error) {
 
 	nonce := newNonce()
 	hello := protocol.Hello{AgentVersion: env.AgentVersion, BootMAC: env.BootMAC, IP: env.IP, Nonce: nonce, Inventory: inv, Timings: timings}
-	// What went with the hello is stored with the run already: the result carries the rest.
-	timings = nil
-	t0 = env.Now()
-	sj, err := helloUntilJob(ctx, env, api, hello)
+	invHash, err := protocol.InventoryHash(inv)
 	if err != nil {
 		return Outcome{}, err
 	}
+	// What went with the hello is stored with the run already: the result carries the rest.
+	timings = nil
+	t0 = env.Now()
+	resp, err := helloUntilJob(ctx, env, api, hello)
+	if err != nil {
+		return Outcome{}, err
+	}
+	sj, secret := resp.Job, resp.RunSecret
 	phase("hello", t0)
 
-	job, err := deps.VerifyJob(*sj, Expect{Serial: inv.DMI.Serial, MAC: env.BootMAC, Nonce: nonce, Now: env.Now()})
+	job, err := deps.VerifyJob(*sj, Expect{Serial: inv.DMI.Serial, MAC: env.BootMAC, Nonce: nonce, Now: env.Now(), InventorySHA256: invHash})
 	if err != nil {
 		err = fmt.Errorf("%w: %v", ErrRefused, err)
 		con.Banner(console.Fail, "FAIL: JOB REFUSED", oneLine(err.Error()), "nothing was run and nothing was written")
@@ -168,15 +192,15 @@ func Run(ctx context.Context, env Env, api API, deps Deps) (Outcome, error) {
 		if runID := unverifiedRunID(*sj); runID != "" {
 			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			_, _ = api.PutResult(rctx, protocol.Result{RunID: runID, Serial: inv.DMI.Serial, MAC: env.BootMAC,
-				Status: protocol.StatusError, Reason: oneLine(err.Error()), Finished: env.Now()})
+				Status: protocol.StatusError, Reason: oneLine(err.Error()), Finished: env.Now(), Secret: secret})
 			cancel()
 		}
 		return Outcome{}, err
 	}
 	con.OKf("job %s: scenario %s, image %s (%s)", job.RunID, nameOf(job.Scenario), nameOf(job.Image), humanBytes(job.Image.Size))
 
-	rep := report.New(api, job.RunID, inv.DMI.Serial, env.ReportEvery, env.Log)
-	res := protocol.Result{RunID: job.RunID, Serial: inv.DMI.Serial, MAC: env.BootMAC}
+	rep := report.NewAuthenticated(api, job.RunID, inv.DMI.Serial, secret, env.ReportEvery, env.Log)
+	res := protocol.Result{RunID: job.RunID, Serial: inv.DMI.Serial, MAC: env.BootMAC, Secret: secret}
 	out := Outcome{Job: job}
 	emitPhase := func(name string, st protocol.Status, msg string) {
 		rep.Emit(protocol.Event{Kind: protocol.EventPhase, Phase: name, Status: st, Message: msg})
@@ -271,7 +295,7 @@ func Finish(ctx context.Context, env Env, deps Deps, out Outcome) error {
 	return deps.After(ctx, action)
 }
 
-func helloUntilJob(ctx context.Context, env Env, api API, h protocol.Hello) (*protocol.SignedJob, error) {
+func helloUntilJob(ctx context.Context, env Env, api API, h protocol.Hello) (*protocol.HelloResponse, error) {
 	b := lineclient.Backoff{Min: env.HelloMin, Max: env.HelloMax}
 	con := env.Console
 	server := env.Server
@@ -288,7 +312,7 @@ func helloUntilJob(ctx context.Context, env Env, api API, h protocol.Hello) (*pr
 			con.Warnf("no answer from %s: %v; retrying in %s", server, oneLine(err.Error()), roundWait(wait))
 		case resp.Job != nil:
 			con.OKf("job received from %s (%d bytes, signed: %v)", server, len(resp.Job.Job), len(resp.Job.Signature) > 0)
-			return resp.Job, nil
+			return resp, nil
 		default:
 			b.Reset()
 			wait = time.Duration(resp.RetryAfter) * time.Second
@@ -332,6 +356,9 @@ func flash(ctx context.Context, env Env, api API, deps Deps, job protocol.Job, i
 	if err != nil {
 		return protocol.FlashResult{}, err
 	}
+	if err := waitTarget(ctx, env, deps, target); err != nil {
+		return protocol.FlashResult{Target: target}, err
+	}
 	src, err := api.Resolve(job.Image.URL)
 	if err != nil {
 		return protocol.FlashResult{Target: target}, err
@@ -369,6 +396,31 @@ func flash(ctx context.Context, env Env, api API, deps Deps, job protocol.Job, i
 	}
 	con.OKf("flash: %s written and verified (sha256 %s) in %.1fs", humanBytes(fr.Bytes), short(fr.SHA256), float64(fr.DurationMS)/1000)
 	return fr, nil
+}
+
+// waitTarget waits up to env.DeviceWait for deps.CheckTarget to accept target.
+func waitTarget(ctx context.Context, env Env, deps Deps, target string) error {
+	if deps.CheckTarget == nil {
+		return nil
+	}
+	err := deps.CheckTarget(target)
+	if err == nil {
+		return nil
+	}
+	env.Console.Warnf("flash: waiting up to %s for %s: %v", env.DeviceWait, target, oneLine(err.Error()))
+	start := env.Now()
+	for {
+		if serr := lineclient.Sleep(ctx, 250*time.Millisecond); serr != nil {
+			return fmt.Errorf("waiting for target %s: %w", target, serr)
+		}
+		if err = deps.CheckTarget(target); err == nil {
+			env.Console.OKf("flash: %s appeared", target)
+			return nil
+		}
+		if env.Now().Sub(start) >= env.DeviceWait {
+			return fmt.Errorf("target %s did not appear within %s: %w", target, env.DeviceWait, err)
+		}
+	}
 }
 
 // chooseTarget picks the disk to flash: the job's explicit device, or the first non-removable

@@ -6,12 +6,16 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/flashline/flashline/agent/console"
+	"github.com/flashline/flashline/agent/flash/target"
 	"github.com/flashline/flashline/agent/lineclient"
 	"github.com/flashline/flashline/agent/protocol"
 )
@@ -45,12 +49,18 @@ func (f *fakeAPI) Hello(ctx context.Context, h protocol.Hello) (*protocol.HelloR
 	j := f.job
 	j.Nonce = h.Nonce
 	sj, _ := protocol.SignJob(j, nil)
-	return &protocol.HelloResponse{Job: &sj}, nil
+	return &protocol.HelloResponse{Job: &sj, RunSecret: fakeSecret}, nil
 }
+
+// fakeSecret is the run secret fakeAPI issues; it refuses writes without it as the server does.
+const fakeSecret = "run-secret-of-run-1"
 
 func (f *fakeAPI) PostEvents(ctx context.Context, b protocol.EventBatch) (int64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if b.Secret != fakeSecret {
+		return 0, &lineclient.StatusError{Code: 401, Message: "no run secret"}
+	}
 	var m int64
 	for _, e := range b.Events {
 		if _, ok := f.events[e.Seq]; !ok {
@@ -65,6 +75,9 @@ func (f *fakeAPI) PutResult(ctx context.Context, r protocol.Result) (*protocol.R
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.puts++
+	if r.Secret != fakeSecret {
+		return nil, &lineclient.StatusError{Code: 401, Message: "no run secret"}
+	}
 	if f.putFails > 0 {
 		f.putFails--
 		return nil, &lineclient.StatusError{Code: 503, Message: "restarting"}
@@ -296,4 +309,65 @@ func TestChooseTarget(t *testing.T) {
 			t.Errorf("chooseTarget(%+v) = %q, %v; want %q", tt.t, got, err, tt.want)
 		}
 	}
+}
+
+// TestTargetMustAppear: a rule's target under /dev that never appears (an eMMC that did not
+// probe) fails the flash with a clear reason after the bounded wait, and the flash pipeline is
+// never called; a device that appears during the wait is flashed.
+func TestTargetMustAppear(t *testing.T) {
+	pass := protocol.StepResult{Name: "ok", Check: "noop", Status: protocol.StatusPass}
+	t.Run("never appears", func(t *testing.T) {
+		dev := t.TempDir() // stands in for /dev
+		api := newFake()
+		api.job.Target = protocol.Target{Device: filepath.Join(dev, "mmcblk0")}
+		rec := &recorder{}
+		d := deps(rec, []protocol.StepResult{pass}, nil, nil)
+		d.CheckTarget = (&target.Checker{Dev: dev}).CheckDevPath
+		var con bytes.Buffer
+		env := testEnv(&con)
+		env.DeviceWait = 300 * time.Millisecond
+		start := time.Now()
+		out, err := Run(context.Background(), env, api, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rec.flashed) != 0 || out.Flashed {
+			t.Fatalf("flashed a device that is not there: %+v", rec.flashed)
+		}
+		got := api.results["run-1"]
+		if got.Status != protocol.StatusFail || got.FailedStep != "flash" || !strings.Contains(got.Reason, "did not appear within 300ms") ||
+			!strings.Contains(got.Reason, "no such block device") {
+			t.Fatalf("result %s/%s %q", got.Status, got.FailedStep, got.Reason)
+		}
+		if el := time.Since(start); el < 300*time.Millisecond || el > 5*time.Second {
+			t.Fatalf("waited %s, want the bounded 300ms", el)
+		}
+		if _, err := os.Lstat(filepath.Join(dev, "mmcblk0")); err == nil {
+			t.Fatal("a file was created in place of the device")
+		}
+		if !strings.Contains(con.String(), "FAIL") || !strings.Contains(con.String(), "did not appear") {
+			t.Fatalf("console:\n%s", con.String())
+		}
+	})
+	t.Run("appears during the wait", func(t *testing.T) {
+		api := newFake()
+		api.job.Target = protocol.Target{Device: "/dev/mmcblk0"}
+		rec := &recorder{}
+		d := deps(rec, []protocol.StepResult{pass}, nil, nil)
+		var calls int
+		d.CheckTarget = func(path string) error {
+			if calls++; calls < 3 {
+				return fmt.Errorf("target %s: %w", path, target.ErrNoDevice)
+			}
+			return nil
+		}
+		var con bytes.Buffer
+		out, err := Run(context.Background(), testEnv(&con), api, d)
+		if err != nil || !out.Flashed || len(rec.flashed) != 1 || rec.flashed[0].Target != "/dev/mmcblk0" {
+			t.Fatalf("run: %v %+v %+v\n%s", err, out.Result, rec.flashed, con.String())
+		}
+		if !strings.Contains(con.String(), "/dev/mmcblk0 appeared") {
+			t.Fatalf("console:\n%s", con.String())
+		}
+	})
 }

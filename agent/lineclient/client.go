@@ -74,25 +74,27 @@ func (e *StatusError) Temporary() bool {
 // Hello sends the device's inventory and returns the server's answer (a job or "wait").
 func (c *Client) Hello(ctx context.Context, h protocol.Hello) (*protocol.HelloResponse, error) {
 	var resp protocol.HelloResponse
-	if err := c.do(ctx, http.MethodPost, protocol.PathHello, h, &resp); err != nil {
+	if err := c.do(ctx, http.MethodPost, protocol.PathHello, "", h, &resp); err != nil {
 		return nil, fmt.Errorf("hello: %w", err)
 	}
 	return &resp, nil
 }
 
 // PostEvents sends a batch of events and returns the highest acknowledged sequence number.
+// b.Secret, the run's secret, goes in the Authorization header.
 func (c *Client) PostEvents(ctx context.Context, b protocol.EventBatch) (int64, error) {
 	var ack protocol.EventAck
-	if err := c.do(ctx, http.MethodPost, fmt.Sprintf(protocol.PathEvents, url.PathEscape(b.RunID)), b, &ack); err != nil {
+	if err := c.do(ctx, http.MethodPost, fmt.Sprintf(protocol.PathEvents, url.PathEscape(b.RunID)), b.Secret, b, &ack); err != nil {
 		return 0, fmt.Errorf("post events: %w", err)
 	}
 	return ack.Seq, nil
 }
 
-// PutResult stores the final result once.
+// PutResult stores the final result once. r.Secret, the run's secret, goes in the
+// Authorization header.
 func (c *Client) PutResult(ctx context.Context, r protocol.Result) (*protocol.ResultAck, error) {
 	var ack protocol.ResultAck
-	if err := c.do(ctx, http.MethodPut, fmt.Sprintf(protocol.PathResult, url.PathEscape(r.RunID)), r, &ack); err != nil {
+	if err := c.do(ctx, http.MethodPut, fmt.Sprintf(protocol.PathResult, url.PathEscape(r.RunID)), r.Secret, r, &ack); err != nil {
 		return nil, fmt.Errorf("put result: %w", err)
 	}
 	return &ack, nil
@@ -150,7 +152,9 @@ func (c *Client) Fetch(ctx context.Context, ref string, limit int64) ([]byte, er
 	return b, nil
 }
 
-func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+// do sends in as JSON and decodes the answer into out; a non-empty token is sent as a bearer
+// credential.
+func (c *Client) do(ctx context.Context, method, path, token string, in, out any) error {
 	body, err := json.Marshal(in)
 	if err != nil {
 		return fmt.Errorf("encode request: %w", err)
@@ -161,6 +165,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", protocol.BearerHeader(token))
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return err

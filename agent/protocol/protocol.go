@@ -8,6 +8,12 @@
 //	POST /api/v1/runs/{run}/events     EventBatch       -> EventAck      (idempotent by Seq)
 //	PUT  /api/v1/runs/{run}/result     Result           -> ResultAck     (idempotent by run id)
 //	GET  <job.Scenario.URL>, GET <job.Image.URL>        (verified through hashes in the job)
+//
+// Device writes are authenticated: the HelloResponse that carries a job also carries a per-run
+// secret (HelloResponse.RunSecret, never inside the signed job). Events and the result of that
+// run must send it as "Authorization: Bearer <secret>" (see auth.go); the server answers 401
+// and stores nothing without it. The secret travels in a header, not in the body, because
+// bodies are stored and exported.
 package protocol
 
 import (
@@ -48,6 +54,10 @@ type HelloResponse struct {
 	// product GM-Box 3").
 	Message    string `json:"message,omitempty"`
 	RetryAfter int    `json:"retry_after_seconds,omitempty"`
+	// RunSecret authenticates this run's events and result (see the package doc). It is
+	// outside the signed job on purpose: the job is proof of what the operator decided and
+	// may be shown or kept; the secret must not be.
+	RunSecret string `json:"run_secret,omitempty"`
 }
 
 // SignedJob carries a job as the exact bytes that were signed. The agent verifies Signature
@@ -76,6 +86,11 @@ type Job struct {
 	// the agent writes only its mapped ranges and checks each range's SHA-256 in place of
 	// Image.SHA256. Agents that do not know it ignore it and flash the whole image.
 	Bmap *Artifact `json:"bmap,omitempty"`
+	// InventorySHA256 is InventoryHash of the inventory in the hello this job answers: the
+	// job (rule, image, target, after-action) was chosen for that hardware, and the agent
+	// refuses it when its own inventory hashes differently (a relayed hello with another
+	// module list).
+	InventorySHA256 string `json:"inventory_sha256,omitempty"`
 }
 
 // Identity names the device a job was issued to; the agent refuses a job for another device.
@@ -166,6 +181,9 @@ type EventBatch struct {
 	RunID  string  `json:"run_id"`
 	Serial string  `json:"serial"`
 	Events []Event `json:"events"`
+	// Secret is the run's HelloResponse.RunSecret; clients send it as the Authorization
+	// header, never in the body.
+	Secret string `json:"-"`
 }
 
 // EventAck acknowledges every event up to and including Seq.
@@ -215,6 +233,9 @@ type Result struct {
 	Flash      *FlashResult  `json:"flash,omitempty"`
 	Timings    []PhaseTiming `json:"timings,omitempty"`
 	Finished   time.Time     `json:"finished"`
+	// Secret is the run's HelloResponse.RunSecret; clients send it as the Authorization
+	// header, never in the body (which the server stores and exports).
+	Secret string `json:"-"`
 }
 
 // ResultAck acknowledges a stored result. Duplicate is true when it had been stored before.

@@ -32,6 +32,7 @@ type Reporter struct {
 	post   Poster
 	runID  string
 	serial string
+	secret string // the run's secret, sent with every batch
 	every  time.Duration
 	log    *slog.Logger
 
@@ -46,13 +47,19 @@ type Reporter struct {
 }
 
 // New starts a reporter that flushes at least every interval (and sooner when events queue
-// up). Close flushes what is left.
+// up). Close flushes what is left. The batches carry no run secret: use NewAuthenticated
+// for a server that issued one.
 func New(p Poster, runID, serial string, interval time.Duration, log *slog.Logger) *Reporter {
+	return NewAuthenticated(p, runID, serial, "", interval, log)
+}
+
+// NewAuthenticated is New for a run whose server issued secret: every batch carries it.
+func NewAuthenticated(p Poster, runID, serial, secret string, interval time.Duration, log *slog.Logger) *Reporter {
 	if log == nil {
 		log = slog.Default()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &Reporter{post: p, runID: runID, serial: serial, every: interval, log: log,
+	r := &Reporter{post: p, runID: runID, serial: serial, secret: secret, every: interval, log: log,
 		kick: make(chan struct{}, 1), done: make(chan struct{}), stop: cancel, now: time.Now}
 	go r.loop(ctx)
 	return r
@@ -137,7 +144,7 @@ func (r *Reporter) Flush(ctx context.Context) error {
 		if n == 0 {
 			return nil
 		}
-		acked, err := r.post.PostEvents(ctx, protocol.EventBatch{RunID: r.runID, Serial: r.serial, Events: batch})
+		acked, err := r.post.PostEvents(ctx, protocol.EventBatch{RunID: r.runID, Serial: r.serial, Events: batch, Secret: r.secret})
 		if err != nil {
 			return err
 		}

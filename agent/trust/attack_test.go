@@ -97,6 +97,7 @@ func (s *lineServer) handler() http.Handler {
 				Target:   protocol.Target{Device: s.target},
 				After:    protocol.AfterNone,
 			}
+			job.InventorySHA256, _ = protocol.InventoryHash(h.Inventory)
 			if s.mutate != nil {
 				s.mutate(&job)
 			}
@@ -217,7 +218,7 @@ func (d *device) runChecked(ctx context.Context, url string, checkURL bool) (jou
 			return protocol.Inventory{DMI: protocol.DMI{Serial: serial, Product: "GM-Box"}}, nil
 		},
 		VerifyJob: func(sj protocol.SignedJob, want journey.Expect) (protocol.Job, error) {
-			return d.policy.VerifyJob(&sj, trust.Expect{Serial: want.Serial, MAC: want.MAC, Nonce: want.Nonce, Now: want.Now})
+			return d.policy.VerifyJob(&sj, trust.Expect{Serial: want.Serial, MAC: want.MAC, Nonce: want.Nonce, Now: want.Now, InventorySHA256: want.InventorySHA256})
 		},
 		RunScenario: func(ctx context.Context, scenario []byte, inv protocol.Inventory, emit func(protocol.Event)) ([]protocol.StepResult, error) {
 			d.scenarioRuns.Add(1)
@@ -396,6 +397,24 @@ func TestAttacks(t *testing.T) {
 				return &lineServer{priv: opPriv, mutate: func(j *protocol.Job) { j.ExpiresAt = time.Now().Add(-time.Hour) }}
 			},
 			reason: trust.ReasonExpired, untouched: true, reported: true,
+		},
+		{
+			// The genuine server signed a job for the inventory a relay sent in this device's
+			// name (same serial, MAC and nonce, another module list).
+			name: "job issued for a relayed hello with another inventory",
+			srv: func(d *device) *lineServer {
+				return &lineServer{priv: opPriv, mutate: func(j *protocol.Job) {
+					j.InventorySHA256, _ = protocol.InventoryHash(protocol.Inventory{DMI: protocol.DMI{Serial: serial}, Modules: []string{"wifi", "lte"}})
+				}}
+			},
+			reason: trust.ReasonOtherInv, untouched: true, reported: true,
+		},
+		{
+			name: "signed job that binds no inventory",
+			srv: func(d *device) *lineServer {
+				return &lineServer{priv: opPriv, mutate: func(j *protocol.Job) { j.InventorySHA256 = "" }}
+			},
+			reason: trust.ReasonOtherInv, untouched: true, reported: true,
 		},
 		{
 			name: "scenario swapped after signing",

@@ -30,6 +30,7 @@ const (
 	ReasonHashMismatch Reason = "hash-mismatch"    // scenario or image bytes differ from the signed hash
 	ReasonDowngrade    Reason = "downgrade"        // plain HTTP to a line API whose CA is pinned
 	ReasonUntrusted    Reason = "untrusted-server" // TLS certificate not from the pinned CA
+	ReasonOtherInv     Reason = "other-inventory"  // issued for another inventory (a relayed, edited hello)
 )
 
 // Refusal is the error for anything the trust policy refuses. Use errors.As to get the Reason.
@@ -60,6 +61,8 @@ type Expect struct {
 	Serial string // DMI serial as sent in Hello (may be empty on boards without one)
 	MAC    string // the boot NIC's MAC as sent in Hello
 	Nonce  string // this boot's nonce as sent in Hello
+	// InventorySHA256 is protocol.InventoryHash of the inventory sent in Hello.
+	InventorySHA256 string
 	// Now is the device's clock. The zero time skips the expiry check: a factory-fresh board's
 	// RTC is often years off, and the nonce alone already makes a job single-use.
 	Now time.Time
@@ -100,7 +103,39 @@ func (p *Policy) VerifyJob(sj *protocol.SignedJob, want Expect) (protocol.Job, e
 	if !want.Now.IsZero() && !job.ExpiresAt.IsZero() && want.Now.After(job.ExpiresAt.Add(ClockSkew)) {
 		return protocol.Job{}, refuse(ReasonExpired, "job %s expired at %s (device clock %s)", job.RunID, job.ExpiresAt.UTC().Format(time.RFC3339), want.Now.UTC().Format(time.RFC3339))
 	}
+	if err := p.checkInventory(job, want); err != nil {
+		return protocol.Job{}, err
+	}
 	return job, nil
+}
+
+// checkInventory refuses a job chosen for other hardware: the server picks rule, image,
+// target and after-action by the inventory, so a relay that edits the hello (another module
+// list) but keeps this device's serial, MAC and nonce would otherwise get another rule's job
+// signed for this device. A signed job must bind an inventory; a development agent accepts a
+// job from a server too old to bind one.
+func (p *Policy) checkInventory(job protocol.Job, want Expect) error {
+	if job.InventorySHA256 == "" {
+		if p.Development() {
+			return nil
+		}
+		return refuse(ReasonOtherInv, "job %s binds no inventory (a line server older than this agent?)", job.RunID)
+	}
+	if job.InventorySHA256 != want.InventorySHA256 {
+		return refuse(ReasonOtherInv, "job %s was issued for inventory %s, this device's inventory is %s (hello relayed with other hardware?)",
+			job.RunID, shortHash(job.InventorySHA256), shortHash(want.InventorySHA256))
+	}
+	return nil
+}
+
+func shortHash(h string) string {
+	if h == "" {
+		return `""`
+	}
+	if len(h) > 16 {
+		return h[:16]
+	}
+	return h
 }
 
 // decodeJob decodes the verified bytes strictly: a job with fields this agent does not know is

@@ -55,10 +55,24 @@ func baseJob() protocol.Job {
 		Scenario: protocol.Artifact{URL: "/scenarios/s.yaml", SHA256: sum(scenario), Size: int64(len(scenario))},
 		Image:    protocol.Artifact{URL: "http://10.0.2.2/img.raw", SHA256: sum(image), Size: int64(len(image))},
 		After:    protocol.AfterReboot,
+		// The inventory the device sent: meInventory.
+		InventorySHA256: meInvHash,
 	}
 }
 
-var me = Expect{Serial: "SN-1", MAC: "52-54-00-12-34-56", Nonce: "nonce-1", Now: t0.Add(time.Minute)}
+var (
+	meInventory = protocol.Inventory{DMI: protocol.DMI{Serial: "SN-1", Product: "GM-Box 3"}, Modules: []string{"wifi"}}
+	meInvHash   = mustInventoryHash(meInventory)
+	me          = Expect{Serial: "SN-1", MAC: "52-54-00-12-34-56", Nonce: "nonce-1", Now: t0.Add(time.Minute), InventorySHA256: meInvHash}
+)
+
+func mustInventoryHash(inv protocol.Inventory) string {
+	h, err := protocol.InventoryHash(inv)
+	if err != nil {
+		panic(err)
+	}
+	return h
+}
 
 func sign(t testing.TB, job protocol.Job, priv ed25519.PrivateKey) *protocol.SignedJob {
 	t.Helper()
@@ -88,8 +102,8 @@ func TestVerifyJob(t *testing.T) {
 		err  Reason
 	}{
 		{"good", p, sign(t, baseJob(), priv), me, ""},
-		{"no clock skips expiry", p, sign(t, mod(func(j *protocol.Job) { j.ExpiresAt = t0.Add(-time.Hour) }), priv), Expect{Serial: "SN-1", MAC: me.MAC, Nonce: me.Nonce}, ""},
-		{"within clock skew", p, sign(t, baseJob(), priv), Expect{Serial: "SN-1", MAC: me.MAC, Nonce: me.Nonce, Now: t0.Add(time.Hour + time.Minute)}, ""},
+		{"no clock skips expiry", p, sign(t, mod(func(j *protocol.Job) { j.ExpiresAt = t0.Add(-time.Hour) }), priv), Expect{Serial: "SN-1", MAC: me.MAC, Nonce: me.Nonce, InventorySHA256: meInvHash}, ""},
+		{"within clock skew", p, sign(t, baseJob(), priv), Expect{Serial: "SN-1", MAC: me.MAC, Nonce: me.Nonce, Now: t0.Add(time.Hour + time.Minute), InventorySHA256: meInvHash}, ""},
 		{"nil", p, nil, me, ReasonMalformed},
 		{"unsigned", p, sign(t, baseJob(), nil), me, ReasonUnsigned},
 		{"other key", p, sign(t, baseJob(), otherPriv), me, ReasonWrongKey},
@@ -105,7 +119,15 @@ func TestVerifyJob(t *testing.T) {
 		{"no run id", p, sign(t, mod(func(j *protocol.Job) { j.RunID = "" }), priv), me, ReasonMalformed},
 		{"image without hash", p, sign(t, mod(func(j *protocol.Job) { j.Image.SHA256 = "" }), priv), me, ReasonMalformed},
 		{"scenario bad hash", p, sign(t, mod(func(j *protocol.Job) { j.Scenario.SHA256 = "xyz" }), priv), me, ReasonMalformed},
+		{"job for another inventory (relayed hello, other modules)", p, sign(t, mod(func(j *protocol.Job) {
+			other := meInventory
+			other.Modules = []string{"wifi", "lte"}
+			j.InventorySHA256 = mustInventoryHash(other)
+		}), priv), me, ReasonOtherInv},
+		{"signed job binding no inventory", p, sign(t, mod(func(j *protocol.Job) { j.InventorySHA256 = "" }), priv), me, ReasonOtherInv},
 		{"dev agent takes unsigned", &Policy{}, sign(t, baseJob(), nil), me, ""},
+		{"dev agent takes a job of an old server without inventory", &Policy{}, sign(t, mod(func(j *protocol.Job) { j.InventorySHA256 = "" }), nil), me, ""},
+		{"dev agent still checks inventory", &Policy{}, sign(t, mod(func(j *protocol.Job) { j.InventorySHA256 = sum([]byte("x")) }), nil), me, ReasonOtherInv},
 		{"dev agent still checks device", &Policy{}, sign(t, mod(func(j *protocol.Job) { j.Device.Serial = "SN-2" }), nil), me, ReasonOtherDevice},
 		{"dev agent still checks nonce", &Policy{}, sign(t, mod(func(j *protocol.Job) { j.Nonce = "x" }), nil), me, ReasonReplayed},
 	}

@@ -74,3 +74,25 @@ func TestFlashCommand(t *testing.T) {
 		t.Errorf("missing source: exit %d %q", code, out)
 	}
 }
+
+// TestFlashRefusesMissingDevice is issue 13's "no disk, no flash": a TARGET under /dev that
+// does not exist used to exit 0 and leave a regular file in devtmpfs (the image in RAM). Now
+// it exits non-zero with a one-line reason and creates nothing; so does a /dev path that is
+// not a block device.
+func TestFlashRefusesMissingDevice(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "img.raw")
+	os.WriteFile(src, bytes.Repeat([]byte("x"), 8192), 0o644)
+	missing := "/dev/flashline-test-nonexistent-" + filepath.Base(dir)
+	code, out := runFlash(t, src, missing)
+	if code == 0 || strings.Count(strings.TrimSpace(out), "\n") != 0 || !strings.Contains(out, "no such block device") {
+		t.Fatalf("missing /dev target: exit %d: %q", code, out)
+	}
+	if _, err := os.Lstat(missing); err == nil {
+		os.Remove(missing)
+		t.Fatalf("flash created %s", missing)
+	}
+	if code, out := runFlash(t, src, "/dev/null"); code == 0 || !strings.Contains(out, "character device") {
+		t.Fatalf("character device target: exit %d: %q", code, out)
+	}
+}

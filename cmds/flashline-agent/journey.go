@@ -11,6 +11,7 @@ import (
 	"github.com/flashline/flashline/agent/checks"
 	"github.com/flashline/flashline/agent/flash"
 	"github.com/flashline/flashline/agent/flash/bmap"
+	"github.com/flashline/flashline/agent/flash/target"
 	"github.com/flashline/flashline/agent/inventory"
 	"github.com/flashline/flashline/agent/journey"
 	"github.com/flashline/flashline/agent/lineclient"
@@ -79,7 +80,7 @@ func journeyDeps(policy *trust.Policy, con *operator.Console, log *slog.Logger) 
 	return journey.Deps{
 		Inventory: inv.Inventory,
 		VerifyJob: func(sj protocol.SignedJob, want journey.Expect) (protocol.Job, error) {
-			return policy.VerifyJob(&sj, trust.Expect{Serial: want.Serial, MAC: want.MAC, Nonce: want.Nonce, Now: want.Now})
+			return policy.VerifyJob(&sj, trust.Expect{Serial: want.Serial, MAC: want.MAC, Nonce: want.Nonce, Now: want.Now, InventorySHA256: want.InventorySHA256})
 		},
 		RunScenario: func(ctx context.Context, data []byte, hw protocol.Inventory, emit func(protocol.Event)) ([]protocol.StepResult, error) {
 			sc, err := scenario.Parse("scenario", data, reg)
@@ -133,6 +134,8 @@ func journeyDeps(policy *trust.Policy, con *operator.Console, log *slog.Logger) 
 		After: func(ctx context.Context, action string) error {
 			return power.Do(ctx, power.Kernel{}, action)
 		},
+		// A rule's /dev target must exist as a block device; the journey waits for it.
+		CheckTarget: target.LiveChecker().CheckDevPath,
 	}
 }
 

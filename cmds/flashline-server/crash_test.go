@@ -223,6 +223,7 @@ func testResultsSurviveKill9(t *testing.T, pg *storetest.Cluster) {
 		t.Fatal(err)
 	}
 	jobs := make([]protocol.Job, n)
+	secrets := make([]string, n) // run id -> secret, as each agent keeps it
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 32)
 	for i := range n {
@@ -242,6 +243,7 @@ func testResultsSurviveKill9(t *testing.T, pg *storetest.Cluster) {
 			if jobs[i], err = protocol.OpenJob(*resp.Job, nil); err != nil {
 				t.Error(err)
 			}
+			secrets[i] = resp.RunSecret
 		}()
 	}
 	wg.Wait()
@@ -262,7 +264,9 @@ func testResultsSurviveKill9(t *testing.T, pg *storetest.Cluster) {
 				// while results arrive (acknowledgements are quick while it is down).
 				time.Sleep(time.Duration(i) * 8 * time.Millisecond)
 			}
-			ack, err := client.PutResultRetrying(ctx, result(jobs[i], i), func(error, time.Duration) { retries.Add(1) })
+			res := result(jobs[i], i)
+			res.Secret = secrets[i]
+			ack, err := client.PutResultRetrying(ctx, res, func(error, time.Duration) { retries.Add(1) })
 			if err != nil {
 				errs <- fmt.Errorf("result %d: %w", i, err)
 				return

@@ -95,7 +95,7 @@ rules: [{name: all, scenario: box.yaml, image: os}]
 	if err != nil {
 		t.Fatalf("the job is not signed with the configured key: %v", err)
 	}
-	if _, err := c.PutResult(ctx, protocol.Result{RunID: job.RunID, Serial: "W1", MAC: mac, Status: protocol.StatusPass}); err != nil {
+	if _, err := c.PutResult(ctx, protocol.Result{RunID: job.RunID, Serial: "W1", MAC: mac, Status: protocol.StatusPass, Secret: resp.RunSecret}); err != nil {
 		t.Fatal(err)
 	}
 	if got := pxe(); !strings.Contains(got, "LOCALBOOT 0") {

@@ -216,14 +216,14 @@ func device(ctx context.Context, c *lineclient.Client, d, k, batches int, f figu
 			evs = append(evs, protocol.Event{Seq: seq, Time: time.Now(), Kind: protocol.EventStep, Step: "wifi", Status: protocol.StatusRunning})
 		}
 		t := time.Now()
-		if _, err := c.PostEvents(ctx, protocol.EventBatch{RunID: job.RunID, Serial: serial, Events: evs}); err != nil {
+		if _, err := c.PostEvents(ctx, protocol.EventBatch{RunID: job.RunID, Serial: serial, Events: evs, Secret: resp.RunSecret}); err != nil {
 			return fmt.Errorf("events: %w", err)
 		}
 		f.event.add(time.Since(t))
 		events.Add(int64(len(evs)))
 	}
 	v := 1.0
-	res := protocol.Result{RunID: job.RunID, Serial: serial, MAC: mac, Status: protocol.StatusPass, Finished: time.Now(),
+	res := protocol.Result{RunID: job.RunID, Serial: serial, MAC: mac, Status: protocol.StatusPass, Finished: time.Now(), Secret: resp.RunSecret,
 		Steps: []protocol.StepResult{{Name: "Wi-Fi", Check: "wifi.scan", Status: protocol.StatusPass, Attempts: 1, DurationMS: 800,
 			Measurements: []protocol.Measurement{{Name: "signal_dbm", Value: &v, Unit: "dBm"}}}},
 		Timings: []protocol.PhaseTiming{{Phase: "scenario", DurationMS: 800}}}

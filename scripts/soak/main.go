@@ -240,6 +240,8 @@ type device struct {
 	serial string
 	mac    string
 	runs   int
+	// secret is the current run's run secret (HelloResponse.RunSecret).
+	secret string
 }
 
 func newDevice(n int, addr string) *device {
@@ -270,6 +272,10 @@ func (d *device) do(ctx context.Context, method, path string, in, out any) (int,
 		return 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if d.secret != "" && path != protocol.PathHello {
+		// As the agent does: the run's writes carry the secret its hello answer issued.
+		req.Header.Set("Authorization", "Bearer "+d.secret)
+	}
 	resp, err := d.client.Do(req)
 	if err != nil {
 		return 0, err
@@ -304,6 +310,7 @@ func (d *device) provision(ctx context.Context) (runInfo, time.Duration, error) 
 		return runInfo{}, 0, err
 	}
 	lat := time.Since(start)
+	d.secret = hr.RunSecret
 	if hr.Job == nil {
 		return runInfo{}, lat, fmt.Errorf("no job: %s", hr.Message)
 	}

@@ -29,6 +29,9 @@ type Store interface {
 	StartRun(ctx context.Context, n store.NewRun) error
 	AddEvents(ctx context.Context, runID, serial string, evs []protocol.Event) (store.EventsAck, error)
 	PutResult(ctx context.Context, res protocol.Result) (duplicate bool, err error)
+	// CheckRunSecret verifies a run's secret and that its job has not expired at now
+	// (store.ErrNotFound, store.ErrUnauthorized, store.ErrExpired).
+	CheckRunSecret(ctx context.Context, runID, secret string, now time.Time) error
 }
 
 // Issuer builds a device's job.
@@ -66,6 +69,8 @@ type Options struct {
 	RetryAfter time.Duration
 	// Limits bound request bodies and the hello's inventory (zero values: the defaults).
 	Limits Limits
+	// Now is the clock for job expiry checks (tests); nil means time.Now.
+	Now func() time.Time
 }
 
 // Server is the agent-facing HTTP API.
@@ -86,6 +91,9 @@ func New(o Options) (*Server, error) {
 		o.RetryAfter = 30 * time.Second
 	}
 	o.Limits.setDefaults()
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	s := &Server{o: o, log: o.Logger}
 	var err error
 	if o.ImagesDir != "" {
@@ -317,6 +325,13 @@ func (s *Server) hello(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, protocol.Error{Error: "cannot issue a job: " + err.Error()})
 		return
 	}
+	secret, err := protocol.NewRunSecret()
+	if err != nil {
+		s.count("error")
+		s.log.Error("issue job", "mac", mac, "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, protocol.Error{Error: "cannot issue a job: " + err.Error()})
+		return
+	}
 	ip := h.IP
 	if ip == "" {
 		ip, _, _ = net.SplitHostPort(r.RemoteAddr)
@@ -330,7 +345,7 @@ func (s *Server) hello(w http.ResponseWriter, r *http.Request) {
 	err = s.o.Store.StartRun(r.Context(), store.NewRun{RunID: iss.Job.RunID, Serial: iss.Job.Device.Serial, MAC: mac,
 		Product: h.Inventory.DMI.Product, Rule: iss.Rule, Scenario: iss.Job.Scenario.Name, Image: iss.Job.Image.Name,
 		AgentVersion: h.AgentVersion, IP: ip, IssuedAt: iss.Job.IssuedAt, ExpiresAt: iss.Job.ExpiresAt,
-		Inventory: h.Inventory, Timings: h.Timings, ServerTimings: netboot})
+		Inventory: h.Inventory, Timings: h.Timings, ServerTimings: netboot, SecretHash: protocol.HashRunSecret(secret)})
 	if err != nil {
 		s.count("error")
 		s.log.Error("record run", "run", iss.Job.RunID, "err", err)
@@ -342,7 +357,7 @@ func (s *Server) hello(w http.ResponseWriter, r *http.Request) {
 		"scenario", iss.Job.Scenario.Name, "image", iss.Job.Image.Name, "signed", len(iss.Signed.Signature) > 0,
 		"netboot", netboot)
 	s.notify(iss.Job.RunID)
-	writeJSON(w, http.StatusOK, protocol.HelloResponse{Job: &iss.Signed})
+	writeJSON(w, http.StatusOK, protocol.HelloResponse{Job: &iss.Signed, RunSecret: secret})
 }
 
 func (s *Server) count(outcome string) {
@@ -391,6 +406,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusBadRequest, "invalid", err.Error(), "run", runID)
 		return
 	}
+	if !s.authorized(w, r, runID) {
+		return
+	}
 	ack, err := s.o.Store.AddEvents(r.Context(), runID, b.Serial, b.Events)
 	if s.storeFailed(w, r, err, runID) {
 		return
@@ -404,6 +422,32 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	}
 	s.notify(runID)
 	writeJSON(w, http.StatusOK, protocol.EventAck{Seq: ack.Seq})
+}
+
+// authorized checks that a device write carries its run's secret (Authorization: Bearer) and
+// that the run's job has not expired; otherwise it answers 401 or 403 and the caller stores
+// nothing. It runs after the body was decoded and validated, so a malformed request is still
+// told what is wrong with it, but before anything touches the run.
+func (s *Server) authorized(w http.ResponseWriter, r *http.Request, runID string) bool {
+	secret, ok := protocol.ParseBearer(r.Header.Get("Authorization"))
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="flashline run"`)
+		s.fail(w, r, http.StatusUnauthorized, "unauthenticated", "no run secret: send the run_secret of this run's hello answer as Authorization: Bearer", "run", runID)
+		return false
+	}
+	err := s.o.Store.CheckRunSecret(r.Context(), runID, secret, s.o.Now())
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, store.ErrUnauthorized):
+		w.Header().Set("WWW-Authenticate", `Bearer realm="flashline run", error="invalid_token"`)
+		s.fail(w, r, http.StatusUnauthorized, "unauthenticated", fmt.Sprintf("wrong run secret for run %q", runID), "run", runID)
+	case errors.Is(err, store.ErrExpired):
+		s.fail(w, r, http.StatusForbidden, "expired", err.Error(), "run", runID)
+	default:
+		s.storeFailed(w, r, err, runID)
+	}
+	return false
 }
 
 // storeFailed answers a store error: unknown runs and other devices' runs are the client's
@@ -469,6 +513,9 @@ func (s *Server) result(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := CheckResult(runID, &res); err != nil {
 		s.fail(w, r, http.StatusBadRequest, "invalid", err.Error(), "run", runID)
+		return
+	}
+	if !s.authorized(w, r, runID) {
 		return
 	}
 	// The request's context is not used: once the result is being stored, a client that hangs

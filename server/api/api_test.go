@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,6 +40,8 @@ type env struct {
 	logs    *syncBuffer
 	notes   *notes
 	netboot *fakeNetboot
+	// skew moves the API's clock ahead (job expiry tests).
+	skew *atomic.Int64
 }
 
 type syncBuffer struct {
@@ -92,7 +95,8 @@ func newEnv(t testing.TB, with ...func(*Options)) *env {
 	reg := prometheus.NewRegistry()
 	m := NewMetrics(reg)
 	nb := &fakeNetboot{}
-	o := Options{Store: st, Issuer: is, ImagesDir: imgDir, ScenariosDir: scenDir, Metrics: m, Notifier: n, Netboot: nb,
+	skew := &atomic.Int64{}
+	o := Options{Now: func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }, Store: st, Issuer: is, ImagesDir: imgDir, ScenariosDir: scenDir, Metrics: m, Notifier: n, Netboot: nb,
 		Logger: slog.New(slog.NewTextHandler(logs, nil)), RetryAfter: 7 * time.Second}
 	for _, f := range with {
 		f(&o)
@@ -110,7 +114,7 @@ func newEnv(t testing.TB, with ...func(*Options)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{srv: srv, store: st, pub: pub, client: c, image: image, logs: logs, notes: n, netboot: nb}
+	return &env{srv: srv, store: st, pub: pub, client: c, image: image, logs: logs, notes: n, netboot: nb, skew: skew}
 }
 
 func hello(mac string) protocol.Hello {
@@ -150,12 +154,12 @@ func TestProtocolRoundTrip(t *testing.T) {
 		{Seq: 2, Time: time.Now(), Kind: protocol.EventStep, Step: "Wi-Fi", Status: protocol.StatusRunning},
 	}
 	for i := 0; i < 2; i++ { // a repeat is acknowledged the same
-		ack, err := e.client.PostEvents(ctx, protocol.EventBatch{RunID: job.RunID, Serial: job.Device.Serial, Events: ev})
+		ack, err := e.client.PostEvents(ctx, protocol.EventBatch{RunID: job.RunID, Serial: job.Device.Serial, Events: ev, Secret: resp.RunSecret})
 		if err != nil || ack != 2 {
 			t.Fatalf("post events: ack %d err %v", ack, err)
 		}
 	}
-	ack, err := e.client.PostEvents(ctx, protocol.EventBatch{RunID: job.RunID, Events: []protocol.Event{
+	ack, err := e.client.PostEvents(ctx, protocol.EventBatch{RunID: job.RunID, Secret: resp.RunSecret, Events: []protocol.Event{
 		{Seq: 3, Kind: protocol.EventProgress, Phase: "flash", Done: 512, Total: 1024}}})
 	if err != nil || ack != 3 {
 		t.Fatalf("progress: %d %v", ack, err)
@@ -168,7 +172,7 @@ func TestProtocolRoundTrip(t *testing.T) {
 	v := -50.0
 	res := protocol.Result{RunID: job.RunID, Serial: job.Device.Serial, MAC: job.Device.MAC, Status: protocol.StatusPass,
 		Steps:   []protocol.StepResult{{Name: "Wi-Fi", Check: "wifi.scan", Status: protocol.StatusPass, Measurements: []protocol.Measurement{{Name: "signal_dbm", Value: &v}}}},
-		Timings: []protocol.PhaseTiming{{Phase: "flash", DurationMS: 4000}}, Finished: time.Now()}
+		Timings: []protocol.PhaseTiming{{Phase: "flash", DurationMS: 4000}}, Finished: time.Now(), Secret: resp.RunSecret}
 	a1, err := e.client.PutResult(ctx, res)
 	if err != nil || !a1.Stored || a1.Duplicate {
 		t.Fatalf("first put: %+v %v", a1, err)
@@ -261,6 +265,8 @@ func TestBadInput(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			before := len(e.logs.String())
 			req, _ := http.NewRequest(tt.method, e.srv.URL+tt.path, strings.NewReader(tt.body))
+			// The genuine run's secret: these requests are refused for what they say.
+			req.Header.Set("Authorization", "Bearer "+resp.RunSecret)
 			if tt.ctype != "" {
 				req.Header.Set("Content-Type", tt.ctype)
 			}
@@ -291,7 +297,7 @@ func TestBadInput(t *testing.T) {
 		t.Fatalf("bad input changed the store: %+v", c)
 	}
 	var se *lineclient.StatusError
-	_, err = e.client.PutResult(ctx, protocol.Result{RunID: "20990101T000000Z-00", Status: protocol.StatusPass})
+	_, err = e.client.PutResult(ctx, protocol.Result{RunID: "20990101T000000Z-00", Status: protocol.StatusPass, Secret: resp.RunSecret})
 	if !errors.As(err, &se) || se.Code != 404 || se.Temporary() {
 		t.Fatalf("agent client sees %v", err)
 	}
@@ -402,4 +408,121 @@ func FuzzHandlers(f *testing.F) {
 			t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
 		}
 	})
+}
+
+// TestDeviceWritesNeedTheRunSecret is the attack of issue 13: anyone on the line network
+// could read a run id from the dashboard and PUT {"status":"pass"} for it (the device then
+// boots its disk untested, and its genuine FAIL is dropped as a duplicate), or post events
+// with an empty serial. Without the run's secret every such write is now 401, nothing is
+// stored and the device's state is unchanged; the genuine agent's writes still work.
+func TestDeviceWritesNeedTheRunSecret(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	const mac = "52:54:00:00:00:01"
+	resp, err := e.client.Hello(ctx, hello(mac))
+	if err != nil || resp.Job == nil {
+		t.Fatal(err)
+	}
+	if len(resp.RunSecret) != 43 || strings.Contains(string(resp.Job.Job), resp.RunSecret) {
+		t.Fatalf("run secret %q missing, or inside the signed job", resp.RunSecret)
+	}
+	job, _ := protocol.OpenJob(*resp.Job, e.pub)
+	other, err := e.client.Hello(ctx, hello("52:54:00:00:00:02"))
+	if err != nil || other.Job == nil {
+		t.Fatal(err)
+	}
+	runPath := "/api/v1/runs/" + job.RunID
+	forgedPass := fmt.Sprintf(`{"run_id":%q,"serial":"SER-01","mac":%q,"status":"pass","steps":[]}`, job.RunID, mac)
+	emptySerialEvent := `{"run_id":"","serial":"","events":[{"seq":1,"kind":"step","step":"frozen by an attacker","status":"running"}]}`
+	for _, tt := range []struct {
+		name, method, path, auth, body string
+	}{
+		{"forged pass, no credential", "PUT", runPath + "/result", "", forgedPass},
+		{"forged pass, wrong secret", "PUT", runPath + "/result", "Bearer " + strings.Repeat("A", 43), forgedPass},
+		{"forged pass, another run's secret", "PUT", runPath + "/result", "Bearer " + other.RunSecret, forgedPass},
+		{"forged pass, the secret's hash", "PUT", runPath + "/result", "Bearer " + protocol.HashRunSecret(resp.RunSecret), forgedPass},
+		{"forged pass, other scheme", "PUT", runPath + "/result", "Basic " + resp.RunSecret, forgedPass},
+		{"forged pass, secret in the body", "PUT", runPath + "/result", "", strings.Replace(forgedPass, `"steps"`, `"secret":"`+resp.RunSecret+`","run_secret":"`+resp.RunSecret+`","steps"`, 1)},
+		{"events with an empty serial, no credential", "POST", runPath + "/events", "", emptySerialEvent},
+		{"events with an empty serial, wrong secret", "POST", runPath + "/events", "Bearer " + other.RunSecret, emptySerialEvent},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tt.method, e.srv.URL+tt.path, strings.NewReader(tt.body))
+			if tt.auth != "" {
+				req.Header.Set("Authorization", tt.auth)
+			}
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != http.StatusUnauthorized || res.Header.Get("WWW-Authenticate") == "" {
+				t.Fatalf("status %d (%s), want 401 with WWW-Authenticate", res.StatusCode, b)
+			}
+			if lb, _ := e.store.LocalBoot(ctx, mac); lb {
+				t.Fatal("a forged result sent the device to localboot")
+			}
+			r, _ := e.store.Run(ctx, job.RunID)
+			if r.Status != "issued" || r.Step != "" || r.HasResult {
+				t.Fatalf("an unauthenticated write changed the run: %+v", r)
+			}
+			if c, _ := e.store.Count(ctx); c.Results != 0 || c.Events != 0 {
+				t.Fatalf("an unauthenticated write was stored: %+v", c)
+			}
+		})
+	}
+
+	// The genuine FAIL is stored as the result, not answered "duplicate".
+	ack, err := e.client.PutResult(ctx, protocol.Result{RunID: job.RunID, Serial: "SER-01", MAC: mac, Status: protocol.StatusFail,
+		FailedStep: "Wi-Fi", Reason: "no AP", Secret: resp.RunSecret})
+	if err != nil || !ack.Stored || ack.Duplicate {
+		t.Fatalf("genuine fail: %+v %v", ack, err)
+	}
+	if r, _ := e.store.Run(ctx, job.RunID); r.Status != "fail" {
+		t.Fatalf("stored status %q, want the genuine fail", r.Status)
+	}
+	// Neither the secret nor its hash reaches an export.
+	var exp bytes.Buffer
+	if err := e.store.ExportJSON(ctx, &exp, "SER-01"); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(exp.String(), resp.RunSecret) || strings.Contains(exp.String(), protocol.HashRunSecret(resp.RunSecret)) {
+		t.Fatal("the run secret is in the export")
+	}
+	if strings.Contains(e.logs.String(), resp.RunSecret) {
+		t.Fatal("the run secret is in the log")
+	}
+}
+
+// TestResultAfterExpiryRefused: a result (or events) arriving after the job expired is
+// refused, even with the right secret: a device that reports hours later did not run the job
+// the operator signed for that time.
+func TestResultAfterExpiryRefused(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	const mac = "52:54:00:00:00:03"
+	resp, err := e.client.Hello(ctx, hello(mac))
+	if err != nil || resp.Job == nil {
+		t.Fatal(err)
+	}
+	job, _ := protocol.OpenJob(*resp.Job, e.pub)
+	e.skew.Store(int64(config.DefaultTTL + time.Minute))
+	var se *lineclient.StatusError
+	_, err = e.client.PutResultRetrying(ctx, protocol.Result{RunID: job.RunID, Serial: job.Device.Serial, MAC: mac,
+		Status: protocol.StatusPass, Secret: resp.RunSecret}, nil)
+	if !errors.As(err, &se) || se.Code != http.StatusForbidden || !strings.Contains(se.Message, "expired") {
+		t.Fatalf("late result: %v, want 403 expired (and no retrying)", err)
+	}
+	_, err = e.client.PostEvents(ctx, protocol.EventBatch{RunID: job.RunID, Secret: resp.RunSecret,
+		Events: []protocol.Event{{Seq: 1, Kind: protocol.EventLog, Message: "late"}}})
+	if !errors.As(err, &se) || se.Code != http.StatusForbidden {
+		t.Fatalf("late events: %v, want 403", err)
+	}
+	if lb, _ := e.store.LocalBoot(ctx, mac); lb {
+		t.Fatal("a result after expiry sent the device to localboot")
+	}
+	if c, _ := e.store.Count(ctx); c.Results != 0 || c.Events != 0 {
+		t.Fatalf("late writes stored: %+v", c)
+	}
 }

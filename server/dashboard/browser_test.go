@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -36,6 +37,16 @@ type line struct {
 	dash   *dashboard.Dashboard
 	client *lineclient.Client
 	store  store.Backend
+
+	mu      sync.Mutex
+	secrets map[string]string // run id -> run secret, as the agent keeps it
+}
+
+// secret is the run secret the server issued with runID's job.
+func (l *line) secret(runID string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.secrets[runID]
 }
 
 func newLine(t *testing.T) *line {
@@ -79,7 +90,7 @@ func newLineWith(t *testing.T, st store.Backend) *line {
 	srv := httptest.NewServer(mux)
 	t.Cleanup(func() { cancel(); srv.Close() })
 	c, _ := lineclient.New(srv.URL, nil)
-	return &line{srv: srv, dash: d, client: c, store: st}
+	return &line{srv: srv, dash: d, client: c, store: st, secrets: map[string]string{}}
 }
 
 // netbootSeen is the line server's own view of every device's netboot.
@@ -101,12 +112,15 @@ func (l *line) job(t *testing.T, mac, serial string) protocol.Job {
 	if err != nil {
 		t.Fatal(err)
 	}
+	l.mu.Lock()
+	l.secrets[job.RunID] = resp.RunSecret
+	l.mu.Unlock()
 	return job
 }
 
 func (l *line) events(t *testing.T, job protocol.Job, evs ...protocol.Event) {
 	t.Helper()
-	if _, err := l.client.PostEvents(context.Background(), protocol.EventBatch{RunID: job.RunID, Serial: job.Device.Serial, Events: evs}); err != nil {
+	if _, err := l.client.PostEvents(context.Background(), protocol.EventBatch{RunID: job.RunID, Serial: job.Device.Serial, Events: evs, Secret: l.secret(job.RunID)}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -261,7 +275,8 @@ func TestDashboardLiveInChromium(t *testing.T) {
 	second := l.job(t, "52:54:00:00:00:02", "GMB3-0002")
 	b.waitFor(t, `(document.getElementById("dev-52:54:00:00:00:02") || {innerText: ""}).innerText`, "GMB3-0002")
 	if _, err := l.client.PutResult(context.Background(), protocol.Result{RunID: first.RunID, Serial: first.Device.Serial,
-		MAC: first.Device.MAC, Status: protocol.StatusPass, Steps: []protocol.StepResult{{Name: "Wi-Fi sees the line AP", Status: protocol.StatusPass}}}); err != nil {
+		MAC: first.Device.MAC, Status: protocol.StatusPass, Steps: []protocol.StepResult{{Name: "Wi-Fi sees the line AP", Status: protocol.StatusPass}},
+		Secret: l.secret(first.RunID)}); err != nil {
 		t.Fatal(err)
 	}
 	got := b.waitFor(t, row, "PASS")
@@ -269,7 +284,7 @@ func TestDashboardLiveInChromium(t *testing.T) {
 		t.Errorf("passed device row does not show its next boot is the local disk: %q", got)
 	}
 	if _, err := l.client.PutResult(context.Background(), protocol.Result{RunID: second.RunID, Serial: second.Device.Serial,
-		Status: protocol.StatusFail, FailedStep: "Power button", Reason: "no key press within 30s"}); err != nil {
+		Status: protocol.StatusFail, FailedStep: "Power button", Reason: "no key press within 30s", Secret: l.secret(second.RunID)}); err != nil {
 		t.Fatal(err)
 	}
 	got = b.waitFor(t, `document.getElementById("dev-52:54:00:00:00:02").innerText`, "FAIL")

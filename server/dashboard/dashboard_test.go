@@ -11,7 +11,7 @@ import (
 func TestResetRefusesCrossSite(t *testing.T) {
 	l := newLine(t)
 	job := l.job(t, "52:54:00:00:00:05", "S5")
-	if _, err := l.client.PutResult(context.Background(), protocol.Result{RunID: job.RunID, Serial: "S5", Status: protocol.StatusPass}); err != nil {
+	if _, err := l.client.PutResult(context.Background(), protocol.Result{RunID: job.RunID, Serial: "S5", Status: protocol.StatusPass, Secret: l.secret(job.RunID)}); err != nil {
 		t.Fatal(err)
 	}
 	post := func(h map[string]string) int {

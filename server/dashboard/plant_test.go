@@ -47,7 +47,7 @@ func TestTwoLinesOnePlantDatabase(t *testing.T) {
 	}
 	pass := func(l *line, mac, serial string, st protocol.Status) {
 		job := l.job(t, mac, serial)
-		if _, err := l.client.PutResult(ctx, protocol.Result{RunID: job.RunID, Serial: serial, Status: st}); err != nil {
+		if _, err := l.client.PutResult(ctx, protocol.Result{RunID: job.RunID, Serial: serial, Status: st, Secret: l.secret(job.RunID)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -128,7 +128,7 @@ func TestDashboardShowsQueueInChromium(t *testing.T) {
 	l := newLineWith(t, p)
 	job := l.job(t, "52:54:00:00:0c:01", "SC1")
 	start := time.Now()
-	if _, err := l.client.PutResult(ctx, protocol.Result{RunID: job.RunID, Serial: "SC1", Status: protocol.StatusPass}); err != nil {
+	if _, err := l.client.PutResult(ctx, protocol.Result{RunID: job.RunID, Serial: "SC1", Status: protocol.StatusPass, Secret: l.secret(job.RunID)}); err != nil {
 		t.Fatal(err)
 	}
 	if d := time.Since(start); d > 2*time.Second {

@@ -140,6 +140,10 @@ func (is *Issuer) Issue(ctx context.Context, h protocol.Hello, mac string) (Issu
 	if err != nil {
 		return Issued{}, fmt.Errorf("rule %q: %w", rule.Name, err)
 	}
+	invHash, err := protocol.InventoryHash(h.Inventory)
+	if err != nil {
+		return Issued{}, err
+	}
 	now := is.now().UTC()
 	runID, err := NewRunID(now)
 	if err != nil {
@@ -156,6 +160,9 @@ func (is *Issuer) Issue(ctx context.Context, h protocol.Hello, mac string) (Issu
 		Target:    protocol.Target{Device: rule.Target.Device, Transport: rule.Target.Transport, MinSize: int64(rule.Target.MinSize)},
 		After:     rule.After,
 		Flash:     protocol.FlashOptions{VerifyReadback: rule.Flash.VerifyReadback, GrowLastPartition: rule.Flash.GrowLastPartition, WhileTesting: rule.Flash.WhileTesting},
+		// The rule was chosen for this inventory; binding its hash stops a relay from getting
+		// another rule's job with this device's identity and nonce.
+		InventorySHA256: invHash,
 	}
 	if b := im.Bmap; b != nil {
 		job.Bmap = &protocol.Artifact{Name: b.File, URL: joinURL(is.imagesURL, "/images/", b.File), SHA256: b.SHA256, Size: b.Size}

@@ -55,8 +55,8 @@ func TestGenerate(t *testing.T) {
 		t.Fatalf("agent cannot read the public key: %v", err)
 	}
 	// A job signed with the loaded key verifies on the agent.
-	sj, _ := protocol.SignJob(protocol.Job{RunID: "r", Nonce: "n", Device: protocol.Identity{Serial: "S"}}, priv)
-	if _, err := (&trust.Policy{Key: pub}).VerifyJob(&sj, trust.Expect{Serial: "S", Nonce: "n"}); err != nil {
+	sj, _ := protocol.SignJob(protocol.Job{RunID: "r", Nonce: "n", Device: protocol.Identity{Serial: "S"}, InventorySHA256: "inv"}, priv)
+	if _, err := (&trust.Policy{Key: pub}).VerifyJob(&sj, trust.Expect{Serial: "S", Nonce: "n", InventorySHA256: "inv"}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -16,6 +16,9 @@ type Backend interface {
 	Line() string
 
 	StartRun(ctx context.Context, n NewRun) error
+	// CheckRunSecret authenticates a device's write for a run (auth.go); a Plant checks it
+	// against the line's own file, so devices are authenticated while the plant is down.
+	CheckRunSecret(ctx context.Context, runID, secret string, now time.Time) error
 	AddEvents(ctx context.Context, runID, serial string, evs []protocol.Event) (EventsAck, error)
 	PutResult(ctx context.Context, res protocol.Result) (duplicate bool, err error)
 	RecordReboot(ctx context.Context, mac string, at time.Time, within time.Duration) (runID string, d time.Duration, err error)

@@ -249,9 +249,10 @@ func TestSQLiteMigratesOlderFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	startRun(t, s, "r1", "S1", "52:54:00:00:00:01")
-	// Back to what a schema-1 server left: no line columns, no outbox.
+	// Back to what a schema-1 server left: no run secrets, no audit log, no line columns, no outbox.
 	for _, q := range []string{`DROP INDEX runs_line`, `DROP INDEX devices_line`, `ALTER TABLE runs DROP COLUMN line`,
-		`ALTER TABLE devices DROP COLUMN line`, `DROP TABLE outbox`, `PRAGMA user_version = 1`} {
+		`ALTER TABLE devices DROP COLUMN line`, `DROP TABLE outbox`,
+		`ALTER TABLE runs DROP COLUMN secret_hash`, `DROP INDEX audit_time`, `DROP TABLE audit`, `PRAGMA user_version = 1`} {
 		if _, err := s.w.ExecContext(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}

@@ -122,6 +122,20 @@ CREATE TABLE timings (
 	PRIMARY KEY (run_id, source, idx)
 );
 `,
+	// 2: device-write authentication and the operator audit log (SQLite's migration 2).
+	`
+ALTER TABLE runs ADD COLUMN secret_hash TEXT NOT NULL DEFAULT '';
+
+CREATE TABLE audit (
+	id     BIGSERIAL PRIMARY KEY,
+	time   BIGINT NOT NULL,
+	actor  TEXT NOT NULL,
+	action TEXT NOT NULL,
+	mac    TEXT NOT NULL DEFAULT '',
+	detail TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX audit_time ON audit(time);
+`,
 }
 
 // openPostgres connects to dsn and applies pending migrations. Every connection runs with

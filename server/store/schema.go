@@ -103,8 +103,23 @@ CREATE TABLE timings (
 	duration_ms INTEGER NOT NULL,
 	PRIMARY KEY (run_id, source, idx)
 ) WITHOUT ROWID;
+`, // 2: device-write authentication and the operator audit log. secret_hash is the SHA-256
+	// of the run's secret (never the secret: a copy of the database must not let anyone
+	// report for a device); runs issued before this migration have none and accept no writes.
+	`
+ALTER TABLE runs ADD COLUMN secret_hash TEXT NOT NULL DEFAULT '';
+
+CREATE TABLE audit (
+	id     INTEGER PRIMARY KEY AUTOINCREMENT,
+	time   INTEGER NOT NULL,
+	actor  TEXT NOT NULL,
+	action TEXT NOT NULL,
+	mac    TEXT NOT NULL DEFAULT '',
+	detail TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX audit_time ON audit(time);
 `,
-	// 2: every run and device carries its line; the outbox queues changes for the plant's
+	// 3: every run and device carries its line; the outbox queues changes for the plant's
 	// PostgreSQL database (store driver postgres), oldest first.
 	`
 ALTER TABLE runs ADD COLUMN line TEXT NOT NULL DEFAULT '';

@@ -274,6 +274,8 @@ type NewRun struct {
 	ServerTimings []protocol.PhaseTiming
 	// Line is the line the run is on; empty means the store's own (Options.Line).
 	Line string `json:",omitempty"`
+	// SecretHash is protocol.HashRunSecret of the run secret issued with the job.
+	SecretHash string
 }
 
 // StartRun records a newly issued job and the device it went to.
@@ -307,10 +309,10 @@ func (s *Store) StartRun(ctx context.Context, n NewRun) error {
 // and may already be stored, which is then left as it is.
 func (s *Store) startRun(ctx context.Context, tx *sql.Tx, n NewRun, inv string, now int64, replay bool) error {
 	res, err := tx.ExecContext(ctx, `INSERT INTO runs (run_id, serial, mac, product, rule, scenario, image,
-		agent_version, ip, issued_at, expires_at, updated_at, line) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
+		agent_version, ip, issued_at, expires_at, updated_at, line, secret_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 		ON CONFLICT (run_id) DO NOTHING`,
 		n.RunID, n.Serial, n.MAC, n.Product, n.Rule, n.Scenario, n.Image, n.AgentVersion, n.IP,
-		ms(n.IssuedAt), ms(n.ExpiresAt), now, n.Line)
+		ms(n.IssuedAt), ms(n.ExpiresAt), now, n.Line, n.SecretHash)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -70,7 +72,54 @@ type Target struct {
 	checker    *Checker
 }
 
-// Open checks and opens path. A missing path becomes a new regular file. An existing
+// ErrNoDevice is returned for a target under the device directory (/dev) that does not exist
+// or is not a block device.
+var ErrNoDevice = errors.New("no such block device")
+
+// CheckDevPath refuses a target under c.Dev (/dev) that is not an existing block device. In
+// devtmpfs a missing disk would otherwise become a regular file in RAM, and a flash "to
+// /dev/mmcblk0" on a board whose eMMC did not appear would succeed without writing any disk.
+// Paths outside c.Dev are left to Open (regular files are allowed there). An empty c.Dev
+// checks nothing.
+func (c *Checker) CheckDevPath(path string) error {
+	if c == nil || c.Dev == "" || !underDir(path, c.Dev) {
+		return nil
+	}
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("target %s: %w (the disk did not appear)", path, ErrNoDevice)
+	case err != nil:
+		return fmt.Errorf("target %s: %w", path, err)
+	case fi.Mode()&os.ModeDevice == 0 || fi.Mode()&os.ModeCharDevice != 0:
+		return fmt.Errorf("target %s: %w (it is a %s)", path, ErrNoDevice, describeMode(fi.Mode()))
+	}
+	return nil
+}
+
+func underDir(path, dir string) bool {
+	p, d := filepath.Clean(path), filepath.Clean(dir)
+	return p == d || strings.HasPrefix(p, d+string(filepath.Separator))
+}
+
+func describeMode(m os.FileMode) string {
+	switch {
+	case m.IsRegular():
+		return "regular file"
+	case m.IsDir():
+		return "directory"
+	case m&os.ModeCharDevice != 0:
+		return "character device"
+	case m&os.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&os.ModeSocket != 0:
+		return "socket"
+	}
+	return "special file"
+}
+
+// Open checks and opens path. A target under /dev must be an existing block device
+// (CheckDevPath). Elsewhere a missing path becomes a new regular file, and an existing
 // regular file is truncated and restored to its former length, so it reads back zeros
 // (its size, like a disk's, is kept for the GPT fix-up). Nothing is modified until every
 // safety check passed.
@@ -78,6 +127,9 @@ func Open(path string, opts Options) (*Target, error) {
 	c := opts.Checker
 	if c == nil {
 		c = LiveChecker()
+	}
+	if err := c.CheckDevPath(path); err != nil {
+		return nil, err
 	}
 	fi, err := os.Stat(path)
 	switch {
