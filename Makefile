@@ -78,8 +78,15 @@ iso: initrd.gz
 # (scripts/setup is idempotent: a second run only checks).
 test: setup unit smoke
 
+# The store's tests run against SQLite and a real PostgreSQL: a throw-away cluster on a unix
+# socket (scripts/pg-test-cluster) unless FLASHLINE_TEST_PG_DSN already names one.
 unit:
 	go vet ./...
+	@set -e; if [ -z "$$FLASHLINE_TEST_PG_DSN" ]; then \
+		eval "$$(scripts/pg-test-cluster start)"; \
+		trap 'scripts/pg-test-cluster destroy "$$FLASHLINE_TEST_PG_DATA"' EXIT; \
+	fi; \
+	echo "unit: PostgreSQL for the store tests: $$FLASHLINE_TEST_PG_DSN"; \
 	go test -count=1 ./...
 
 smoke: initrd.gz
