@@ -1,4 +1,4 @@
-package main
+package buildinfo
 
 import (
 	"bytes"
@@ -8,20 +8,20 @@ import (
 	"testing"
 )
 
-func TestVersion(t *testing.T) {
+func TestCommand(t *testing.T) {
 	for _, tc := range []struct {
 		args     []string
 		code     int
 		out, err string // substrings
 	}{
-		{nil, 0, "flashline-server dev, " + runtime.Version() + "\n", ""},
+		{nil, 0, "flashline-agent dev, " + runtime.Version() + "\n", ""},
 		{[]string{"-json"}, 0, `"go":"` + runtime.Version() + `"`, ""},
 		{[]string{"-h"}, 0, "", "-json"},
 		{[]string{"extra"}, 2, "", "unexpected argument"},
 		{[]string{"-bogus"}, 2, "", "-bogus"},
 	} {
 		var out, errb bytes.Buffer
-		if code := version(&out, &errb, tc.args); code != tc.code {
+		if code := Command("flashline-agent", &out, &errb, tc.args); code != tc.code {
 			t.Errorf("version %q: exit %d, want %d (stderr %q)", tc.args, code, tc.code, errb.String())
 		}
 		if !strings.Contains(out.String(), tc.out) || !strings.Contains(errb.String(), tc.err) {
