@@ -17,9 +17,9 @@ import (
 	"github.com/flashline/flashline/agent/kmod"
 	"github.com/flashline/flashline/agent/lineclient"
 	"github.com/flashline/flashline/agent/netup"
-	"github.com/flashline/flashline/agent/protocol"
 	"github.com/flashline/flashline/agent/sysinit"
 	"github.com/flashline/flashline/internal/buildinfo"
+	"github.com/flashline/flashline/protocol"
 )
 
 // Version returns the agent's version (the git commit it was built from), as sent in hello.

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/flashline/flashline/agent/probe/evdev"
-	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/protocol"
 )
 
 // KeySource opens the input devices that can send a key.

@@ -62,7 +62,7 @@ import (
 	"reflect"
 	"time"
 
-	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/protocol"
 )
 
 // Check is one configured test, ready to run.

@@ -13,7 +13,7 @@ import (
 
 	"github.com/flashline/flashline/agent/probe/evdev"
 	"github.com/flashline/flashline/agent/probe/lte"
-	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/protocol"
 )
 
 var gmbox = protocol.Inventory{

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/protocol"
 	"github.com/mdlayher/ethtool"
 	"github.com/vishvananda/netlink"
 )

@@ -13,7 +13,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/protocol"
 )
 
 // ExecParams configure exec.

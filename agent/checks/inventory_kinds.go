@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/protocol"
 )
 
 // Transports a disk can be attached by, as the inventory names them.

@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/flashline/flashline/agent/probe/lte"
-	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/protocol"
 )
 
 // ModemProber reads a modem's state; port "" means find the AT port.

@@ -13,7 +13,7 @@ import (
 	"github.com/flashline/flashline/agent/probe/bluetooth"
 	"github.com/flashline/flashline/agent/probe/rfkill"
 	"github.com/flashline/flashline/agent/probe/wifi"
-	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/protocol"
 	mwifi "github.com/mdlayher/wifi"
 	"golang.org/x/sys/unix"
 )

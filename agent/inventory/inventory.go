@@ -16,7 +16,7 @@ import (
 
 	"github.com/flashline/flashline/agent/probe/evdev"
 	"github.com/flashline/flashline/agent/probe/lte"
-	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/protocol"
 	"github.com/u-root/u-root/pkg/smbios"
 )
 

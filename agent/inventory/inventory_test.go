@@ -8,7 +8,7 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/protocol"
 )
 
 func TestGMBoxTree(t *testing.T) {

@@ -22,9 +22,9 @@ import (
 
 	"github.com/flashline/flashline/agent/console"
 	"github.com/flashline/flashline/agent/lineclient"
-	"github.com/flashline/flashline/agent/protocol"
 	"github.com/flashline/flashline/agent/report"
 	"github.com/flashline/flashline/agent/trust"
+	"github.com/flashline/flashline/protocol"
 )
 
 // maxScenarioBytes bounds a scenario download; real scenarios are a few KiB.

@@ -17,7 +17,7 @@ import (
 	"github.com/flashline/flashline/agent/console"
 	"github.com/flashline/flashline/agent/flash/target"
 	"github.com/flashline/flashline/agent/lineclient"
-	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/protocol"
 )
 
 // fakeAPI is an in-memory line server.

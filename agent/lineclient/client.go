@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/protocol"
 )
 
 // Client talks to one line server.

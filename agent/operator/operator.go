@@ -13,8 +13,8 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/flashline/flashline/agent/protocol"
 	"github.com/flashline/flashline/agent/scenario"
+	"github.com/flashline/flashline/protocol"
 )
 
 // Console prints a scenario run for the operator. It implements checks.Operator and takes

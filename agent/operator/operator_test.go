@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/flashline/flashline/agent/checks"
-	"github.com/flashline/flashline/agent/protocol"
 	"github.com/flashline/flashline/agent/scenario"
+	"github.com/flashline/flashline/protocol"
 )
 
 func fixed(o checks.Outcome) checks.Check {

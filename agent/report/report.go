@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/flashline/flashline/agent/lineclient"
-	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/protocol"
 )
 
 // Poster sends a batch and returns the highest acknowledged sequence number;

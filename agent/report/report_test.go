@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/protocol"
 )
 
 // fakeServer keeps each sequence number once, like the real server, and can be made to fail.

@@ -6,8 +6,8 @@ import (
 	"os"
 
 	"github.com/flashline/flashline/agent/checks"
-	"github.com/flashline/flashline/agent/protocol"
 	"github.com/flashline/flashline/agent/scenario"
+	"github.com/flashline/flashline/protocol"
 )
 
 // The agent's journey: parse the job's scenario, plan it for this device's inventory, run it

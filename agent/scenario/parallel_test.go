@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/flashline/flashline/agent/checks"
-	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/protocol"
 )
 
 // sleeper passes (or fails) after d, or returns early when its context ends.

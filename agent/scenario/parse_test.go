@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/flashline/flashline/agent/checks"
-	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/protocol"
 )
 
 // testRegistry has the inventory kinds and exec plus a kind with range-checked params, in

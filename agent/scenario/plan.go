@@ -4,7 +4,7 @@ import (
 	"fmt"
 
 	"github.com/flashline/flashline/agent/checks"
-	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/protocol"
 )
 
 // Planned is a step as it will run on one device.

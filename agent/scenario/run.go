@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/flashline/flashline/agent/checks"
-	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/protocol"
 )
 
 // Event reports a step's progress while a scenario runs.

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/flashline/flashline/agent/checks"
-	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/protocol"
 	"go.yaml.in/yaml/v3"
 )
 

@@ -36,8 +36,8 @@ import (
 	"github.com/flashline/flashline/agent/flash"
 	"github.com/flashline/flashline/agent/journey"
 	"github.com/flashline/flashline/agent/lineclient"
-	"github.com/flashline/flashline/agent/protocol"
 	"github.com/flashline/flashline/agent/trust"
+	"github.com/flashline/flashline/protocol"
 	"github.com/flashline/flashline/server/keys"
 )
 

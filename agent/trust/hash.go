@@ -7,7 +7,7 @@ import (
 	"hash"
 	"io"
 
-	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/protocol"
 )
 
 // VerifyBytes checks downloaded bytes (a scenario) against the artifact of a verified job.

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/protocol"
 )
 
 // Reason says in one word why the agent refused something; it is shown on the console and

@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flashline/flashline/agent/protocol"
 	"github.com/flashline/flashline/agent/trust"
+	"github.com/flashline/flashline/protocol"
 	"github.com/flashline/flashline/server/api"
 	"github.com/flashline/flashline/server/config"
 	"github.com/flashline/flashline/server/jobs"

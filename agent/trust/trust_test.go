@@ -17,7 +17,7 @@ import (
 	"testing/iotest"
 	"time"
 
-	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/protocol"
 )
 
 func genKey(t testing.TB) (ed25519.PublicKey, ed25519.PrivateKey) {

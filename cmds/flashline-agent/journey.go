@@ -17,9 +17,9 @@ import (
 	"github.com/flashline/flashline/agent/lineclient"
 	"github.com/flashline/flashline/agent/operator"
 	"github.com/flashline/flashline/agent/power"
-	"github.com/flashline/flashline/agent/protocol"
 	"github.com/flashline/flashline/agent/scenario"
 	"github.com/flashline/flashline/agent/trust"
+	"github.com/flashline/flashline/protocol"
 )
 
 // trustRoot is where the initramfs keeps the operator's public key and pinned CA.

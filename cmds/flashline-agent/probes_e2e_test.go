@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/flashline/flashline/agent/emul/atmodem"
-	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/protocol"
 	"github.com/flashline/flashline/scripts/qemu"
 	"github.com/u-root/u-root/pkg/cpio"
 )

@@ -18,9 +18,9 @@ import (
 	"github.com/flashline/flashline/agent/kmod"
 	"github.com/flashline/flashline/agent/lineclient"
 	"github.com/flashline/flashline/agent/power"
-	"github.com/flashline/flashline/agent/protocol"
 	"github.com/flashline/flashline/agent/rescue"
 	"github.com/flashline/flashline/agent/sysinit"
+	"github.com/flashline/flashline/protocol"
 )
 
 // cmdRun is the whole journey: boot (command line, mounts, modules, DHCP), then the line

@@ -15,8 +15,8 @@ import (
 	"github.com/flashline/flashline/agent/checks"
 	"github.com/flashline/flashline/agent/inventory"
 	"github.com/flashline/flashline/agent/operator"
-	"github.com/flashline/flashline/agent/protocol"
 	"github.com/flashline/flashline/agent/scenario"
+	"github.com/flashline/flashline/protocol"
 )
 
 const scenarioUsage = `usage:

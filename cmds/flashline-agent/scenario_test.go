@@ -10,8 +10,8 @@ import (
 	"testing"
 
 	"github.com/flashline/flashline/agent/checks"
-	"github.com/flashline/flashline/agent/protocol"
 	"github.com/flashline/flashline/agent/scenario"
+	"github.com/flashline/flashline/protocol"
 )
 
 // TestLintExampleScenarios lints every scenario shipped in scenarios/, as CI does.

@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/flashline/flashline/agent/lineclient"
-	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/protocol"
 	"github.com/flashline/flashline/server/store"
 	"github.com/flashline/flashline/server/store/storetest"
 )

@@ -22,7 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/flashline/flashline/agent/probe/wifi/sink"
-	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/protocol"
 	"github.com/flashline/flashline/server/api"
 	"github.com/flashline/flashline/server/config"
 	"github.com/flashline/flashline/server/dashboard"

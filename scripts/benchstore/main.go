@@ -24,7 +24,7 @@ import (
 	"time"
 
 	"github.com/flashline/flashline/agent/lineclient"
-	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/protocol"
 )
 
 func main() {

@@ -31,7 +31,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/protocol"
 	"github.com/flashline/flashline/server/store"
 )
 

@@ -19,7 +19,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/protocol"
 	"github.com/flashline/flashline/server/jobs"
 	"github.com/flashline/flashline/server/store"
 )

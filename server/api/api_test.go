@@ -25,7 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/flashline/flashline/agent/lineclient"
-	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/protocol"
 	"github.com/flashline/flashline/server/config"
 	"github.com/flashline/flashline/server/jobs"
 	"github.com/flashline/flashline/server/store"

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/protocol"
 )
 
 // Limits bound what one request may make the server read and store.

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/protocol"
 )
 
 // post sends a hello body and returns the status and the answer's error message.

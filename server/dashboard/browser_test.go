@@ -23,7 +23,7 @@ import (
 	"golang.org/x/net/websocket"
 
 	"github.com/flashline/flashline/agent/lineclient"
-	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/protocol"
 	"github.com/flashline/flashline/server/api"
 	"github.com/flashline/flashline/server/config"
 	"github.com/flashline/flashline/server/dashboard"

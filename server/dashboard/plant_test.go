@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/protocol"
 	"github.com/flashline/flashline/server/dashboard"
 	"github.com/flashline/flashline/server/store"
 	"github.com/flashline/flashline/server/store/storetest"

@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/flashline/flashline/agent/flash/bmap"
-	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/protocol"
 	"github.com/flashline/flashline/server/config"
 )
 

@@ -23,7 +23,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/protocol"
 	"github.com/flashline/flashline/server/config"
 )
 

@@ -19,8 +19,8 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/flashline/flashline/agent/protocol"
 	"github.com/flashline/flashline/agent/trust"
+	"github.com/flashline/flashline/protocol"
 )
 
 // File names inside a key directory.

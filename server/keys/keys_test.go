@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flashline/flashline/agent/protocol"
 	"github.com/flashline/flashline/agent/trust"
+	"github.com/flashline/flashline/protocol"
 )
 
 func mode(t *testing.T, path string) os.FileMode {

@@ -22,7 +22,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/protocol"
 	"github.com/flashline/flashline/server/pxecfg"
 )
 

@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/protocol"
 )
 
 // ErrUnauthorized is returned by CheckRunSecret when a write for a run does not carry that

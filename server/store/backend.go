@@ -5,7 +5,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/protocol"
 )
 
 // Backend is the results store the line server runs on, whatever the database: *Store (one

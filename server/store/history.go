@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/protocol"
 )
 
 // RunDetail is a run with everything recorded about it.

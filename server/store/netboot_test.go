@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/protocol"
 )
 
 // The server's netboot phases are stored with the run, and a passed device's first config

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/protocol"
 )
 
 // Plant is the store of a line whose results go to the plant's PostgreSQL database, shared

@@ -19,7 +19,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/protocol"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 

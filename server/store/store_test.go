@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/protocol"
 )
 
 func openTest(t *testing.T, path string) *Store {
