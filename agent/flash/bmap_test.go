@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/flashline/flashline/agent/flash/bmap"
+	"github.com/flashline/flashline/protocol/bmap"
 )
 
 // mapImage builds the bmap of img as flashline-bmap would (zero blocks unmapped).

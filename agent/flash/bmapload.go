@@ -10,7 +10,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/flashline/flashline/agent/flash/bmap"
+	"github.com/flashline/flashline/protocol/bmap"
 )
 
 // LoadBmap reads and parses a .bmap from an http(s) URL or a file. When sha256Hex is set the

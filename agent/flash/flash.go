@@ -34,10 +34,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/flashline/flashline/agent/flash/bmap"
 	"github.com/flashline/flashline/agent/flash/decompress"
 	"github.com/flashline/flashline/agent/flash/source"
 	"github.com/flashline/flashline/agent/flash/target"
+	"github.com/flashline/flashline/protocol/bmap"
 )
 
 // HoldBack is how much of the image's start is written last.

@@ -12,10 +12,10 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/flashline/flashline/agent/flash/bmap"
 	"github.com/flashline/flashline/agent/flash/decompress"
 	"github.com/flashline/flashline/agent/flash/source"
 	"github.com/flashline/flashline/agent/flash/target"
+	"github.com/flashline/flashline/protocol/bmap"
 )
 
 // zeroSeg is the granularity of zero skipping. Only whole zero MiBs are skipped: finer

@@ -10,7 +10,6 @@ import (
 	"github.com/flashline/flashline/agent/bootstrap"
 	"github.com/flashline/flashline/agent/checks"
 	"github.com/flashline/flashline/agent/flash"
-	"github.com/flashline/flashline/agent/flash/bmap"
 	"github.com/flashline/flashline/agent/flash/target"
 	"github.com/flashline/flashline/agent/inventory"
 	"github.com/flashline/flashline/agent/journey"
@@ -20,6 +19,7 @@ import (
 	"github.com/flashline/flashline/agent/scenario"
 	"github.com/flashline/flashline/agent/trust"
 	"github.com/flashline/flashline/protocol"
+	"github.com/flashline/flashline/protocol/bmap"
 )
 
 // trustRoot is where the initramfs keeps the operator's public key and pinned CA.

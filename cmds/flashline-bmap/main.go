@@ -13,7 +13,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/flashline/flashline/agent/flash/bmap"
+	"github.com/flashline/flashline/protocol/bmap"
 )
 
 func main() {

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/flashline/flashline/agent/flash/bmap"
 	"github.com/flashline/flashline/protocol"
+	"github.com/flashline/flashline/protocol/bmap"
 	"github.com/flashline/flashline/server/config"
 )
 

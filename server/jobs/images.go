@@ -21,7 +21,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 
-	"github.com/flashline/flashline/agent/flash/bmap"
+	"github.com/flashline/flashline/protocol/bmap"
 	"github.com/flashline/flashline/server/config"
 )
 
