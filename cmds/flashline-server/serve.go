@@ -21,8 +21,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/flashline/flashline/agent/probe/wifi/sink"
 	"github.com/flashline/flashline/protocol"
+	"github.com/flashline/flashline/protocol/sink"
 	"github.com/flashline/flashline/server/api"
 	"github.com/flashline/flashline/server/config"
 	"github.com/flashline/flashline/server/dashboard"

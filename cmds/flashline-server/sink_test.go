@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flashline/flashline/agent/probe/wifi/sink"
+	"github.com/flashline/flashline/protocol/sink"
 	"github.com/flashline/flashline/server/config"
 )
 

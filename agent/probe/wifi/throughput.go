@@ -9,7 +9,7 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/flashline/flashline/agent/probe/wifi/sink"
+	"github.com/flashline/flashline/protocol/sink"
 	mwifi "github.com/mdlayher/wifi"
 	"golang.org/x/sys/unix"
 )

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flashline/flashline/agent/probe/wifi/sink"
+	"github.com/flashline/flashline/protocol/sink"
 	mwifi "github.com/mdlayher/wifi"
 )
 
