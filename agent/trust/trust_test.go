@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
@@ -157,35 +156,6 @@ func TestRefusalMessage(t *testing.T) {
 	}
 }
 
-func TestParsePublicKey(t *testing.T) {
-	pub, priv := genKey(t)
-	privDER, _ := x509.MarshalPKCS8PrivateKey(priv)
-	tests := []struct {
-		name string
-		in   []byte
-		ok   bool
-	}{
-		{"pem", pubPEM(t, pub), true},
-		{"base64", []byte(base64.StdEncoding.EncodeToString(pub) + "\n"), true},
-		{"hex", []byte(hex.EncodeToString(pub)), true},
-		{"private key pem", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: privDER}), false},
-		{"short", []byte(hex.EncodeToString(pub[:31])), false},
-		{"empty", nil, false},
-		{"garbage", []byte("ssh-ed25519 AAAA"), false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			k, err := ParsePublicKey(tt.in)
-			if (err == nil) != tt.ok {
-				t.Fatalf("err = %v, want ok=%v", err, tt.ok)
-			}
-			if tt.ok && !k.Equal(pub) {
-				t.Fatal("wrong key")
-			}
-		})
-	}
-}
-
 func TestLoad(t *testing.T) {
 	pub, _ := genKey(t)
 	write := func(root, path string, b []byte) {
@@ -210,8 +180,8 @@ func TestLoad(t *testing.T) {
 	}
 
 	full := t.TempDir()
-	write(full, PubKeyPath, pubPEM(t, pub))
-	write(full, CAPath, caPEM)
+	write(full, protocol.PubKeyPath, pubPEM(t, pub))
+	write(full, protocol.CAPath, caPEM)
 	p, err = Load(full)
 	if err != nil || p.Development() || !p.Pinned() || !p.Key.Equal(pub) {
 		t.Fatalf("full root: %+v %v", p, err)
@@ -219,12 +189,12 @@ func TestLoad(t *testing.T) {
 
 	// A damaged key must never turn the agent into a development agent.
 	bad := t.TempDir()
-	write(bad, PubKeyPath, []byte("truncated"))
+	write(bad, protocol.PubKeyPath, []byte("truncated"))
 	if _, err := Load(bad); err == nil {
 		t.Fatal("damaged key accepted")
 	}
 	badCA := t.TempDir()
-	write(badCA, CAPath, []byte("-----BEGIN NOTHING-----\n"))
+	write(badCA, protocol.CAPath, []byte("-----BEGIN NOTHING-----\n"))
 	if _, err := Load(badCA); err == nil {
 		t.Fatal("damaged CA accepted")
 	}
@@ -325,20 +295,5 @@ func FuzzVerifyJob(f *testing.F) {
 		}
 		// A development agent parses anything without panicking.
 		_, _ = (&Policy{}).VerifyJob(sj, me)
-	})
-}
-
-// FuzzParsePublicKey: key files come from the operator's build input; garbage must be an
-// error, never a panic or a zero key.
-func FuzzParsePublicKey(f *testing.F) {
-	pub, _ := genKey(f)
-	f.Add(pubPEM(f, pub))
-	f.Add([]byte(hex.EncodeToString(pub)))
-	f.Add([]byte("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		k, err := ParsePublicKey(b)
-		if err == nil && len(k) != ed25519.PublicKeySize {
-			t.Fatalf("key of %d bytes", len(k))
-		}
 	})
 }

@@ -18,8 +18,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/flashline/flashline/agent/trust"
 	"github.com/flashline/flashline/internal/buildinfo"
+	"github.com/flashline/flashline/protocol"
 	"github.com/u-root/mkuimage/uimage"
 	"github.com/u-root/uio/llog"
 )
@@ -60,8 +60,8 @@ func main() {
 	var c config
 	flag.StringVar(&c.modulesDir, "modules-dir", "", "kernel module tree, /lib/modules/<version> (with modules.dep); empty: no modules")
 	flag.StringVar(&c.firmware, "firmware", "", "optional directory of firmware blobs, copied to /lib/firmware (also enables the Wi-Fi/BT chip drivers)")
-	flag.StringVar(&c.pubkey, "pubkey", "", "operator's ed25519 public key, placed at "+trust.PubKeyPath+"; without it the image is an UNSIGNED development image")
-	flag.StringVar(&c.ca, "ca", "", "optional PEM CA to pin for HTTPS to the line server, placed at "+trust.CAPath)
+	flag.StringVar(&c.pubkey, "pubkey", "", "operator's ed25519 public key, placed at "+protocol.PubKeyPath+"; without it the image is an UNSIGNED development image")
+	flag.StringVar(&c.ca, "ca", "", "optional PEM CA to pin for HTTPS to the line server, placed at "+protocol.CAPath)
 	flag.StringVar(&c.out, "o", "initrd.gz", "output file")
 	flag.StringVar(&c.compression, "compress", "zstd", "zstd (default: smallest that unpacks fast), xz (smallest, slow to unpack under TCG) or gzip")
 	flag.StringVar(&c.regdbDir, "regdb", "/lib/firmware", "directory holding regulatory.db and regulatory.db.p7s (wireless-regdb); skipped when absent")
@@ -182,10 +182,10 @@ func run(c config, log io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("-pubkey: %w", err)
 		}
-		if _, err := trust.ParsePublicKey(b); err != nil {
+		if _, err := protocol.ParsePublicKey(b); err != nil {
 			return fmt.Errorf("-pubkey %s: %w", c.pubkey, err)
 		}
-		if err := stageFile(strings.TrimPrefix(trust.PubKeyPath, "/"), string(b)); err != nil {
+		if err := stageFile(strings.TrimPrefix(protocol.PubKeyPath, "/"), string(b)); err != nil {
 			return err
 		}
 	} else {
@@ -202,10 +202,10 @@ func run(c config, log io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("-ca: %w", err)
 		}
-		if _, err := trust.ParseCA(b); err != nil {
+		if _, err := protocol.ParseCA(b); err != nil {
 			return fmt.Errorf("-ca %s: %w", c.ca, err)
 		}
-		if err := stageFile(strings.TrimPrefix(trust.CAPath, "/"), string(b)); err != nil {
+		if err := stageFile(strings.TrimPrefix(protocol.CAPath, "/"), string(b)); err != nil {
 			return err
 		}
 	}

@@ -19,7 +19,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/flashline/flashline/agent/trust"
 	"github.com/flashline/flashline/protocol"
 )
 
@@ -93,7 +92,7 @@ func LoadPublicKey(path string) (ed25519.PublicKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read public key: %w", err)
 	}
-	k, err := trust.ParsePublicKey(b)
+	k, err := protocol.ParsePublicKey(b)
 	if err != nil {
 		return nil, fmt.Errorf("public key %s: %w", path, err)
 	}

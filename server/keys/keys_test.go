@@ -51,7 +51,7 @@ func TestGenerate(t *testing.T) {
 	}
 	// The agent loads the same file mkinitrd copies to /etc/flashline/operator.pub.
 	b, _ := os.ReadFile(kp.Public)
-	if k, err := trust.ParsePublicKey(b); err != nil || !k.Equal(pub) {
+	if k, err := protocol.ParsePublicKey(b); err != nil || !k.Equal(pub) {
 		t.Fatalf("agent cannot read the public key: %v", err)
 	}
 	// A job signed with the loaded key verifies on the agent.
@@ -126,7 +126,7 @@ func TestInitTLS(t *testing.T) {
 		}
 	}
 	caPEM, _ := os.ReadFile(f.CACert)
-	pool, err := trust.ParseCA(caPEM)
+	pool, err := protocol.ParseCA(caPEM)
 	if err != nil {
 		t.Fatal(err)
 	}
