@@ -10,9 +10,6 @@ import (
 	"github.com/flashline/flashline/protocol"
 )
 
-// Transports a disk can be attached by, as the inventory names them.
-var Transports = []string{"virtio", "nvme", "sata", "mmc", "usb", "scsi"}
-
 // DiskPresentParams configure disk.present.
 type DiskPresentParams struct {
 	MinSize   Size   `yaml:"min_size" json:"min_size,omitempty" jsonschema_description:"Smallest acceptable size: bytes or 16GB (decimal) / 16GiB (binary)"`
@@ -27,8 +24,8 @@ func DiskPresent() Kind {
 		func() DiskPresentParams { return DiskPresentParams{Count: 1} },
 		func(p DiskPresentParams) []FieldError {
 			var errs []FieldError
-			if p.Transport != "" && !slices.Contains(Transports, p.Transport) {
-				errs = append(errs, FieldError{"transport", fmt.Sprintf("unknown transport %q (want one of %s)", p.Transport, strings.Join(Transports, ", "))})
+			if p.Transport != "" && !slices.Contains(protocol.Transports(), p.Transport) {
+				errs = append(errs, FieldError{"transport", fmt.Sprintf("unknown transport %q (want one of %s)", p.Transport, strings.Join(protocol.Transports(), ", "))})
 			}
 			if p.Count < 1 {
 				errs = append(errs, FieldError{"count", "must be at least 1"})

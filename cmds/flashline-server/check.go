@@ -33,7 +33,7 @@ func runCheck(stdout, stderr io.Writer, args []string) int {
 		fs.Usage()
 		return 2
 	}
-	_, ps := config.CheckFile(*cfgPath, config.CheckOptions{Host: !*fileOnly})
+	_, ps := config.CheckFile(*cfgPath, checkOptions(!*fileOnly))
 	for _, p := range ps {
 		fmt.Fprintln(stdout, p.Error())
 	}

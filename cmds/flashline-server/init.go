@@ -61,7 +61,7 @@ func cmdInit(ctx context.Context, args []string) int {
 		return 1
 	}
 	cfg := filepath.Join(o.ConfigDir, "server.yaml")
-	_, ps := config.CheckFile(cfg, config.CheckOptions{Host: true})
+	_, ps := config.CheckFile(cfg, checkOptions(true))
 	if len(ps) > 0 {
 		fmt.Printf("\nstill to do before serving (flashline-server check -config %s):\n", cfg)
 		for _, p := range ps {

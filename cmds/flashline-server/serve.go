@@ -61,7 +61,7 @@ func cmdServe(ctx context.Context, args []string) int {
 	log := slog.New(h)
 	// The same check as `flashline-server check`, before anything (the data directory, the
 	// results database) is created.
-	cfg, ps := config.CheckFile(*cfgPath, config.CheckOptions{Host: true})
+	cfg, ps := config.CheckFile(*cfgPath, checkOptions(true))
 	if len(ps) > 0 {
 		fmt.Fprintf(os.Stderr, "%v\nflashline-server: %s: %d problems, not starting (flashline-server check -config %s)\n", ps, *cfgPath, len(ps), *cfgPath)
 		return 1

@@ -16,8 +16,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/flashline/flashline/agent/checks"
-	"github.com/flashline/flashline/agent/scenario"
+	"github.com/flashline/flashline/protocol"
 )
 
 // CheckOptions says how far Check looks beyond the file itself.
@@ -26,6 +25,11 @@ type CheckOptions struct {
 	// names must exist (scenarios, images, TFTP root and boot files, keys), the scenarios the
 	// rules use must pass lint, the interfaces must exist and at least one part must be on.
 	Host bool
+	// LintScenario lints one scenario file in the scenario language the agents run (with Host,
+	// for every scenario a rule names). The server does not own that language, so the caller
+	// supplies it (cmds/flashline-server passes the agent's linter); nil checks only that the
+	// files exist.
+	LintScenario func(path string) Problems
 }
 
 // CheckFile reads the file at path and returns its configuration (relative paths resolved
@@ -66,7 +70,7 @@ func check(file string, b []byte, dir string, opts CheckOptions) (*Config, Probl
 	var extra Problems
 	if opts.Host {
 		var errs []error
-		errs, extra = c.hostChecks()
+		errs, extra = c.hostChecks(opts.LintScenario)
 		found = append(found, errs...)
 	}
 	// A value that did not decode is reported once, by the decoder, not again by the checks
@@ -252,8 +256,8 @@ func (c *Config) validateValues() []error {
 		}
 	}
 	for i, r := range c.Rules {
-		if t := r.Target.Transport; t != "" && !slices.Contains(checks.Transports, t) {
-			bad("rules[%d] (%s): target.transport %q: want one of %s%s", i, r.Name, t, strings.Join(checks.Transports, ", "), suggest(t, checks.Transports))
+		if t := r.Target.Transport; t != "" && !slices.Contains(protocol.Transports(), t) {
+			bad("rules[%d] (%s): target.transport %q: want one of %s%s", i, r.Name, t, strings.Join(protocol.Transports(), ", "), suggest(t, protocol.Transports()))
 		}
 	}
 	return errs
@@ -283,7 +287,7 @@ func checkListen(s string) error {
 
 // hostChecks are the checks against this host: what the configuration names must exist.
 // Problems inside the rules' scenario files come back as extra, at their own files' positions.
-func (c *Config) hostChecks() ([]error, Problems) {
+func (c *Config) hostChecks(lint func(path string) Problems) ([]error, Problems) {
 	var errs []error
 	var extra Problems
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
@@ -355,11 +359,12 @@ func (c *Config) hostChecks() ([]error, Problems) {
 					continue
 				}
 				linted[p] = true
-				if list := scenario.LintFile(p, checks.Default()); len(list) > 0 {
+				if lint == nil {
+					continue
+				}
+				if list := lint(p); len(list) > 0 {
 					bad("rules[%d] (%s): scenario %q fails lint (%d problems, listed after this file's)", i, r.Name, r.Scenario, len(list))
-					for _, e := range list {
-						extra = append(extra, Problem{File: e.File, Line: e.Line, Col: e.Col, Msg: e.Msg})
-					}
+					extra = append(extra, list...)
 				}
 			}
 		}

@@ -9,6 +9,9 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/flashline/flashline/agent/checks"
+	"github.com/flashline/flashline/agent/scenario"
 )
 
 // base is a valid HTTP-only configuration the cases below add mistakes to.
@@ -96,7 +99,7 @@ rules:
 		t.Fatal(err)
 	}
 	os.Remove(filepath.Join(dir, "tftp", "ldlinux.c32"))
-	_, ps := CheckFile(path, CheckOptions{Host: true})
+	_, ps := CheckFile(path, CheckOptions{Host: true, LintScenario: agentLint})
 	got := ps.Error()
 	for _, want := range []string{
 		path + `:6:29: tftp.root: boot file "` + filepath.Join(dir, "tftp", "ldlinux.c32") + `": does not exist`,
@@ -185,4 +188,13 @@ func TestDecodeTextUnmarshaler(t *testing.T) {
 			t.Errorf("%q: %q %v, want %q", tt.yaml, got, v.Addr, tt.want)
 		}
 	}
+}
+
+// agentLint is the linter cmds/flashline-server wires in: the agent's own.
+func agentLint(path string) Problems {
+	var ps Problems
+	for _, e := range scenario.LintFile(path, checks.Default()) {
+		ps = append(ps, Problem{File: e.File, Line: e.Line, Col: e.Col, Msg: e.Msg})
+	}
+	return ps
 }

@@ -13,7 +13,7 @@ import (
 
 	"github.com/invopop/jsonschema"
 
-	"github.com/flashline/flashline/agent/checks"
+	"github.com/flashline/flashline/protocol"
 	"github.com/flashline/flashline/server/config"
 )
 
@@ -25,7 +25,7 @@ var enums = map[string]map[string][]any{
 	"DHCP":     {"mode": {"proxy", "full"}},
 	"Rule":     {"after": {"reboot", "poweroff", "kexec", "halt", "none"}},
 	"PXELinux": {"unknown_devices": {"provision", "localboot"}},
-	"Target":   {"transport": toAny(checks.Transports)},
+	"Target":   {"transport": toAny(protocol.Transports())},
 }
 
 // Generate returns the schema, indented, ending in a newline.
