@@ -11,8 +11,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/flashline/flashline/agent/emul/hwsimap"
 	"github.com/flashline/flashline/agent/kmod"
+	"github.com/flashline/flashline/testbed/hwsimap"
 	"github.com/mdlayher/genetlink"
 	mwifi "github.com/mdlayher/wifi"
 )
