@@ -10,8 +10,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/flashline/flashline/agent/emul/vhci"
 	"github.com/flashline/flashline/agent/kmod"
+	"github.com/flashline/flashline/testbed/vhci"
 )
 
 func cmdBTPeer(ctx context.Context, args []string) int {
