@@ -22,7 +22,7 @@ import (
 	"time"
 
 	"github.com/creack/pty"
-	"github.com/flashline/flashline/agent/emul/atmodem"
+	"github.com/flashline/flashline/testbed/atmodem"
 	"golang.org/x/sys/unix"
 )
 

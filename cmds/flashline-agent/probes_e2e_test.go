@@ -17,9 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flashline/flashline/agent/emul/atmodem"
 	"github.com/flashline/flashline/protocol"
 	"github.com/flashline/flashline/scripts/qemu"
+	"github.com/flashline/flashline/testbed/atmodem"
 	"github.com/u-root/u-root/pkg/cpio"
 )
 
