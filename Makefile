@@ -90,7 +90,7 @@ unit:
 	go test -count=1 ./...
 
 smoke: initrd.gz
-	go test -count=1 -v -timeout 30m -tags e2e -run 'TestBootSmoke' ./scripts/qemu/
+	go test -count=1 -v -timeout 30m -tags e2e -run 'TestBootSmoke' ./testbed/qemu/
 
 # Longer QEMU runs: every test behind the e2e build tag, one package (one guest) at a time.
 e2e: initrd.gz testbed-initrd firmware

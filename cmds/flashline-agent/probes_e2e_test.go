@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"github.com/flashline/flashline/protocol"
-	"github.com/flashline/flashline/scripts/qemu"
 	"github.com/flashline/flashline/testbed/atmodem"
+	"github.com/flashline/flashline/testbed/qemu"
 	"github.com/u-root/u-root/pkg/cpio"
 )
 

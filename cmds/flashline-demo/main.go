@@ -16,7 +16,7 @@ import (
 
 	"github.com/flashline/flashline/scripts/line"
 	"github.com/flashline/flashline/scripts/netlab"
-	"github.com/flashline/flashline/scripts/qemu"
+	"github.com/flashline/flashline/testbed/qemu"
 )
 
 func main() {

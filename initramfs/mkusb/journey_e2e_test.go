@@ -16,7 +16,7 @@ import (
 
 	"github.com/flashline/flashline/initramfs/internal/qemuboot"
 	"github.com/flashline/flashline/scripts/line"
-	"github.com/flashline/flashline/scripts/qemu"
+	"github.com/flashline/flashline/testbed/qemu"
 )
 
 // usbScenario needs no emulated peripherals: the point here is the boot medium, not the

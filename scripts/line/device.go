@@ -12,8 +12,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/flashline/flashline/scripts/qemu"
 	"github.com/flashline/flashline/testbed/atmodem"
+	"github.com/flashline/flashline/testbed/qemu"
 )
 
 // Device is the emulated GM-Box: its disk outlives power cycles, like a real one's.

@@ -9,7 +9,7 @@ import (
 	"regexp"
 	"time"
 
-	"github.com/flashline/flashline/scripts/qemu"
+	"github.com/flashline/flashline/testbed/qemu"
 )
 
 // Fault is what goes wrong on purpose during a journey.

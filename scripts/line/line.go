@@ -27,7 +27,7 @@ import (
 
 	"github.com/flashline/flashline/internal/buildinfo"
 	"github.com/flashline/flashline/scripts/netlab"
-	"github.com/flashline/flashline/scripts/qemu"
+	"github.com/flashline/flashline/testbed/qemu"
 )
 
 // NSEnv tells a re-executed program the namespace it runs in and the tap it is to use.

@@ -21,7 +21,7 @@ import (
 	"time"
 
 	"github.com/flashline/flashline/scripts/line"
-	"github.com/flashline/flashline/scripts/qemu"
+	"github.com/flashline/flashline/testbed/qemu"
 )
 
 type journeyCase struct {

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/flashline/flashline/scripts/qemu"
+	"github.com/flashline/flashline/testbed/qemu"
 	"github.com/u-root/u-root/pkg/cpio"
 )
 

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flashline/flashline/scripts/qemu"
+	"github.com/flashline/flashline/testbed/qemu"
 )
 
 // TestRadioProbes boots a minimal initramfs whose /init (radioinit) starts

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flashline/flashline/scripts/qemu"
 	"github.com/flashline/flashline/testbed/atmodem"
+	"github.com/flashline/flashline/testbed/qemu"
 )
 
 // device is one emulated GM-Box booted straight into the agent's initrd.
