@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/flashline/flashline/scripts/line"
-	"github.com/flashline/flashline/scripts/netlab"
+	"github.com/flashline/flashline/testbed/netlab"
 	"github.com/flashline/flashline/testbed/qemu"
 )
 

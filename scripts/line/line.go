@@ -26,7 +26,7 @@ import (
 	"time"
 
 	"github.com/flashline/flashline/internal/buildinfo"
-	"github.com/flashline/flashline/scripts/netlab"
+	"github.com/flashline/flashline/testbed/netlab"
 	"github.com/flashline/flashline/testbed/qemu"
 )
 

@@ -33,10 +33,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flashline/flashline/scripts/netlab"
 	"github.com/flashline/flashline/server/dhcp"
 	"github.com/flashline/flashline/server/pxecfg"
 	"github.com/flashline/flashline/server/tftp"
+	"github.com/flashline/flashline/testbed/netlab"
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
 )
