@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/flashline/flashline/initramfs/diskimage"
-	"github.com/flashline/flashline/initramfs/internal/qemuboot"
+	"github.com/flashline/flashline/testbed/qemu"
 )
 
 // TestFirmwareBoots builds the test firmware and boots it from a virtio disk with SeaBIOS and
@@ -30,9 +30,9 @@ func TestFirmwareBoots(t *testing.T) {
 	img := filepath.Join(out, "firmware.img")
 	const serial = "TESTSERIAL"
 	want := "GM-SOFT-KIT BOOTED serial=" + serial
-	for _, fw := range []qemuboot.Firmware{qemuboot.BIOS, qemuboot.UEFI} {
+	for _, fw := range []qemu.Firmware{qemu.BIOS, qemu.UEFI} {
 		t.Run(string(fw), func(t *testing.T) {
-			res, err := qemuboot.Run(ctx, qemuboot.Config{Image: img, Firmware: fw, Attach: qemuboot.Virtio, Serial: serial},
+			res, err := qemu.Boot(ctx, qemu.BootConfig{Image: img, Firmware: fw, Attach: qemu.Virtio, Serial: serial},
 				func(line string) bool { return strings.Contains(line, want) })
 			if err != nil {
 				if res != nil {

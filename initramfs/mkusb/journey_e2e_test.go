@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flashline/flashline/initramfs/internal/qemuboot"
 	"github.com/flashline/flashline/scripts/line"
 	"github.com/flashline/flashline/testbed/qemu"
 )
@@ -41,17 +40,17 @@ var (
 func TestUSBJourney(t *testing.T) {
 	for _, tc := range []struct {
 		medium string // usb or iso
-		fw     qemuboot.Firmware
+		fw     qemu.Firmware
 	}{
-		{"usb", qemuboot.BIOS},
-		{"usb", qemuboot.UEFI},
-		{"iso", qemuboot.UEFI},
+		{"usb", qemu.BIOS},
+		{"usb", qemu.UEFI},
+		{"iso", qemu.UEFI},
 	} {
 		t.Run(tc.medium+"-"+string(tc.fw), func(t *testing.T) { usbJourney(t, tc.medium, tc.fw) })
 	}
 }
 
-func usbJourney(t *testing.T, medium string, fw qemuboot.Firmware) {
+func usbJourney(t *testing.T, medium string, fw qemu.Firmware) {
 	if os.Getenv(line.NSEnv) == "" {
 		if os.Geteuid() != 0 {
 			t.Skip("needs root for a network namespace and a tap device")
@@ -133,8 +132,8 @@ func usbJourney(t *testing.T, medium string, fw qemuboot.Firmware) {
 		"-device", "virtio-net-pci,netdev=n0,mac=" + qemu.DefaultMAC + ",romfile=",
 	}
 	var found, verdict string
-	res, err := qemuboot.Run(ctx, qemuboot.Config{
-		Image: stick, Firmware: fw, Attach: qemuboot.USB, Serial: serial, Net: net, Memory: 1024,
+	res, err := qemu.Boot(ctx, qemu.BootConfig{
+		Image: stick, Firmware: fw, Attach: qemu.USB, Serial: serial, Net: net, Memory: 1024,
 		Extra: []string{"-drive", "if=none,id=target,format=raw,file=" + disk,
 			"-device", "virtio-blk-pci,drive=target,serial=GMDISK-" + serial},
 		Log: logFile, Timeout: 20 * time.Minute, Writable: true,
@@ -186,7 +185,7 @@ func usbJourney(t *testing.T, medium string, fw qemuboot.Firmware) {
 	}
 	// The firmware went to the virtio disk: it must boot from it, alone.
 	want := "GM-SOFT-KIT BOOTED serial=" + serial
-	res, err = qemuboot.Run(ctx, qemuboot.Config{Image: disk, Firmware: fw, Attach: qemuboot.Virtio, Serial: serial},
+	res, err = qemu.Boot(ctx, qemu.BootConfig{Image: disk, Firmware: fw, Attach: qemu.Virtio, Serial: serial},
 		func(s string) bool { return strings.Contains(s, want) })
 	if err != nil {
 		if res != nil {

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flashline/flashline/initramfs/internal/qemuboot"
+	"github.com/flashline/flashline/testbed/qemu"
 )
 
 // TestMediaBoot builds the USB image and the hybrid ISO around the test firmware's tiny
@@ -47,21 +47,21 @@ func TestMediaBoot(t *testing.T) {
 	want := "GM-SOFT-KIT BOOTED serial=" + serial
 	for _, tc := range []struct {
 		image  string
-		fw     qemuboot.Firmware
-		attach qemuboot.Attach
+		fw     qemu.Firmware
+		attach qemu.Attach
 	}{
-		{o.usb, qemuboot.BIOS, qemuboot.USB},
-		{o.usb, qemuboot.UEFI, qemuboot.USB},
-		{o.iso, qemuboot.BIOS, qemuboot.USB},
-		{o.iso, qemuboot.UEFI, qemuboot.USB},
-		{o.iso, qemuboot.BIOS, qemuboot.CDROM},
+		{o.usb, qemu.BIOS, qemu.USB},
+		{o.usb, qemu.UEFI, qemu.USB},
+		{o.iso, qemu.BIOS, qemu.USB},
+		{o.iso, qemu.UEFI, qemu.USB},
+		{o.iso, qemu.BIOS, qemu.CDROM},
 		// UEFI from a CD works with the unified kernel image (default when systemd's stub is
 		// installed), not with syslinux.efi.
-		{o.iso, qemuboot.UEFI, qemuboot.CDROM},
+		{o.iso, qemu.UEFI, qemu.CDROM},
 	} {
 		name := filepath.Base(tc.image) + "/" + string(tc.fw) + "/" + string(tc.attach)
 		t.Run(name, func(t *testing.T) {
-			res, err := qemuboot.Run(ctx, qemuboot.Config{Image: tc.image, Firmware: tc.fw, Attach: tc.attach, Serial: serial},
+			res, err := qemu.Boot(ctx, qemu.BootConfig{Image: tc.image, Firmware: tc.fw, Attach: tc.attach, Serial: serial},
 				func(line string) bool { return strings.Contains(line, want) })
 			if err != nil {
 				if res != nil {

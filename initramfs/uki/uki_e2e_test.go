@@ -11,7 +11,6 @@ package uki_test
 // (FLASHLINE_KERNEL) and initrd.gz (FLASHLINE_INITRD, built by `make`).
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -24,13 +23,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/flashline/flashline/initramfs/uki"
 	"github.com/flashline/flashline/initramfs/uki/ovmfvars"
+	"github.com/flashline/flashline/testbed/qemu"
 )
 
 const (
@@ -38,7 +36,6 @@ const (
 	ovmfVars     = "/usr/share/OVMF/OVMF_VARS_4M.fd"
 	snakeoilKey  = "/usr/share/ovmf/PkKek-1-snakeoil.key" // password "snakeoil"
 	snakeoilCert = "/usr/share/ovmf/PkKek-1-snakeoil.pem"
-	qemuLock     = "/tmp/flashline-qemu.lock"
 	// The command line baked into the signed image; panic=-1 turns a kernel panic into an exit.
 	testCmdline = "console=ttyS0,115200 panic=-1 flashline.server=http://10.0.2.2:9 flashline.uki-test=1"
 )
@@ -128,80 +125,25 @@ func esp(t *testing.T, dir, name, efi string) string {
 	return img
 }
 
-// lockedBuffer collects the serial console.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) add(s string) { l.mu.Lock(); l.b.WriteString(s + "\n"); l.mu.Unlock() }
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // boot runs one guest until the console matches stop (or timeout) and returns the console.
-// It holds the machine-wide QEMU lock for the guest's life.
+// testbed/qemu holds the machine-wide QEMU lock for the guest's life.
 func boot(t *testing.T, varsTemplate []byte, espImg string, stop []*regexp.Regexp, timeout time.Duration) string {
 	t.Helper()
-	vars := filepath.Join(t.TempDir(), "vars.fd")
-	if err := os.WriteFile(vars, varsTemplate, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	lf, err := os.OpenFile(qemuLock, os.O_CREATE|os.O_RDWR, 0o666)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lf.Close()
-	waited := time.Now()
-	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
-	defer syscall.Flock(int(lf.Fd()), syscall.LOCK_UN)
-	t.Logf("QEMU lock after %s", time.Since(waited).Round(time.Second))
-
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "qemu-system-x86_64",
-		"-machine", "q35,smm=on,accel=tcg", "-cpu", "max", "-m", "1024", "-smp", "1",
-		"-global", "driver=cfi.pflash01,property=secure,value=on",
-		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+ovmfCode,
-		"-drive", "if=pflash,format=raw,unit=1,file="+vars,
-		"-drive", "if=virtio,format=raw,file="+espImg,
-		"-net", "none", "-serial", "stdio", "-display", "none", "-no-reboot",
-	)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = cmd.Stdout
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var con lockedBuffer
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			con.add(line)
-			for _, re := range stop {
-				if re.MatchString(line) {
-					cancel()
-					return
-				}
+	res, err := qemu.Boot(context.Background(), qemu.BootConfig{
+		Image: espImg, Firmware: qemu.UEFI, SecureBoot: true, OVMFCode: ovmfCode, OVMFVars: varsTemplate, Timeout: timeout,
+	}, func(line string) bool {
+		for _, re := range stop {
+			if re.MatchString(line) {
+				return true
 			}
 		}
-	}()
-	<-done
-	cancel()
-	cmd.Wait()
-	t.Logf("guest ran %s", time.Since(start).Round(100*time.Millisecond))
-	return con.String()
+		return false
+	})
+	if res == nil {
+		t.Fatal(err)
+	}
+	t.Logf("guest ran %s (%v)", res.Elapsed.Round(100*time.Millisecond), err)
+	return res.Console
 }
 
 func TestUKISecureBoot(t *testing.T) {

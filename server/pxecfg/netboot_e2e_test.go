@@ -10,10 +10,9 @@ package pxecfg_test
 //
 // The test re-executes itself inside the namespace (ip netns exec), so that
 // every socket, including the TFTP server's per-transfer ones, lives there.
-// One guest at a time, under the team's flock on /tmp/flashline-qemu.lock.
+// One guest at a time: testbed/qemu.Boot holds the machine-wide QEMU lock.
 
 import (
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -29,7 +28,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -37,6 +35,7 @@ import (
 	"github.com/flashline/flashline/server/pxecfg"
 	"github.com/flashline/flashline/server/tftp"
 	"github.com/flashline/flashline/testbed/netlab"
+	"github.com/flashline/flashline/testbed/qemu"
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
 )
@@ -367,100 +366,30 @@ func plantDHCP(t *testing.T, tap string) *server4.Server {
 // output so far on every line and every half second, reports the end, or a
 // timeout. It returns the serial output.
 func bootGuest(t *testing.T, uefi, noROM bool, done func(serial string) bool) (string, error) {
-	lock, err := os.OpenFile("/tmp/flashline-qemu.lock", os.O_CREATE|os.O_RDWR, 0o666)
-	if err != nil {
-		return "", err
-	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return "", err
-	}
-	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
-
-	args := []string{"-accel", "tcg", "-cpu", "max", "-smp", "1", "-m", "512",
-		"-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot", "-boot", "n",
-		"-netdev", "tap,id=n0,ifname=" + os.Getenv(childEnv) + ",script=no,downscript=no",
-		"-device", "virtio-net-pci,netdev=n0,mac=" + guestMAC}
-	if noROM {
-		args[len(args)-1] += ",romfile="
-	}
+	fw := qemu.BIOS
 	if uefi {
-		args = append(args, "-bios", "/usr/share/ovmf/OVMF.fd")
+		fw = qemu.UEFI
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 180*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", args...)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return "", err
+	nic := "virtio-net-pci,netdev=n0,mac=" + guestMAC
+	if noROM {
+		nic += ",romfile="
 	}
-	cmd.Stderr = cmd.Stdout
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		return "", err
-	}
-	lines := make(chan string)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(out)
-		sc.Split(scanLinesOrCR)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-	}()
 	var serial strings.Builder
-	finished := false
-	tick := time.NewTicker(500 * time.Millisecond)
-	defer tick.Stop()
-loop:
-	for !finished {
-		select {
-		case line, ok := <-lines:
-			if !ok {
-				break loop
-			}
-			if l := strings.TrimSpace(stripANSI(line)); l != "" {
-				fmt.Fprintf(&serial, "[%5.1fs] %s\n", time.Since(start).Seconds(), l)
-			}
-		case <-tick.C:
+	start := time.Now()
+	res, err := qemu.Boot(context.Background(), qemu.BootConfig{
+		Firmware: fw, Attach: qemu.PXE, Memory: 512, Timeout: 180 * time.Second, Poll: 500 * time.Millisecond,
+		Net: []string{"-netdev", "tap,id=n0,ifname=" + os.Getenv(childEnv) + ",script=no,downscript=no", "-device", nic},
+	}, func(line string) bool {
+		if line != "" {
+			fmt.Fprintf(&serial, "[%5.1fs] %s\n", time.Since(start).Seconds(), line)
 		}
-		finished = done(serial.String())
+		return done(serial.String())
+	})
+	if err != nil {
+		return serial.String(), fmt.Errorf("guest did not get there: %w", err)
 	}
-	cmd.Process.Kill()
-	for range lines {
-	}
-	cmd.Wait()
-	if !finished {
-		return serial.String(), fmt.Errorf("guest did not get there within %v", time.Since(start).Round(time.Second))
-	}
-	t.Logf("guest reached the end in %v", time.Since(start).Round(100*time.Millisecond))
+	t.Logf("guest reached the end in %v", res.Elapsed.Round(100*time.Millisecond))
 	return serial.String(), nil
-}
-
-func scanLinesOrCR(data []byte, atEOF bool) (int, []byte, error) {
-	if i := bytes.IndexAny(data, "\r\n"); i >= 0 {
-		return i + 1, data[:i], nil
-	}
-	if atEOF && len(data) > 0 {
-		return len(data), data, nil
-	}
-	return 0, nil, nil
-}
-
-// stripANSI drops the escape sequences firmware consoles are full of.
-func stripANSI(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == 0x1b {
-			for i++; i < len(s) && !(s[i] >= 'A' && s[i] <= 'Z' || s[i] >= 'a' && s[i] <= 'z'); i++ {
-			}
-			continue
-		}
-		if s[i] >= 0x20 && s[i] < 0x7f {
-			b.WriteByte(s[i])
-		}
-	}
-	return b.String()
 }
 
 // emptyInitramfs is a gzip'd newc cpio archive holding only its trailer.

@@ -1,12 +1,14 @@
-// Package qemuboot boots a disk or ISO image in QEMU the way a real machine would boot it
-// (BIOS or UEFI firmware, the image attached as a virtio disk, a USB stick or a CD) and
-// watches the serial console, for the boot media tests. Like every QEMU user in the project
-// it holds an exclusive flock on /tmp/flashline-qemu.lock for the life of the guest.
-package qemuboot
+package qemu
+
+// Boot is the harness' other way to run a guest: a machine that boots what it is given the way
+// a real one would (BIOS or UEFI firmware, optionally Secure Boot; a virtio disk, a USB stick,
+// a CD, or the network), watched until a console line, for the boot media, firmware, UKI and
+// netboot tests. Like Start it holds the machine-wide lock (Lock) for the guest's life.
 
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,14 +16,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
-
-// LockPath is the machine-wide QEMU lock.
-const LockPath = "/tmp/flashline-qemu.lock"
 
 // Firmware is what the virtual machine boots with.
 type Firmware string
@@ -36,10 +34,11 @@ const (
 	Virtio Attach = "virtio" // a fixed disk
 	USB    Attach = "usb"    // a removable USB mass-storage device on an xHCI controller
 	CDROM  Attach = "cdrom"  // an ATAPI CD-ROM
+	PXE    Attach = "pxe"    // no image: the firmware boots from the network (Net)
 )
 
-// Config is one boot.
-type Config struct {
+// BootConfig is one boot.
+type BootConfig struct {
 	Image    string
 	Firmware Firmware
 	Attach   Attach
@@ -58,16 +57,29 @@ type Config struct {
 	// Timeout bounds the boot from QEMU's start, after the lock was taken (waiting for
 	// other engineers' guests is bounded only by ctx); zero means 5 minutes.
 	Timeout time.Duration
+	// SecureBoot (UEFI only) runs OVMF's Secure Boot build on a q35 machine with SMM.
+	SecureBoot bool
+	// OVMFCode overrides the UEFI firmware image; OVMFVars is the variable store the guest
+	// starts with (nil: Debian's empty one), e.g. with the test's own keys enrolled. The
+	// guest writes a copy.
+	OVMFCode string
+	OVMFVars []byte
+	// Poll, when set, also calls until with an empty line this often, for an end that is
+	// not a console line (something the server logged, time since it did).
+	Poll time.Duration
+	// LockPath overrides the machine-wide LockPath.
+	LockPath string
 }
 
 // OVMF firmware files of Debian's ovmf package.
 const (
-	ovmfCode = "/usr/share/OVMF/OVMF_CODE_4M.fd"
-	ovmfVars = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+	ovmfCode       = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+	ovmfSecureCode = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd"
+	ovmfVars       = "/usr/share/OVMF/OVMF_VARS_4M.fd"
 )
 
-// Result is what a boot showed.
-type Result struct {
+// BootResult is what a boot showed.
+type BootResult struct {
 	// Console is the serial output up to the end.
 	Console string
 	// Matched is true when the wanted line appeared; Elapsed is the time from QEMU's start
@@ -76,8 +88,9 @@ type Result struct {
 	Elapsed time.Duration
 }
 
-// Args returns the QEMU command line for cfg; vars is a writable copy of the OVMF variables.
-func Args(cfg Config, vars string) ([]string, error) {
+// BootArgs returns the QEMU command line for cfg; vars is a writable copy of the OVMF
+// variables.
+func BootArgs(cfg BootConfig, vars string) ([]string, error) {
 	mem := cfg.Memory
 	if mem == 0 {
 		mem = 1024
@@ -90,8 +103,19 @@ func Args(cfg Config, vars string) ([]string, error) {
 	switch cfg.Firmware {
 	case BIOS, "":
 	case UEFI:
-		a = append(a, "-drive", "if=pflash,format=raw,readonly=on,file="+ovmfCode,
-			"-drive", "if=pflash,format=raw,file="+vars)
+		code := cfg.OVMFCode
+		switch {
+		case code != "":
+		case cfg.SecureBoot:
+			code = ovmfSecureCode
+		default:
+			code = ovmfCode
+		}
+		if cfg.SecureBoot {
+			a = append(a, "-machine", "q35,smm=on", "-global", "driver=cfi.pflash01,property=secure,value=on")
+		}
+		a = append(a, "-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+code,
+			"-drive", "if=pflash,format=raw,unit=1,file="+vars)
 	default:
 		return nil, fmt.Errorf("unknown firmware %q", cfg.Firmware)
 	}
@@ -110,6 +134,11 @@ func Args(cfg Config, vars string) ([]string, error) {
 	case CDROM:
 		a = append(a, "-drive", "if=none,id=cd,file="+cfg.Image+",media=cdrom,readonly=on,format=raw",
 			"-device", "ide-cd,drive=cd,bootindex=0")
+	case PXE:
+		if cfg.Net == nil {
+			return nil, errors.New("a network boot needs Net")
+		}
+		a = append(a, "-boot", "n")
 	default:
 		return nil, fmt.Errorf("unknown attachment %q", cfg.Attach)
 	}
@@ -121,10 +150,11 @@ func Args(cfg Config, vars string) ([]string, error) {
 	return append(a, cfg.Extra...), nil
 }
 
-// Run boots cfg and returns when until has accepted a console line and the guest has then
+// Boot boots cfg and returns when until has accepted a console line and the guest has then
 // stopped by itself (or after a grace second), or when ctx ends.
-func Run(ctx context.Context, cfg Config, until func(line string) bool) (*Result, error) {
-	unlock, err := lock(ctx)
+func Boot(ctx context.Context, cfg BootConfig, until func(line string) bool) (*BootResult, error) {
+	lockPath := cmp.Or(cfg.LockPath, LockPath)
+	unlock, err := Lock(ctx, lockPath, "boot "+cmp.Or(cfg.Image, string(cfg.Attach)), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -137,15 +167,17 @@ func Run(ctx context.Context, cfg Config, until func(line string) bool) (*Result
 	defer os.RemoveAll(dir)
 	vars := filepath.Join(dir, "vars.fd")
 	if cfg.Firmware == UEFI {
-		b, err := os.ReadFile(ovmfVars)
-		if err != nil {
-			return nil, fmt.Errorf("OVMF variables: %w", err)
+		b := cfg.OVMFVars
+		if b == nil {
+			if b, err = os.ReadFile(ovmfVars); err != nil {
+				return nil, fmt.Errorf("OVMF variables: %w", err)
+			}
 		}
 		if err := os.WriteFile(vars, b, 0o600); err != nil {
 			return nil, err
 		}
 	}
-	args, err := Args(cfg, vars)
+	args, err := BootArgs(cfg, vars)
 	if err != nil {
 		return nil, err
 	}
@@ -169,30 +201,54 @@ func Run(ctx context.Context, cfg Config, until func(line string) bool) (*Result
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start qemu: %w", err)
 	}
-	res := &Result{}
+	res := &BootResult{}
 	var mu sync.Mutex
 	var console bytes.Buffer
 	matched := make(chan struct{})
 	scanDone := make(chan struct{})
+	check := func(line string) {
+		if !res.Matched && until(line) {
+			res.Matched = true
+			res.Elapsed = time.Since(start)
+			close(matched)
+		}
+	}
 	go func() {
 		defer close(scanDone)
+		// Firmware consoles end lines with a bare CR and paint with escape sequences.
 		sc := bufio.NewScanner(out)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		sc.Split(scanLinesOrCR)
 		for sc.Scan() {
-			line := sc.Text()
+			line := consoleLine(sc.Text())
+			if strings.TrimSpace(line) == "" {
+				continue
+			}
 			mu.Lock()
 			console.WriteString(line + "\n")
 			if cfg.Log != nil {
 				fmt.Fprintln(cfg.Log, line)
 			}
-			if !res.Matched && until(line) {
-				res.Matched = true
-				res.Elapsed = time.Since(start)
-				close(matched)
-			}
+			check(line)
 			mu.Unlock()
 		}
 	}()
+	if cfg.Poll > 0 {
+		go func() {
+			t := time.NewTicker(cfg.Poll)
+			defer t.Stop()
+			for {
+				select {
+				case <-t.C:
+					mu.Lock()
+					check("")
+					mu.Unlock()
+				case <-scanDone:
+					return
+				}
+			}
+		}()
+	}
 	waitErr := make(chan error, 1)
 	go func() {
 		<-scanDone
@@ -226,31 +282,23 @@ func Run(ctx context.Context, cfg Config, until func(line string) bool) (*Result
 	return res, err
 }
 
-// lock takes the machine-wide QEMU lock, waiting as long as ctx allows. The wait is a
-// blocking flock, like the flock(1) and scripts/qemu waiters it queues with; polling would
-// lose most races against them.
-func lock(ctx context.Context) (func(), error) {
-	f, err := os.OpenFile(LockPath, os.O_CREATE|os.O_RDWR, 0o666)
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", LockPath, err)
+// scanLinesOrCR is bufio.ScanLines with a bare carriage return ending a line too.
+func scanLinesOrCR(data []byte, atEOF bool) (int, []byte, error) {
+	if i := bytes.IndexAny(data, "\r\n"); i >= 0 {
+		return i + 1, data[:i], nil
 	}
-	got := make(chan error, 1)
-	go func() { got <- unix.Flock(int(f.Fd()), unix.LOCK_EX) }()
-	select {
-	case err := <-got:
-		if err != nil {
-			f.Close()
-			return nil, fmt.Errorf("flock %s: %w", LockPath, err)
+	if atEOF && len(data) > 0 {
+		return len(data), data, nil
+	}
+	return 0, nil, nil
+}
+
+// consoleLine is a firmware console line as text: no escape sequences, no control bytes.
+func consoleLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 && r != '\t' || r == 0x7f {
+			return -1
 		}
-		return func() { unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
-	case <-ctx.Done():
-		// The blocked flock cannot be interrupted; give the lock back as soon as it comes.
-		go func() {
-			if <-got == nil {
-				unix.Flock(int(f.Fd()), unix.LOCK_UN)
-			}
-			f.Close()
-		}()
-		return nil, fmt.Errorf("waiting for %s: %w", LockPath, ctx.Err())
-	}
+		return r
+	}, stripANSI(s))
 }
