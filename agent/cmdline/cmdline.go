@@ -18,6 +18,8 @@ import (
 	"unicode"
 
 	ucmdline "github.com/u-root/u-root/pkg/cmdline"
+
+	"github.com/flashline/flashline/protocol"
 )
 
 // The parameter names (contract: documented in docs/kernel-cmdline.md and written by the line
@@ -220,8 +222,17 @@ func ParseBootIF(v string) (net.HardwareAddr, error) {
 }
 
 // ParseServerURL checks a line server base URL: http or https with a host, no query or
-// fragment. The returned form has no trailing slash so that paths can be appended.
+// fragment. The returned form has no trailing slash so that paths can be appended. Its errors
+// match protocol.ErrServerURL (errors.Is).
 func ParseServerURL(v string) (string, error) {
+	u, err := parseServerURL(v)
+	if err != nil {
+		return "", protocol.BadServerURL(err)
+	}
+	return u, nil
+}
+
+func parseServerURL(v string) (string, error) {
 	if strings.ContainsFunc(v, unicode.IsSpace) {
 		return "", fmt.Errorf("URL %q contains white space", v)
 	}

@@ -39,14 +39,6 @@ type API interface {
 	Resolve(ref string) (string, error)
 }
 
-// Expect is what a job must be bound to: this device and this boot.
-type Expect struct {
-	Serial, MAC, Nonce string
-	Now                time.Time
-	// InventorySHA256 is protocol.InventoryHash of the inventory sent in the hello.
-	InventorySHA256 string
-}
-
 // FlashRequest is what the journey asks the flash pipeline to do.
 type FlashRequest struct {
 	Source   string // absolute image URL
@@ -64,7 +56,7 @@ type Deps struct {
 	// Inventory describes the hardware.
 	Inventory func(ctx context.Context) (protocol.Inventory, error)
 	// VerifyJob checks the job's signature and that it is bound to want.
-	VerifyJob func(sj protocol.SignedJob, want Expect) (protocol.Job, error)
+	VerifyJob func(sj protocol.SignedJob, want trust.Expect) (protocol.Job, error)
 	// RunScenario runs the scenario's steps, emitting step events as they happen. It returns
 	// every step's result; an error means the scenario could not be run at all.
 	RunScenario func(ctx context.Context, scenario []byte, inv protocol.Inventory, emit func(protocol.Event)) ([]protocol.StepResult, error)
@@ -184,7 +176,7 @@ func Run(ctx context.Context, env Env, api API, deps Deps) (Outcome, error) {
 	sj, secret := resp.Job, resp.RunSecret
 	phase("hello", t0)
 
-	job, err := deps.VerifyJob(*sj, Expect{Serial: inv.DMI.Serial, MAC: env.BootMAC, Nonce: nonce, Now: env.Now(), InventorySHA256: invHash})
+	job, err := deps.VerifyJob(*sj, trust.Expect{Serial: inv.DMI.Serial, MAC: env.BootMAC, Nonce: nonce, Now: env.Now(), InventorySHA256: invHash})
 	if err != nil {
 		err = fmt.Errorf("%w: %v", ErrRefused, err)
 		con.Banner(console.Fail, "FAIL: JOB REFUSED", oneLine(err.Error()), "nothing was run and nothing was written")

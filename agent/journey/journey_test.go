@@ -17,6 +17,7 @@ import (
 	"github.com/flashline/flashline/agent/console"
 	"github.com/flashline/flashline/agent/flash/target"
 	"github.com/flashline/flashline/agent/lineclient"
+	"github.com/flashline/flashline/agent/trust"
 	"github.com/flashline/flashline/protocol"
 )
 
@@ -132,7 +133,7 @@ func deps(rec *recorder, steps []protocol.StepResult, flashErr error, verifyErr 
 					{Name: "vda", Path: "/dev/vda", Transport: "virtio", SizeBytes: 1 << 30},
 				}}, nil
 		},
-		VerifyJob: func(sj protocol.SignedJob, want Expect) (protocol.Job, error) {
+		VerifyJob: func(sj protocol.SignedJob, want trust.Expect) (protocol.Job, error) {
 			if verifyErr != nil {
 				return protocol.Job{}, verifyErr
 			}

@@ -30,10 +30,10 @@ type Client struct {
 func New(baseURL string, hc *http.Client) (*Client, error) {
 	u, err := url.Parse(strings.TrimRight(baseURL, "/"))
 	if err != nil {
-		return nil, fmt.Errorf("line server URL %q: %w", baseURL, err)
+		return nil, protocol.BadServerURL(fmt.Errorf("line server URL %q: %w", baseURL, err))
 	}
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return nil, fmt.Errorf("line server URL %q: want http(s)://host[:port]", baseURL)
+		return nil, protocol.BadServerURL(fmt.Errorf("line server URL %q: want http(s)://host[:port]", baseURL))
 	}
 	if hc == nil {
 		hc = &http.Client{Timeout: 30 * time.Second}

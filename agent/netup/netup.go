@@ -93,6 +93,10 @@ func (r Result) String() string {
 	return fmt.Sprintf("%s %s %s", r.Link.Name, r.Link.MAC, r.Lease.Addr.String())
 }
 
+// ErrNoNetwork is in the chain of Up's errors: the network did not come up (the cable, the
+// line's DHCP server), so that the console can say what to check.
+var ErrNoNetwork = errors.New("bring network up")
+
 // Up brings the network up and returns the configured NIC. It returns an error only when ctx
 // ends (or a required dependency is missing).
 func Up(ctx context.Context, cfg Config) (*Result, error) {
@@ -114,19 +118,19 @@ func Up(ctx context.Context, cfg Config) (*Result, error) {
 	attempts := 0
 	for {
 		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("bring network up: %w", err)
+			return nil, fmt.Errorf("%w: %w", ErrNoNetwork, err)
 		}
 		res, reason := cfg.round(ctx, &attempts)
 		if res != nil {
 			return res, nil
 		}
 		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("bring network up: %w", err)
+			return nil, fmt.Errorf("%w: %w", ErrNoNetwork, err)
 		}
 		d := cfg.Backoff.Next()
 		c.Warnf("network: %s; retrying in %s", reason, roundDuration(d))
 		if err := cfg.Sleep(ctx, d); err != nil {
-			return nil, fmt.Errorf("bring network up: %w", err)
+			return nil, fmt.Errorf("%w: %w", ErrNoNetwork, err)
 		}
 	}
 }

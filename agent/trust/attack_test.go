@@ -217,8 +217,8 @@ func (d *device) runChecked(ctx context.Context, url string, checkURL bool) (jou
 		Inventory: func(ctx context.Context) (protocol.Inventory, error) {
 			return protocol.Inventory{DMI: protocol.DMI{Serial: serial, Product: "GM-Box"}}, nil
 		},
-		VerifyJob: func(sj protocol.SignedJob, want journey.Expect) (protocol.Job, error) {
-			return d.policy.VerifyJob(&sj, trust.Expect{Serial: want.Serial, MAC: want.MAC, Nonce: want.Nonce, Now: want.Now, InventorySHA256: want.InventorySHA256})
+		VerifyJob: func(sj protocol.SignedJob, want trust.Expect) (protocol.Job, error) {
+			return d.policy.VerifyJob(&sj, want)
 		},
 		RunScenario: func(ctx context.Context, scenario []byte, inv protocol.Inventory, emit func(protocol.Event)) ([]protocol.StepResult, error) {
 			d.scenarioRuns.Add(1)

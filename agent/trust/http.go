@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/flashline/flashline/protocol"
 )
 
 // CheckAPIURL refuses a line API base URL that would bypass the pinned CA. Call it on the URL
@@ -14,7 +16,7 @@ import (
 func (p *Policy) CheckAPIURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("line server URL %q: %w", raw, err)
+		return protocol.BadServerURL(fmt.Errorf("line server URL %q: %w", raw, err))
 	}
 	if p.Pinned() && u.Scheme != "https" {
 		return refuse(ReasonDowngrade, "line server %s is not HTTPS, but this agent pins the line's CA: refusing to talk to the API over plain HTTP (rogue DHCP or boot server?)", raw)

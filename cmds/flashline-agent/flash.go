@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/flashline/flashline/agent/flash"
+	"github.com/flashline/flashline/agent/membudget"
 )
 
 // cmdFlash is `flashline-agent flash [flags] SOURCE TARGET` (a contract, see design.md).
@@ -85,20 +85,12 @@ func cmdFlash(ctx context.Context, args []string) int {
 		return 2
 	}
 	opts.Memory = *memMiB << 20
-	// The agent runs from a ramdisk on devices with little RAM: keep the heap closer to the
-	// pipeline's fixed buffers than the default GOGC=100 would, and hold the collector to
-	// the budget. The pipeline and the decoder size themselves to it (flash.Options.Memory),
-	// so the live heap stays well below the limit: a limit below the live heap would make
-	// the collector run back to back (xz with two decoders under a 48 MiB limit spent 27 s
-	// of CPU collecting).
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(50)
+	mem, err := membudget.For(opts.Memory, os.Getenv)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "flash: --memory: %v\n", err)
+		return 2
 	}
-	if os.Getenv("GOMEMLIMIT") == "" {
-		// The runtime's limit leaves out the program's own code pages (about 8 MiB of
-		// resident memory), which the budget counts.
-		debug.SetMemoryLimit(opts.Memory - 8<<20)
-	}
+	membudget.Apply(mem)
 	if *bmapSrc != "" {
 		m, err := flash.LoadBmap(ctx, *bmapSrc, "", nil)
 		if err != nil {
