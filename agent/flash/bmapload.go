@@ -25,7 +25,7 @@ func LoadBmap(ctx context.Context, src, sha256Hex string, client *http.Client) (
 		data, err = readBmapFile(src)
 	}
 	if err != nil {
-		return nil, fail("bmap %s: %v", src, err)
+		return nil, fail("bmap %s: %w", src, err)
 	}
 	if sha256Hex != "" {
 		got := sha256.Sum256(data)
@@ -35,7 +35,7 @@ func LoadBmap(ctx context.Context, src, sha256Hex string, client *http.Client) (
 	}
 	m, err := bmap.Parse(data)
 	if err != nil {
-		return nil, fail("bmap %s: %v", src, err)
+		return nil, fail("bmap %s: %w", src, err)
 	}
 	return m, nil
 }

@@ -20,14 +20,14 @@
 // netboots again; on failure Write wipes the first MiB once more, and on a device the last
 // MiB too, where a backup GPT would let firmware recover the table.
 //
-// Errors are one line, starting with "flash: ", fit for a console and for the server.
+// Errors are one line, starting with "flash: ", fit for a console and for the server; they
+// wrap their causes (errors.Is(err, context.Canceled), fs.ErrNotExist ...).
 package flash
 
 import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -129,14 +129,23 @@ func fail(format string, args ...any) error {
 	return fmt.Errorf("flash: "+format, args...)
 }
 
-// oneLine makes sure an error from a library stays on one line.
+// oneLine makes sure an error from a library stays on one line, keeping its chain for
+// errors.Is and errors.As.
 func oneLine(err error) error {
 	s := err.Error()
 	if !strings.ContainsAny(s, "\r\n") {
 		return err
 	}
-	return errors.New(strings.Join(strings.Fields(s), " "))
+	return &oneLineError{msg: strings.Join(strings.Fields(s), " "), err: err}
 }
+
+type oneLineError struct {
+	msg string
+	err error
+}
+
+func (e *oneLineError) Error() string { return e.msg }
+func (e *oneLineError) Unwrap() error { return e.err }
 
 // Write flashes opts.Source onto opts.Target. See the package documentation.
 func Write(ctx context.Context, opts Options) (res Result, err error) {
@@ -147,6 +156,7 @@ func Write(ctx context.Context, opts Options) (res Result, err error) {
 			err = oneLine(err)
 		}
 	}()
+	// 1. The request: what must hold before a byte is fetched.
 	if opts.Source == "" || opts.Target == "" {
 		return res, fail("source and target are required")
 	}
@@ -163,7 +173,7 @@ func Write(ctx context.Context, opts Options) (res Result, err error) {
 		checker = target.LiveChecker()
 	}
 	if err := checker.CheckDevPath(opts.Target); err != nil {
-		return res, fail("%v", err)
+		return res, fail("%w", err)
 	}
 	log := opts.Logger
 	if log == nil {
@@ -183,12 +193,13 @@ func Write(ctx context.Context, opts Options) (res Result, err error) {
 	}
 	p := newPipeline(opts, log)
 
+	// 2. The source and its decoder, sized to the memory budget.
 	src, err := source.Open(ctx, opts.Source, source.Options{
 		Client: opts.HTTPClient, StallTimeout: opts.StallTimeout, Retries: opts.Retries,
 		Backoff: opts.RetryBackoff, Logger: log,
 	})
 	if err != nil {
-		return res, fail("%v", err)
+		return res, fail("%w", err)
 	}
 	defer src.Close()
 	p.src = src
@@ -199,7 +210,7 @@ func Write(ctx context.Context, opts Options) (res Result, err error) {
 		Verified: want != nil || opts.Bmap != nil,
 	})
 	if err != nil {
-		return res, fail("%v", err)
+		return res, fail("%w", err)
 	}
 	defer dec.Close()
 	res.Format = string(dec.Format)
@@ -220,11 +231,12 @@ func Write(ctx context.Context, opts Options) (res Result, err error) {
 		return res, fail("source is %d bytes, --size says %d", src.Size(), opts.Size)
 	}
 
+	// 3. The target, made safe to write: from here on a failure wipes its partition tables.
 	tgt, err := target.Open(opts.Target, target.Options{
 		Force: opts.Force, NoDirect: opts.NoDirect, ImageSize: p.size, Checker: opts.Checker,
 	})
 	if err != nil {
-		return res, fail("%v", err)
+		return res, fail("%w", err)
 	}
 	p.tgt = tgt
 	closed := false
@@ -233,12 +245,8 @@ func Write(ctx context.Context, opts Options) (res Result, err error) {
 			// Whatever happened, leave no partition table behind: the device netboots again.
 			// That includes a backup GPT at the device's end, which firmware would use
 			// when the primary is gone (an image as large as the device puts one there).
-			werr := tgt.Wipe(0, HoldBack)
-			if werr == nil && tgt.Bounded() && tgt.Size() > HoldBack {
-				werr = tgt.Wipe(tgt.Size()-HoldBack, HoldBack)
-			}
-			if werr != nil {
-				err = fmt.Errorf("%w (and wiping the partition tables failed: %v)", err, werr)
+			if werr := tgt.WipeTables(HoldBack); werr != nil {
+				err = fmt.Errorf("%w (and wiping the partition tables failed: %w)", err, werr)
 			}
 		}
 		if !closed {
@@ -249,9 +257,10 @@ func Write(ctx context.Context, opts Options) (res Result, err error) {
 	if err := p.prepare(); err != nil {
 		return res, err
 	}
-	p.startProgress()
-	defer p.stopProgress()
+	p.prog.start(p.size, src)
+	defer p.prog.halt()
 
+	// 4. The stream: read -> check -> write, the first MiB held back.
 	n, sum, err := p.run(ctx, dec)
 	res.ZeroSkipped = p.skipped.Load()
 	res.Unmapped = p.unmapped.Load()
@@ -274,9 +283,10 @@ func Write(ctx context.Context, opts Options) (res Result, err error) {
 		return res, fail("sha256 mismatch: got %s want %s", res.SHA256, strings.ToLower(opts.SHA256))
 	}
 
-	p.setPhase("sync", -1)
+	// 5. Durable and verified, then (once Commit agrees) the held-back MiB committed.
+	p.prog.set("sync", -1)
 	if err := tgt.Sync(n); err != nil {
-		return res, fail("%v", err)
+		return res, fail("%w", err)
 	}
 	if opts.VerifyReadback {
 		if err := p.verifyReadback(ctx, n, sum); err != nil {
@@ -284,37 +294,36 @@ func Write(ctx context.Context, opts Options) (res Result, err error) {
 		}
 	}
 	if opts.Commit != nil {
-		p.setPhase("hold", n)
+		p.prog.set("hold", n)
 		if err := opts.Commit(ctx); err != nil {
-			return res, fail("not committed: %v", err)
+			return res, fail("not committed: %w", err)
 		}
 	}
-	p.setPhase("finalize", n)
+	p.prog.set("finalize", n)
 	if err := p.commitHead(n, opts.VerifyReadback); err != nil {
 		return res, err
 	}
+	// 6. The partition table fitted to the target, and the kernel told.
 	if n < tgt.Size() || opts.GrowLastPartition {
 		g, err := tgt.FixGPT(opts.GrowLastPartition)
 		if err != nil {
-			return res, fail("%v", err)
+			return res, fail("%w", err)
 		}
 		res.GPT = g
 	}
 	if err := tgt.Sync(n); err != nil {
-		return res, fail("%v", err)
+		return res, fail("%w", err)
 	}
 	closed = true
 	if err := tgt.Close(); err != nil {
-		return res, fail("close target: %v", err)
+		return res, fail("close target: %w", err)
 	}
 	if err := target.RereadPartitions(ctx, opts.Target); err != nil {
 		// The image is written and durable; only the kernel's view is stale.
 		res.Warnings = append(res.Warnings, err.Error())
 		log.Warn("partition table re-read failed", "err", err)
 	}
-	p.stopProgress()
-	p.setPhase("done", n)
-	p.emitFinal()
+	p.prog.finish(n)
 	return res, nil
 }
 

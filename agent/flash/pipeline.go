@@ -6,9 +6,7 @@ import (
 	"crypto/sha256"
 	"io"
 	"log/slog"
-	"sync"
 	"sync/atomic"
-	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -34,6 +32,8 @@ type chunk struct {
 	n   int
 }
 
+// pipeline is one flash's stages and the state they share: the held-back first (and last)
+// MiB, the zero-skip decision, and the counts.
 type pipeline struct {
 	opts Options
 	log  *slog.Logger
@@ -49,29 +49,16 @@ type pipeline struct {
 	tail      []byte // the held-back last MiB, when the image ends in the disk's last MiB
 	tailStart int64
 
-	written  atomic.Int64 // bytes handled by the writers
 	skipped  atomic.Int64
 	unmapped atomic.Int64 // bytes outside the bmap's ranges
-
-	phaseMu   sync.Mutex
-	phase     string
-	lastPhase string // phase of the previous snapshot
-	progStop  chan struct{}
-	progDone  chan struct{}
-	progOnce  sync.Once
-	rate      float64
-	lastT     time.Time
-	lastW     int64
-	lastEmit  time.Time
-	started   time.Time
+	prog     *progress
 }
 
 func newPipeline(opts Options, log *slog.Logger) *pipeline {
-	p := &pipeline{opts: opts, log: log, nBufs: opts.Buffers}
+	p := &pipeline{opts: opts, log: log, nBufs: opts.Buffers, prog: newProgress(opts.Progress, opts.ProgressInterval)}
 	if p.nBufs < 3 {
 		p.nBufs = 4
 	}
-	p.phase = "write"
 	return p
 }
 
@@ -100,12 +87,12 @@ func (p *pipeline) memory(format decompress.Format) int64 {
 func (p *pipeline) prepare() error {
 	if p.tgt.Bounded() {
 		if err := p.tgt.Wipe(0, HoldBack); err != nil {
-			return fail("%v", err)
+			return fail("%w", err)
 		}
 		// An old backup GPT at the disk's end could resurrect the old table.
 		if sz := p.tgt.Size(); sz > 2*HoldBack {
 			if err := p.tgt.Wipe(sz-HoldBack, HoldBack); err != nil {
-				return fail("%v", err)
+				return fail("%w", err)
 			}
 			// An image that reaches the disk's last MiB brings its own backup GPT there,
 			// which firmware would use without a primary: hold that MiB back as well.
@@ -125,122 +112,137 @@ func (p *pipeline) prepare() error {
 	return nil
 }
 
-// run streams the image through reader -> hasher -> writers and returns its length and hash.
-func (p *pipeline) run(ctx context.Context, dec io.Reader) (int64, []byte, error) {
+// run streams the image through its stages, each its own goroutine passing buffers on:
+// read (decoded image into buffers) -> check (SHA-256, or the bmap's range hashes) ->
+// write (to the target, first MiB held back). It returns the image's length and hash.
+func (p *pipeline) run(ctx context.Context, dec io.Reader) (n int64, sum []byte, err error) {
 	g, gctx := errgroup.WithContext(ctx)
 	free := make(chan []byte, p.nBufs)
 	for range p.nBufs {
 		free <- target.AlignedBuffer(p.bufSize)
 	}
-	toHash := make(chan chunk, p.nBufs)
+	toCheck := make(chan chunk, p.nBufs)
 	toWrite := make(chan chunk, p.nBufs)
-	var total int64
-	var sum []byte
-
-	g.Go(func() error {
-		defer close(toHash)
-		var off int64
-		for {
-			var buf []byte
-			select {
-			case buf = <-free:
-			case <-gctx.Done():
-				return gctx.Err()
-			}
-			if hold := p.opts.Hold; hold != nil {
-				if err := hold(gctx); err != nil {
-					return fail("interrupted after %d bytes: %v", off, err)
-				}
-			}
-			n, err := io.ReadFull(dec, buf)
-			if n > 0 {
-				if p.size >= 0 && off+int64(n) > p.size {
-					return fail("image is longer than %d bytes", p.size)
-				}
-				if p.tgt.Bounded() && off+int64(n) > p.tgt.Size() {
-					return fail("image is larger than the target (%d bytes)", p.tgt.Size())
-				}
-				select {
-				case toHash <- chunk{buf: buf, off: off, n: n}:
-				case <-gctx.Done():
-					return gctx.Err()
-				}
-				off += int64(n)
-			}
-			switch {
-			case err == nil:
-				continue
-			// io.ReadFull reports the stream's normal end inside a buffer as a bare
-			// io.ErrUnexpectedEOF; decoders and sources report a truncated stream with a
-			// wrapped error, which is a failure.
-			case err == io.EOF, err == io.ErrUnexpectedEOF && n > 0:
-				total = off
-				return nil
-			}
-			if ctx.Err() != nil {
-				return fail("interrupted after %d bytes: %v", off, ctx.Err())
-			}
-			return fail("after %d image bytes: %v", off, err)
-		}
+	g.Go(func() (err error) {
+		defer close(toCheck)
+		n, err = p.read(ctx, gctx, dec, free, toCheck)
+		return err
 	})
-	g.Go(func() error {
+	g.Go(func() (err error) {
 		defer close(toWrite)
-		if bm := p.opts.Bmap; bm != nil {
-			// The range hashes replace the image's: a range is checked before its last
-			// chunk goes to the writers, so a bad range stops the flash at that range.
-			chk := bmap.NewChecker(bm)
-			for c := range toHash {
-				if err := chk.Write(c.buf[:c.n]); err != nil {
-					return fail("%v", err)
-				}
-				select {
-				case toWrite <- c:
-				case <-gctx.Done():
-					return gctx.Err()
-				}
-			}
-			if err := chk.Close(); err != nil {
-				return fail("%v", err)
-			}
-			return nil
-		}
-		h := sha256.New()
-		for c := range toHash {
-			h.Write(c.buf[:c.n])
-			select {
-			case toWrite <- c:
-			case <-gctx.Done():
-				return gctx.Err()
-			}
-		}
-		sum = h.Sum(nil)
-		return nil
+		sum, err = p.check(gctx, toCheck, toWrite)
+		return err
 	})
-	writers := p.opts.Writers
-	if writers <= 0 {
-		// A device's queue gains from two writes in flight; on a file, O_DIRECT writes
-		// that extend it are serialised by the filesystem and a second writer only turns
-		// them into slower hole fills.
-		writers = 1
-		if p.tgt.Kind == target.BlockDevice {
-			writers = 2
-		}
-	}
-	for range writers {
-		g.Go(func() error {
-			for c := range toWrite {
-				if err := p.writeChunk(c); err != nil {
-					return err
-				}
-				free <- c.buf
-			}
-			return nil
-		})
+	for range p.writers() {
+		g.Go(func() error { return p.write(toWrite, free) })
 	}
 	if err := g.Wait(); err != nil {
 		return 0, nil, err
 	}
-	return total, sum, nil
+	return n, sum, nil
+}
+
+// read is the first stage: it fills free buffers from the decoded image, in order, and
+// returns the image's length. ctx is the caller's (to tell an interruption from a stage's
+// failure), gctx the stages'.
+func (p *pipeline) read(ctx, gctx context.Context, dec io.Reader, free <-chan []byte, out chan<- chunk) (int64, error) {
+	var off int64
+	for {
+		var buf []byte
+		select {
+		case buf = <-free:
+		case <-gctx.Done():
+			return off, gctx.Err()
+		}
+		if hold := p.opts.Hold; hold != nil {
+			if err := hold(gctx); err != nil {
+				return off, fail("interrupted after %d bytes: %w", off, err)
+			}
+		}
+		n, err := io.ReadFull(dec, buf)
+		if n > 0 {
+			if p.size >= 0 && off+int64(n) > p.size {
+				return off, fail("image is longer than %d bytes", p.size)
+			}
+			if p.tgt.Bounded() && off+int64(n) > p.tgt.Size() {
+				return off, fail("image is larger than the target (%d bytes)", p.tgt.Size())
+			}
+			select {
+			case out <- chunk{buf: buf, off: off, n: n}:
+			case <-gctx.Done():
+				return off, gctx.Err()
+			}
+			off += int64(n)
+		}
+		switch {
+		case err == nil:
+			continue
+		// io.ReadFull reports the stream's normal end inside a buffer as a bare
+		// io.ErrUnexpectedEOF; decoders and sources report a truncated stream with a
+		// wrapped error, which is a failure.
+		case err == io.EOF, err == io.ErrUnexpectedEOF && n > 0:
+			return off, nil
+		}
+		if ctx.Err() != nil {
+			return off, fail("interrupted after %d bytes: %w", off, ctx.Err())
+		}
+		return off, fail("after %d image bytes: %w", off, err)
+	}
+}
+
+// check is the second stage: it hashes every chunk before passing it on to the writers. With
+// a bmap the range hashes replace the image's: a range is checked before its last chunk goes
+// on, so a bad range stops the flash at that range (and the sum is nil).
+func (p *pipeline) check(gctx context.Context, in <-chan chunk, out chan<- chunk) ([]byte, error) {
+	h := sha256.New()
+	add := func(b []byte) error { h.Write(b); return nil }
+	var chk *bmap.Checker
+	if bm := p.opts.Bmap; bm != nil {
+		chk = bmap.NewChecker(bm)
+		add = chk.Write
+	}
+	for c := range in {
+		if err := add(c.buf[:c.n]); err != nil {
+			return nil, fail("%w", err)
+		}
+		select {
+		case out <- c:
+		case <-gctx.Done():
+			return nil, gctx.Err()
+		}
+	}
+	if chk != nil {
+		if err := chk.Close(); err != nil {
+			return nil, fail("%w", err)
+		}
+		return nil, nil
+	}
+	return h.Sum(nil), nil
+}
+
+// writers is how many write stages run at once.
+func (p *pipeline) writers() int {
+	if p.opts.Writers > 0 {
+		return p.opts.Writers
+	}
+	// A device's queue gains from two writes in flight; on a file, O_DIRECT writes that
+	// extend it are serialised by the filesystem and a second writer only turns them into
+	// slower hole fills.
+	if p.tgt.Kind == target.BlockDevice {
+		return 2
+	}
+	return 1
+}
+
+// write is the last stage: it writes chunks and gives their buffers back to read.
+func (p *pipeline) write(in <-chan chunk, free chan<- []byte) error {
+	for c := range in {
+		if err := p.writeChunk(c); err != nil {
+			return err
+		}
+		free <- c.buf
+	}
+	return nil
 }
 
 // writeChunk writes one buffer, keeping the first MiB back and skipping zero segments when
@@ -253,7 +255,7 @@ func (p *pipeline) writeChunk(c chunk) error {
 			return p.writeSpan(c.buf[off-c.off:off-c.off+n], off)
 		})
 		p.unmapped.Add(int64(c.n) - mapped)
-		p.written.Add(int64(c.n) - mapped)
+		p.prog.add(int64(c.n) - mapped)
 		return err
 	}
 	return p.writeSpan(c.buf[:c.n], c.off)
@@ -266,12 +268,12 @@ func (p *pipeline) writeSpan(data []byte, off int64) error {
 		k := copy(p.head[off:], data)
 		p.headLen = max(p.headLen, int(off)+k)
 		data, off = data[k:], off+int64(k)
-		p.written.Add(int64(k))
+		p.prog.add(int64(k))
 	}
 	if p.tail != nil && off+int64(len(data)) > p.tailStart {
 		cut := max(0, p.tailStart-off)
 		copy(p.tail[off+cut-p.tailStart:], data[cut:])
-		p.written.Add(int64(len(data)) - cut)
+		p.prog.add(int64(len(data)) - cut)
 		data = data[:cut]
 	}
 	for len(data) > 0 {
@@ -285,7 +287,7 @@ func (p *pipeline) writeSpan(data []byte, off int64) error {
 			i = min(i, len(data))
 			if i > 0 {
 				p.skipped.Add(int64(i))
-				p.written.Add(int64(i))
+				p.prog.add(int64(i))
 				data, off = data[i:], off+int64(i)
 				continue
 			}
@@ -298,27 +300,16 @@ func (p *pipeline) writeSpan(data []byte, off int64) error {
 		if err := p.writeAt(seg, off); err != nil {
 			return err
 		}
-		p.written.Add(int64(len(seg)))
+		p.prog.add(int64(len(seg)))
 		data, off = data[len(seg):], off+int64(len(seg))
 	}
 	return nil
 }
 
-// writeAt writes p at off, splitting an unaligned tail off so the bulk still goes O_DIRECT.
+// writeAt writes b at off on the target.
 func (p *pipeline) writeAt(b []byte, off int64) error {
-	al := len(b) &^ (target.Align - 1)
-	for _, part := range [][]byte{b[:al], b[al:]} {
-		if len(part) == 0 {
-			continue
-		}
-		n, err := p.tgt.WriteAt(part, off)
-		if err == nil && n != len(part) {
-			err = io.ErrShortWrite
-		}
-		if err != nil {
-			return fail("write at byte %d: %v", off, err)
-		}
-		off += int64(n)
+	if err := p.tgt.WriteAll(b, off); err != nil {
+		return fail("%w", err)
 	}
 	return nil
 }
@@ -332,14 +323,14 @@ func (p *pipeline) verifyReadback(ctx context.Context, n int64, want []byte) err
 	h := sha256.New()
 	h.Write(p.head[:min(int64(p.headLen), n)])
 	buf := target.AlignedBuffer(p.bufSize)
-	p.setPhase("verify", min(n, HoldBack))
+	p.prog.set("verify", min(n, HoldBack))
 	end := n
 	if p.tail != nil {
 		end = min(n, p.tailStart)
 	}
 	for off := int64(HoldBack); off < end; {
 		if ctx.Err() != nil {
-			return fail("read-back interrupted: %v", ctx.Err())
+			return fail("read-back interrupted: %w", ctx.Err())
 		}
 		k := min(int64(len(buf)), end-off)
 		al := k &^ (target.Align - 1)
@@ -348,11 +339,11 @@ func (p *pipeline) verifyReadback(ctx context.Context, n int64, want []byte) err
 		}
 		m, err := p.tgt.ReadAt(buf[:al], off)
 		if int64(m) != al {
-			return fail("read-back at byte %d: %v", off, errOr(err, io.ErrUnexpectedEOF))
+			return fail("read-back at byte %d: %w", off, errOr(err, io.ErrUnexpectedEOF))
 		}
 		h.Write(buf[:m])
 		off += int64(m)
-		p.written.Store(off)
+		p.prog.set("verify", off)
 	}
 	if p.tail != nil && n > p.tailStart {
 		h.Write(p.tail[:n-p.tailStart]) // still in memory, committed with the first MiB
@@ -368,13 +359,13 @@ func (p *pipeline) verifyReadback(ctx context.Context, n int64, want []byte) err
 func (p *pipeline) verifyRanges(ctx context.Context) error {
 	bm := p.opts.Bmap
 	buf := target.AlignedBuffer(p.bufSize)
-	p.setPhase("verify", 0)
+	p.prog.set("verify", 0)
 	for i, r := range bm.Ranges {
 		roff, rend := bm.Bytes(r)
 		h := sha256.New()
 		for off := roff; off < rend; {
 			if ctx.Err() != nil {
-				return fail("read-back interrupted: %v", ctx.Err())
+				return fail("read-back interrupted: %w", ctx.Err())
 			}
 			k := min(int64(len(buf)), rend-off)
 			switch {
@@ -393,12 +384,12 @@ func (p *pipeline) verifyRanges(ctx context.Context) error {
 				k = min(k, e-off)
 				m, err := p.tgt.ReadAt(buf[:e-a], a)
 				if int64(m) < off+k-a {
-					return fail("read-back at byte %d: %v", off, errOr(err, io.ErrUnexpectedEOF))
+					return fail("read-back at byte %d: %w", off, errOr(err, io.ErrUnexpectedEOF))
 				}
 				h.Write(buf[off-a : off-a+k])
 			}
 			off += k
-			p.written.Add(k)
+			p.prog.add(k)
 		}
 		if got := h.Sum(nil); [sha256.Size]byte(got) != r.SHA256 {
 			return fail("read-back of bmap range %d (blocks %d-%d): sha256 %x, the bmap says %x", i+1, r.First, r.Last, got, r.SHA256)
@@ -418,162 +409,12 @@ func errOr(err, def error) error {
 // syncing each, and with verify reads each back.
 func (p *pipeline) commitHead(n int64, verify bool) error {
 	if p.tail != nil && n > p.tailStart {
-		if err := p.commit(p.tail[:n-p.tailStart], p.tailStart, verify, "last MiB"); err != nil {
-			return err
+		if err := p.tgt.Commit(p.tail[:n-p.tailStart], p.tailStart, verify, "last MiB"); err != nil {
+			return fail("%w", err)
 		}
 	}
-	return p.commit(p.head[:p.headLen], 0, verify, "first MiB")
-}
-
-func (p *pipeline) commit(b []byte, off int64, verify bool, what string) error {
-	if len(b) == 0 {
-		return nil
-	}
-	if err := p.writeAt(b, off); err != nil {
-		return err
-	}
-	if err := p.tgt.Sync(off + int64(len(b))); err != nil {
-		return fail("%v", err)
-	}
-	if !verify {
-		return nil
-	}
-	back := target.AlignedBuffer(len(b))
-	al := len(b) &^ (target.Align - 1)
-	if off%target.Align != 0 {
-		al = 0 // an unaligned offset cannot go O_DIRECT: read it all through the cache
-	}
-	for _, r := range [][2]int{{0, al}, {al, len(b)}} {
-		if r[1] == r[0] {
-			continue
-		}
-		if m, err := p.tgt.ReadAt(back[r[0]:r[1]], off+int64(r[0])); m != r[1]-r[0] {
-			return fail("read-back of the %s: %v", what, errOr(err, io.ErrUnexpectedEOF))
-		}
-	}
-	if !bytes.Equal(back, b) {
-		return fail("read-back of the %s differs from the image", what)
+	if err := p.tgt.Commit(p.head[:p.headLen], 0, verify, "first MiB"); err != nil {
+		return fail("%w", err)
 	}
 	return nil
-}
-
-// --- progress ---
-
-// setPhase switches phase; with restart >= 0 the written counter restarts from there (the
-// read-back counts its own bytes). Both change together so no snapshot mixes them.
-func (p *pipeline) setPhase(s string, restart int64) {
-	p.phaseMu.Lock()
-	defer p.phaseMu.Unlock()
-	p.phase = s
-	if restart >= 0 {
-		p.written.Store(restart)
-	}
-}
-
-func (p *pipeline) interval() time.Duration {
-	if p.opts.ProgressInterval > 0 {
-		return p.opts.ProgressInterval
-	}
-	return 250 * time.Millisecond
-}
-
-func (p *pipeline) startProgress() {
-	if p.opts.Progress == nil {
-		return
-	}
-	p.progStop = make(chan struct{})
-	p.progDone = make(chan struct{})
-	p.lastT = time.Now()
-	p.started = p.lastT
-	go func() {
-		defer close(p.progDone)
-		t := time.NewTicker(p.interval())
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				p.emit()
-			case <-p.progStop:
-				return
-			}
-		}
-	}()
-}
-
-func (p *pipeline) stopProgress() {
-	if p.progStop == nil {
-		return
-	}
-	p.progOnce.Do(func() {
-		close(p.progStop)
-		<-p.progDone
-	})
-}
-
-func (p *pipeline) snapshot() Progress {
-	now := time.Now()
-	p.phaseMu.Lock()
-	phase, w := p.phase, p.written.Load()
-	p.phaseMu.Unlock()
-	if phase != p.lastPhase {
-		// A new phase counts from its own start: no rate across the boundary.
-		p.lastPhase, p.rate, p.lastW, p.lastT = phase, 0, w, now
-	}
-	if dt := now.Sub(p.lastT).Seconds(); dt > 0 {
-		inst := float64(w-p.lastW) / dt
-		if p.rate == 0 {
-			p.rate = inst
-		} else {
-			p.rate = 0.7*p.rate + 0.3*inst
-		}
-	}
-	p.lastT, p.lastW = now, w
-	pr := Progress{Phase: phase, Written: w, Rate: p.rate}
-	if p.size > 0 {
-		pr.Total = p.size
-	}
-	if p.src != nil {
-		pr.SourceRead, pr.SourceTotal = p.src.Stats().Read, p.src.Size()
-		if pr.SourceTotal < 0 {
-			pr.SourceTotal = 0
-		}
-	}
-	switch {
-	case pr.Total > 0 && p.rate > 0:
-		pr.ETA = time.Duration(float64(pr.Total-w) / p.rate * float64(time.Second))
-	case pr.SourceTotal > 0 && pr.SourceRead > 0 && w > 0 && p.rate > 0:
-		// Scale the image bytes still to come by the source's progress.
-		est := float64(w) * float64(pr.SourceTotal) / float64(pr.SourceRead)
-		pr.ETA = time.Duration((est - float64(w)) / p.rate * float64(time.Second))
-	}
-	if pr.ETA < 0 {
-		pr.ETA = 0
-	}
-	return pr
-}
-
-func (p *pipeline) emit() { p.emitProgress(p.snapshot()) }
-
-// emitFinal reports the end, once the ticker is stopped.
-func (p *pipeline) emitFinal() {
-	if p.opts.Progress == nil {
-		return
-	}
-	if wait := p.interval() - time.Since(p.lastEmit); wait > 0 {
-		time.Sleep(wait)
-	}
-	pr := p.snapshot()
-	pr.ETA = 0
-	if el := time.Since(p.started).Seconds(); el > 0 {
-		pr.Rate = float64(pr.Written) / el // the average over the whole flash
-	}
-	if pr.Total == 0 {
-		pr.Total = pr.Written
-	}
-	p.emitProgress(pr)
-}
-
-func (p *pipeline) emitProgress(pr Progress) {
-	p.lastEmit = time.Now()
-	p.opts.Progress(pr)
 }
