@@ -147,17 +147,6 @@ type OperatorFunc func(step, message string)
 // Prompt calls f.
 func (f OperatorFunc) Prompt(step, message string) { f(step, message) }
 
-// Operators returns an Operator that shows every prompt on each of ops in turn.
-func Operators(ops ...Operator) Operator {
-	return OperatorFunc(func(step, message string) {
-		for _, o := range ops {
-			if o != nil {
-				o.Prompt(step, message)
-			}
-		}
-	})
-}
-
 // NopOperator shows nothing.
 type NopOperator struct{}
 

@@ -57,21 +57,9 @@ type Console struct {
 	tag   string
 }
 
-// Option changes a Console made by New.
-type Option func(*Console)
-
-// WithClock makes the console read the time from now (tests use a fixed clock).
-func WithClock(now func() time.Time) Option { return func(c *Console) { c.now = now } }
-
-// WithTag replaces the "flashline" tag that starts every message.
-func WithTag(tag string) Option { return func(c *Console) { c.tag = tag } }
-
 // New returns a console writing to w; the elapsed time counts from now.
-func New(w io.Writer, opts ...Option) *Console {
+func New(w io.Writer) *Console {
 	c := &Console{w: w, now: time.Now, tag: "flashline"}
-	for _, o := range opts {
-		o(c)
-	}
 	c.start = c.now()
 	return c
 }

@@ -2,7 +2,7 @@ package console
 
 import (
 	"bytes"
-	"log/slog"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -37,7 +37,7 @@ func TestPrintFormat(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var buf bytes.Buffer
-			c := New(&buf, WithClock(fixedClock(t0, 1500*time.Millisecond)))
+			c := newAt(&buf, fixedClock(t0, 1500*time.Millisecond))
 			tt.print(c)
 			if got := buf.String(); got != tt.want {
 				t.Errorf("got %q, want %q", got, tt.want)
@@ -54,14 +54,14 @@ func TestNilConsoleIsSilent(t *testing.T) {
 
 func TestBanner(t *testing.T) {
 	var buf bytes.Buffer
-	c := New(&buf, WithTag("t"))
+	c := New(&buf)
 	c.Banner(Fail, "DEVICE FAILED", "step 3: wifi")
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	if len(lines) != 4 {
 		t.Fatalf("got %d lines, want 4:\n%s", len(lines), buf.String())
 	}
 	for _, l := range lines {
-		if !strings.Contains(l, "t: FAIL ") {
+		if !strings.Contains(l, "flashline: FAIL ") {
 			t.Errorf("line %q lacks the FAIL marker", l)
 		}
 	}
@@ -103,23 +103,10 @@ func TestWriter(t *testing.T) {
 	}
 }
 
-func TestHandler(t *testing.T) {
-	var buf bytes.Buffer
-	c := New(&buf)
-	l := slog.New(c.Handler(slog.LevelInfo)).With("nic", "eth0").WithGroup("dhcp")
-	l.Debug("hidden")
-	l.Info("lease", "ip", "10.0.2.15", "msg", "two words")
-	l.Error("failed", "err", "timeout")
-	out := buf.String()
-	if strings.Contains(out, "hidden") {
-		t.Errorf("debug record printed: %q", out)
-	}
-	for _, want := range []string{
-		`..   lease nic=eth0 dhcp.ip=10.0.2.15 dhcp.msg="two words"`,
-		`FAIL failed nic=eth0 dhcp.err=timeout`,
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("output lacks %q:\n%s", want, out)
-		}
-	}
+// newAt is a console reading the time from now.
+func newAt(w io.Writer, now func() time.Time) *Console {
+	c := New(w)
+	c.now = now
+	c.start = now()
+	return c
 }

@@ -33,9 +33,9 @@ steps:
 	}
 	r := &scenario.Runner{
 		Inventory: checks.StaticInventory(inv),
-		Operator: checks.Operators(checks.OperatorFunc(func(step, msg string) {
+		Operator: checks.OperatorFunc(func(step, msg string) {
 			// e.g. send a protocol.EventPrompt to the line server
-		})),
+		}),
 		OnEvent: func(ev scenario.Event) {
 			if ev.Result != nil {
 				pe := ev.Protocol() // a protocol.Event of kind "step", ready for the server

@@ -159,12 +159,12 @@ func checkMatch(e *errs, parent *yaml.Node, key string, m *Match) {
 	}{{"modules", m.Modules}, {"without_modules", m.WithoutModules}} {
 		ln := valueNode(mn, list.key)
 		for i, mod := range list.mods {
-			if !slices.Contains(Modules, mod) {
+			if !slices.Contains(Modules(), mod) {
 				var at *yaml.Node = ln
 				if ln != nil && i < len(ln.Content) {
 					at = ln.Content[i]
 				}
-				e.at(at, "unknown module %q (known: %s)%s", mod, strings.Join(Modules, ", "), suggest(mod, Modules))
+				e.at(at, "unknown module %q (known: %s)%s", mod, strings.Join(Modules(), ", "), suggest(mod, Modules()))
 			}
 		}
 	}

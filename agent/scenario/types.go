@@ -106,8 +106,8 @@ type Match struct {
 	WithoutModules []string `yaml:"without_modules" json:"without_modules,omitempty" jsonschema:"uniqueItems=true" jsonschema_description:"Modules that must all be absent: wifi, bluetooth, lte, buttons"`
 }
 
-// Modules are the optional hardware modules the inventory reports and Match can name.
-var Modules = []string{"wifi", "bluetooth", "lte", "buttons"}
+// Modules returns the optional hardware modules the inventory reports and Match can name.
+func Modules() []string { return []string{"wifi", "bluetooth", "lte", "buttons"} }
 
 // Matches reports whether inv satisfies m, and when not, why.
 func (m *Match) Matches(inv protocol.Inventory) (bool, string) {

@@ -8,12 +8,10 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"testing/iotest"
 	"time"
 
 	"github.com/flashline/flashline/protocol"
@@ -215,48 +213,6 @@ func TestVerifyBytes(t *testing.T) {
 	a.SHA256 = ""
 	if r := ReasonOf(VerifyBytes("scenario", scenario, a)); r != ReasonHashMismatch {
 		t.Fatalf("no hash: reason %q", r)
-	}
-}
-
-func TestVerifyingReader(t *testing.T) {
-	a := baseJob().Image
-	unsized := a
-	unsized.Size = 0
-	swapped := bytes.Clone(image)
-	swapped[len(swapped)-1] ^= 1
-	tests := []struct {
-		name   string
-		in     io.Reader
-		a      protocol.Artifact
-		ok     bool
-		maxOut int64 // bytes the consumer may ever see
-	}{
-		{"good", bytes.NewReader(image), a, true, int64(len(image))},
-		{"good one byte at a time", iotest.OneByteReader(bytes.NewReader(image)), a, true, int64(len(image))},
-		{"good unsized", bytes.NewReader(image), unsized, true, int64(len(image))},
-		{"swapped", bytes.NewReader(swapped), a, false, int64(len(image))},
-		{"swapped unsized", bytes.NewReader(swapped), unsized, false, int64(len(image))},
-		{"short", bytes.NewReader(image[:100]), a, false, 100},
-		{"longer is cut at the signed size", io.MultiReader(bytes.NewReader(image), strings.NewReader(strings.Repeat("x", 1<<20))), a, false, int64(len(image))},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			v := NewVerifyingReader("image", tt.in, tt.a)
-			n, err := io.Copy(io.Discard, v)
-			if tt.ok != (err == nil) || tt.ok != v.Verified() {
-				t.Fatalf("copy: %v verified=%v, want ok=%v", err, v.Verified(), tt.ok)
-			}
-			if !tt.ok && ReasonOf(err) != ReasonHashMismatch {
-				t.Fatalf("reason %q (%v)", ReasonOf(err), err)
-			}
-			if n > tt.maxOut || v.N() != n {
-				t.Fatalf("passed %d bytes (N=%d), at most %d allowed", n, v.N(), tt.maxOut)
-			}
-			// The verdict is sticky.
-			if _, err2 := v.Read(make([]byte, 1)); (err2 == io.EOF) != tt.ok {
-				t.Fatalf("second read: %v", err2)
-			}
-		})
 	}
 }
 
