@@ -14,12 +14,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/flashline/flashline/protocol"
 	"github.com/flashline/flashline/protocol/sink"
@@ -147,27 +147,11 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 
 	// Run every part; the first to fail stops the others.
-	var wg sync.WaitGroup
-	errc := make(chan error, len(runners))
+	g, gctx := errgroup.WithContext(ctx)
 	for _, run := range runners {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := run(ctx); err != nil {
-				errc <- err
-				cancel()
-			}
-		}()
+		g.Go(func() error { return run(gctx) })
 	}
-	wg.Wait()
-	close(errc)
-	return errors.Join(func() []error {
-		var errs []error
-		for err := range errc {
-			errs = append(errs, err)
-		}
-		return errs
-	}()...)
+	return g.Wait()
 }
 
 func loadKey(cfg *config.Config, log *slog.Logger) (ed25519.PrivateKey, error) {
