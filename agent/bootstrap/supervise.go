@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/flashline/flashline/agent/console"
+	"github.com/flashline/flashline/agent/lineclient"
 )
 
 // Supervisor keeps the agent alive on a device: it runs the journey (normally a child process
@@ -35,16 +36,7 @@ type Backoff interface {
 func (s Supervisor) Loop(ctx context.Context) error {
 	sleep, now, healthy := s.Sleep, s.Now, s.Healthy
 	if sleep == nil {
-		sleep = func(ctx context.Context, d time.Duration) error {
-			t := time.NewTimer(d)
-			defer t.Stop()
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-t.C:
-				return nil
-			}
-		}
+		sleep = lineclient.Sleep
 	}
 	if now == nil {
 		now = time.Now

@@ -37,6 +37,7 @@ import (
 	"github.com/flashline/flashline/agent/flash/decompress"
 	"github.com/flashline/flashline/agent/flash/source"
 	"github.com/flashline/flashline/agent/flash/target"
+	"github.com/flashline/flashline/internal/human"
 	"github.com/flashline/flashline/protocol/bmap"
 )
 
@@ -136,7 +137,7 @@ func oneLine(err error) error {
 	if !strings.ContainsAny(s, "\r\n") {
 		return err
 	}
-	return &oneLineError{msg: strings.Join(strings.Fields(s), " "), err: err}
+	return &oneLineError{msg: human.OneLine(s), err: err}
 }
 
 type oneLineError struct {

@@ -24,6 +24,7 @@ import (
 	"github.com/flashline/flashline/agent/lineclient"
 	"github.com/flashline/flashline/agent/report"
 	"github.com/flashline/flashline/agent/trust"
+	"github.com/flashline/flashline/internal/human"
 	"github.com/flashline/flashline/protocol"
 )
 
@@ -179,17 +180,17 @@ func Run(ctx context.Context, env Env, api API, deps Deps) (Outcome, error) {
 	job, err := deps.VerifyJob(*sj, trust.Expect{Serial: inv.DMI.Serial, MAC: env.BootMAC, Nonce: nonce, Now: env.Now(), InventorySHA256: invHash})
 	if err != nil {
 		err = fmt.Errorf("%w: %v", ErrRefused, err)
-		con.Banner(console.Fail, "FAIL: JOB REFUSED", oneLine(err.Error()), "nothing was run and nothing was written")
+		con.Banner(console.Fail, "FAIL: JOB REFUSED", human.OneLine(err.Error()), "nothing was run and nothing was written")
 		// Tell whoever sent it, once: a rogue server learns nothing it did not know.
 		if runID := unverifiedRunID(*sj); runID != "" {
 			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			_, _ = api.PutResult(rctx, protocol.Result{RunID: runID, Serial: inv.DMI.Serial, MAC: env.BootMAC,
-				Status: protocol.StatusError, Reason: oneLine(err.Error()), Finished: env.Now(), Secret: secret})
+				Status: protocol.StatusError, Reason: human.OneLine(err.Error()), Finished: env.Now(), Secret: secret})
 			cancel()
 		}
 		return Outcome{}, err
 	}
-	con.OKf("job %s: scenario %s, image %s (%s)", job.RunID, nameOf(job.Scenario), nameOf(job.Image), humanBytes(job.Image.Size))
+	con.OKf("job %s: scenario %s, image %s (%s)", job.RunID, nameOf(job.Scenario), nameOf(job.Image), human.Bytes(job.Image.Size))
 
 	rep := report.NewAuthenticated(api, job.RunID, inv.DMI.Serial, secret, env.ReportEvery, env.Log)
 	res := protocol.Result{RunID: job.RunID, Serial: inv.DMI.Serial, MAC: env.BootMAC, Secret: secret}
@@ -201,7 +202,7 @@ func Run(ctx context.Context, env Env, api API, deps Deps) (Outcome, error) {
 	fail := func(step, reason string, st protocol.Status) {
 		res.Status = st
 		res.FailedStep = step
-		res.Reason = oneLine(reason)
+		res.Reason = human.OneLine(reason)
 	}
 
 	// The scenario, verified against the hash in the signed job before it is parsed.
@@ -301,7 +302,7 @@ func helloUntilJob(ctx context.Context, env Env, api API, h protocol.Hello) (*pr
 		switch {
 		case err != nil:
 			wait = b.Next()
-			con.Warnf("no answer from %s: %v; retrying in %s", server, oneLine(err.Error()), roundWait(wait))
+			con.Warnf("no answer from %s: %v; retrying in %s", server, human.OneLine(err.Error()), roundWait(wait))
 		case resp.Job != nil:
 			con.OKf("job received from %s (%d bytes, signed: %v)", server, len(resp.Job.Job), len(resp.Job.Signature) > 0)
 			return resp, nil
@@ -355,7 +356,7 @@ func flash(ctx context.Context, env Env, api API, deps Deps, job protocol.Job, i
 	if err != nil {
 		return protocol.FlashResult{Target: target}, err
 	}
-	con.Infof("flash: %s -> %s (%s)", src, target, humanBytes(job.Image.Size))
+	con.Infof("flash: %s -> %s (%s)", src, target, human.Bytes(job.Image.Size))
 	var bmapURL, bmapSum string
 	if job.Bmap != nil {
 		if bmapURL, err = api.Resolve(job.Bmap.URL); err != nil {
@@ -374,7 +375,7 @@ func flash(ctx context.Context, env Env, api API, deps Deps, job protocol.Job, i
 				// A line per 10% keeps a serial console readable.
 				if pct := done * 10 / total; pct != lastPct {
 					lastPct = pct
-					con.Infof("flash: %3d%% %s of %s", pct*10, humanBytes(done), humanBytes(total))
+					con.Infof("flash: %3d%% %s of %s", pct*10, human.Bytes(done), human.Bytes(total))
 				}
 			}
 		},
@@ -383,10 +384,10 @@ func flash(ctx context.Context, env Env, api API, deps Deps, job protocol.Job, i
 		fr.Target = target
 	}
 	if err != nil {
-		con.Failf("flash: %v", oneLine(err.Error()))
+		con.Failf("flash: %v", human.OneLine(err.Error()))
 		return fr, err
 	}
-	con.OKf("flash: %s written and verified (sha256 %s) in %.1fs", humanBytes(fr.Bytes), short(fr.SHA256), float64(fr.DurationMS)/1000)
+	con.OKf("flash: %s written and verified (sha256 %s) in %.1fs", human.Bytes(fr.Bytes), short(fr.SHA256), float64(fr.DurationMS)/1000)
 	return fr, nil
 }
 
@@ -399,7 +400,7 @@ func waitTarget(ctx context.Context, env Env, deps Deps, target string) error {
 	if err == nil {
 		return nil
 	}
-	env.Console.Warnf("flash: waiting up to %s for %s: %v", env.DeviceWait, target, oneLine(err.Error()))
+	env.Console.Warnf("flash: waiting up to %s for %s: %v", env.DeviceWait, target, human.OneLine(err.Error()))
 	start := env.Now()
 	for {
 		if serr := lineclient.Sleep(ctx, 250*time.Millisecond); serr != nil {
@@ -436,7 +437,7 @@ func chooseTarget(t protocol.Target, inv protocol.Inventory) (string, error) {
 		}
 		return d.Path, nil
 	}
-	return "", fmt.Errorf("no disk matches the job's target (transport %q, min size %s) among %d disks", t.Transport, humanBytes(t.MinSize), len(inv.Disks))
+	return "", fmt.Errorf("no disk matches the job's target (transport %q, min size %s) among %d disks", t.Transport, human.Bytes(t.MinSize), len(inv.Disks))
 }
 
 func putResult(ctx context.Context, env Env, api API, res protocol.Result) error {
@@ -457,7 +458,7 @@ func putResult(ctx context.Context, env Env, api API, res protocol.Result) error
 			return fmt.Errorf("report result: %w", err)
 		}
 		wait := b.Next()
-		env.Console.Warnf("result: not acknowledged (%v); retrying in %s", oneLine(err.Error()), wait.Round(100*time.Millisecond))
+		env.Console.Warnf("result: not acknowledged (%v); retrying in %s", human.OneLine(err.Error()), wait.Round(100*time.Millisecond))
 		if err := lineclient.Sleep(ctx, wait); err != nil {
 			return fmt.Errorf("report result: %w", err)
 		}
@@ -468,7 +469,7 @@ func banner(con *console.Console, res protocol.Result) {
 	if res.Status == protocol.StatusPass {
 		lines := []string{"PASS", fmt.Sprintf("%d steps passed", len(res.Steps))}
 		if res.Flash != nil {
-			lines = append(lines, fmt.Sprintf("flashed %s to %s", humanBytes(res.Flash.Bytes), res.Flash.Target))
+			lines = append(lines, fmt.Sprintf("flashed %s to %s", human.Bytes(res.Flash.Bytes), res.Flash.Target))
 		}
 		con.Banner(console.OK, lines...)
 		return
@@ -540,7 +541,7 @@ func newNonce() string {
 }
 
 func describe(inv protocol.Inventory) string {
-	s := fmt.Sprintf("%s %s serial %q, %d cores, %s RAM, %d disks, %d NICs", inv.DMI.Vendor, inv.DMI.Product, inv.DMI.Serial, inv.CPU.Cores, humanBytes(int64(inv.MemoryBytes)), len(inv.Disks), len(inv.NICs))
+	s := fmt.Sprintf("%s %s serial %q, %d cores, %s RAM, %d disks, %d NICs", inv.DMI.Vendor, inv.DMI.Product, inv.DMI.Serial, inv.CPU.Cores, human.Bytes(int64(inv.MemoryBytes)), len(inv.Disks), len(inv.NICs))
 	if len(inv.Modules) > 0 {
 		s += ", modules " + strings.Join(inv.Modules, ",")
 	}
@@ -559,21 +560,4 @@ func short(h string) string {
 		return h[:12]
 	}
 	return h
-}
-
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

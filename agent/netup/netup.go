@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/flashline/flashline/agent/console"
+	"github.com/flashline/flashline/agent/lineclient"
 )
 
 // Link is a network interface as netup sees it.
@@ -104,7 +105,7 @@ func Up(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, errors.New("netup: Links, DHCP and Backoff are required")
 	}
 	if cfg.Sleep == nil {
-		cfg.Sleep = sleep
+		cfg.Sleep = lineclient.Sleep
 	}
 	if cfg.CarrierWait == 0 {
 		cfg.CarrierWait = 5 * time.Second
@@ -279,15 +280,4 @@ func roundDuration(d time.Duration) time.Duration {
 		return d.Round(100 * time.Millisecond)
 	}
 	return d.Round(10 * time.Millisecond)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

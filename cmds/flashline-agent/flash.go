@@ -14,6 +14,7 @@ import (
 
 	"github.com/flashline/flashline/agent/flash"
 	"github.com/flashline/flashline/agent/membudget"
+	"github.com/flashline/flashline/internal/human"
 )
 
 // cmdFlash is `flashline-agent flash [flags] SOURCE TARGET` (a contract, see design.md).
@@ -116,11 +117,11 @@ func cmdFlash(ctx context.Context, args []string) int {
 	}
 	check := "sha256 " + res.SHA256
 	if opts.Bmap != nil {
-		check = fmt.Sprintf("%d bmap ranges checked, %s unmapped not written,", len(opts.Bmap.Ranges), human(float64(res.Unmapped)))
+		check = fmt.Sprintf("%d bmap ranges checked, %s unmapped not written,", len(opts.Bmap.Ranges), human.Bytes(res.Unmapped))
 	}
 	fmt.Fprintf(os.Stderr, "flash: wrote %d bytes (%s) %s in %.1fs (%s/s), %d resumes, %s zero bytes skipped\n",
 		res.Bytes, res.Format, check, res.Duration.Seconds(),
-		human(float64(res.Bytes)/max(res.Duration.Seconds(), 1e-9)), res.Resumes, human(float64(res.ZeroSkipped)))
+		human.Bytes(int64(float64(res.Bytes)/max(res.Duration.Seconds(), 1e-9))), res.Resumes, human.Bytes(res.ZeroSkipped))
 	return 0
 }
 
@@ -131,23 +132,13 @@ func isTerminal(f *os.File) bool {
 
 func progressLine(p flash.Progress) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-8s %s", p.Phase, human(float64(p.Written)))
+	fmt.Fprintf(&b, "%-8s %s", p.Phase, human.Bytes(p.Written))
 	if p.Total > 0 {
-		fmt.Fprintf(&b, " / %s (%d%%)", human(float64(p.Total)), p.Written*100/p.Total)
+		fmt.Fprintf(&b, " / %s (%d%%)", human.Bytes(p.Total), p.Written*100/p.Total)
 	}
-	fmt.Fprintf(&b, "  %s/s", human(p.Rate))
+	fmt.Fprintf(&b, "  %s/s", human.Bytes(int64(p.Rate)))
 	if p.ETA > 0 {
 		fmt.Fprintf(&b, "  ETA %s", p.ETA.Round(time.Second))
 	}
 	return b.String()
-}
-
-func human(v float64) string {
-	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
-	i := 0
-	for v >= 1024 && i < len(units)-1 {
-		v /= 1024
-		i++
-	}
-	return strconv.FormatFloat(v, 'f', 1, 64) + " " + units[i]
 }
