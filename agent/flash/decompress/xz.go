@@ -11,7 +11,6 @@ import (
 	"hash/crc32"
 	"hash/crc64"
 	"io"
-	"strings"
 	"sync"
 
 	"github.com/ulikunitz/xz/lzma"
@@ -47,6 +46,18 @@ const (
 )
 
 var crc64Table = crc64.MakeTable(crc64.ECMA)
+
+// FormatError is an xz stream that is damaged, truncated or beyond what the decoder accepts.
+// Every error of the xz decoder about its input is one (errors.As), with its cause, if any,
+// in the chain; its message starts with "xz: ".
+type FormatError struct{ err error }
+
+func (e *FormatError) Error() string { return e.err.Error() }
+func (e *FormatError) Unwrap() error { return e.err }
+
+func xzErrorf(format string, args ...any) error {
+	return &FormatError{fmt.Errorf("xz: "+format, args...)}
+}
 
 // xzPiece is a run of decoded bytes; a nil buf stands for n zero bytes, which costs no memory
 // while it waits (disk images are largely zeros).
@@ -221,7 +232,7 @@ func (x *xzReader) next() error {
 				}
 				x.cur = j
 			case <-x.done:
-				return errors.New("xz: reader closed")
+				return xzErrorf("reader closed")
 			}
 		}
 		select {
@@ -237,7 +248,7 @@ func (x *xzReader) next() error {
 			x.piec = pc
 			return nil
 		case <-x.done:
-			return errors.New("xz: reader closed")
+			return xzErrorf("reader closed")
 		}
 	}
 }
@@ -270,7 +281,7 @@ func (x *xzReader) decodeBuffered(lz *lzma2Decoder, src *bytes.Reader, b xzBlock
 		rd := bytes.NewReader(b.data[:csize])
 		sum, err = x.decodeLZMA2(job, rd, b.hdr, b.check)
 		if err == nil && rd.Len() != 0 {
-			err = errors.New("xz: block data longer than the LZMA2 stream")
+			err = xzErrorf("block data longer than the LZMA2 stream")
 		}
 	}
 	if err == nil {
@@ -305,14 +316,14 @@ func (lz *lzma2Decoder) reader(src io.Reader, h xzBlockHeader) (*lzma.Reader2, e
 	}
 	dict = max(lzma.MinDictCap, dict)
 	if dict > xzMaxDict {
-		return nil, fmt.Errorf("xz: dictionary of %d MiB is more than the agent allows (%d MiB)", dict>>20, xzMaxDict>>20)
+		return nil, xzErrorf("dictionary of %d MiB is more than the agent allows (%d MiB)", dict>>20, xzMaxDict>>20)
 	}
 	if lz.r == nil || int(dict) > lz.dictCap {
 		lz.r = nil // let the old dictionary go before the new one is allocated
 		cfg := lzma.Reader2Config{DictCap: int(dict)}
 		r, err := cfg.NewReader2(src)
 		if err != nil {
-			return nil, fmt.Errorf("xz: %w", err)
+			return nil, xzErrorf("%w", err)
 		}
 		lz.r, lz.dictCap = r, int(dict)
 	}
@@ -331,7 +342,7 @@ func (x *xzReader) decodeReusing(lz *lzma2Decoder, src *bytes.Reader, job *xzJob
 	if size, err := lzma2Size(data); err != nil {
 		return nil, err
 	} else if size != h.uncompressed {
-		return nil, fmt.Errorf("xz: block holds %d bytes, its header says %d", size, h.uncompressed)
+		return nil, xzErrorf("block holds %d bytes, its header says %d", size, h.uncompressed)
 	}
 	src.Reset(data[:len(data)-1]) // without the end marker, which would stop the Reader2
 	lr, err := lz.reader(src, h)
@@ -345,13 +356,13 @@ func (x *xzReader) decodeReusing(lz *lzma2Decoder, src *bytes.Reader, job *xzJob
 	}
 	if src.Len() != 0 {
 		lz.r = nil
-		return nil, errors.New("xz: block longer than its header says")
+		return nil, xzErrorf("block longer than its header says")
 	}
 	job.size = h.uncompressed
 	return sum, nil
 }
 
-var errNoReset = errors.New("xz: block does not start with an LZMA2 dictionary reset")
+var errNoReset = xzErrorf("block does not start with an LZMA2 dictionary reset")
 
 // emit reads exactly size bytes from lr into pieces for job, hashing them with hs.
 func (x *xzReader) emit(job *xzJob, lr io.Reader, size int64, hs hash.Hash) ([]byte, error) {
@@ -363,12 +374,12 @@ func (x *xzReader) emit(job *xzJob, lr io.Reader, size int64, hs hash.Hash) ([]b
 		if err != nil {
 			x.putBuf(buf)
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return nil, fmt.Errorf("xz: block shorter than its header says: %w", io.ErrUnexpectedEOF)
+				return nil, xzErrorf("block shorter than its header says: %w", io.ErrUnexpectedEOF)
 			}
-			if strings.HasPrefix(err.Error(), "xz:") {
-				return nil, err
+			if _, ok := errors.AsType[*FormatError](err); ok {
+				return nil, err // already says what is wrong with the stream
 			}
-			return nil, fmt.Errorf("xz: %w", err)
+			return nil, xzErrorf("%w", err)
 		}
 		left -= int64(n)
 		if hs != nil {
@@ -393,7 +404,7 @@ func (x *xzReader) send(job *xzJob, buf []byte, n int) error {
 	case job.out <- pc:
 		return nil
 	case <-x.done:
-		return errors.New("xz: reader closed")
+		return xzErrorf("reader closed")
 	}
 }
 
@@ -440,7 +451,7 @@ func (f *lzma2Framer) Read(p []byte) (int, error) {
 		case c >= 0x80:
 			hl = 5
 		default:
-			return 0, fmt.Errorf("xz: invalid LZMA2 chunk control byte %#x", c)
+			return 0, xzErrorf("invalid LZMA2 chunk control byte %#x", c)
 		}
 		if hdr, err = f.r.Peek(hl); err != nil {
 			f.cut = f.cut || errors.Is(err, io.EOF)
@@ -468,22 +479,22 @@ func (f *lzma2Framer) Read(p []byte) (int, error) {
 // finish consumes the block's end marker once its announced bytes are decoded.
 func (f *lzma2Framer) finish(want int64) error {
 	if f.left != 0 {
-		return errors.New("xz: block longer than its header says")
+		return xzErrorf("block longer than its header says")
 	}
 	if !f.end {
 		c, err := f.r.ReadByte()
 		if err != nil {
 			f.cut = f.cut || errors.Is(err, io.EOF)
-			return fmt.Errorf("xz: %w", eofIsUnexpected(err))
+			return xzErrorf("%w", eofIsUnexpected(err))
 		}
 		f.n++
 		if c != 0x00 {
-			return errors.New("xz: block longer than its header says")
+			return xzErrorf("block longer than its header says")
 		}
 		f.end = true
 	}
 	if f.size != want {
-		return fmt.Errorf("xz: block holds %d bytes, its header says %d", f.size, want)
+		return xzErrorf("block holds %d bytes, its header says %d", f.size, want)
 	}
 	return nil
 }
@@ -499,12 +510,12 @@ func lzma2Size(data []byte) (int64, error) {
 		switch {
 		case c == 0x00:
 			if i != len(data)-1 {
-				return 0, errors.New("xz: block data longer than the LZMA2 stream")
+				return 0, xzErrorf("block data longer than the LZMA2 stream")
 			}
 			return size, nil
 		case c == 0x01 || c == 0x02:
 			if i+3 > len(data) {
-				return 0, errors.New("xz: LZMA2 chunk header cut short")
+				return 0, xzErrorf("LZMA2 chunk header cut short")
 			}
 			hdr = 3
 			out = int(binary.BigEndian.Uint16(data[i+1:])) + 1
@@ -515,17 +526,17 @@ func lzma2Size(data []byte) (int64, error) {
 				hdr = 6 // carries new properties
 			}
 			if i+hdr > len(data) {
-				return 0, errors.New("xz: LZMA2 chunk header cut short")
+				return 0, xzErrorf("LZMA2 chunk header cut short")
 			}
 			out = int(c&0x1f)<<16 + int(binary.BigEndian.Uint16(data[i+1:])) + 1
 			body = int(binary.BigEndian.Uint16(data[i+3:])) + 1
 		default:
-			return 0, fmt.Errorf("xz: invalid LZMA2 chunk control byte %#x", c)
+			return 0, xzErrorf("invalid LZMA2 chunk control byte %#x", c)
 		}
 		size += int64(out)
 		i += hdr + body
 	}
-	return 0, errors.New("xz: LZMA2 stream without its end marker")
+	return 0, xzErrorf("LZMA2 stream without its end marker")
 }
 
 // decodeLZMA2 decodes one block's LZMA2 stream from r into job.out and returns its check
@@ -547,7 +558,7 @@ func (x *xzReader) decodeLZMA2(job *xzJob, r io.Reader, h xzBlockHeader, check b
 			}
 			total += int64(n)
 			if h.uncompressed >= 0 && total > h.uncompressed {
-				return nil, errors.New("xz: block longer than its header says")
+				return nil, xzErrorf("block longer than its header says")
 			}
 			if err := x.send(job, buf, n); err != nil {
 				return nil, err
@@ -559,14 +570,14 @@ func (x *xzReader) decodeLZMA2(job *xzJob, r io.Reader, h xzBlockHeader, check b
 			break
 		}
 		if rerr != nil {
-			return nil, fmt.Errorf("xz: %w", eofIsUnexpected(rerr))
+			return nil, xzErrorf("%w", eofIsUnexpected(rerr))
 		}
 	}
 	if !lr.EOS() {
-		return nil, fmt.Errorf("xz: %w", io.ErrUnexpectedEOF)
+		return nil, xzErrorf("%w", io.ErrUnexpectedEOF)
 	}
 	if h.uncompressed >= 0 && total != h.uncompressed {
-		return nil, errors.New("xz: block shorter than its header says")
+		return nil, xzErrorf("block shorter than its header says")
 	}
 	job.size = total
 	return xzSum(hs), nil
@@ -578,13 +589,13 @@ func isZero(b []byte) bool { return bytes.Equal(b, zeroPiece[:len(b)]) }
 
 func verifyPadCheck(tail []byte, pad int, sum []byte) error {
 	if len(tail) != pad+len(sum) {
-		return errors.New("xz: block padding or check truncated")
+		return xzErrorf("block padding or check truncated")
 	}
 	if !isZero(tail[:pad]) {
-		return errors.New("xz: non-zero block padding")
+		return xzErrorf("non-zero block padding")
 	}
 	if !bytes.Equal(tail[pad:], sum) {
-		return errors.New("xz: block check mismatch (corrupt data)")
+		return xzErrorf("block check mismatch (corrupt data)")
 	}
 	return nil
 }
@@ -627,16 +638,16 @@ func checkSize(check byte) (int, error) {
 	case 0x0a:
 		return 32, nil
 	}
-	return 0, fmt.Errorf("xz: unsupported check type %#x", check)
+	return 0, xzErrorf("unsupported check type %#x", check)
 }
 
 func checkIndex(index, got []xzRecord) error {
 	if len(index) != len(got) {
-		return fmt.Errorf("xz: index lists %d blocks, stream has %d", len(index), len(got))
+		return xzErrorf("index lists %d blocks, stream has %d", len(index), len(got))
 	}
 	for i := range index {
 		if index[i] != got[i] {
-			return fmt.Errorf("xz: index record %d does not match block", i)
+			return xzErrorf("index record %d does not match block", i)
 		}
 	}
 	return nil
@@ -665,7 +676,7 @@ func (x *xzReader) sendJob(j *xzJob) error {
 	case x.order <- j:
 		return nil
 	case <-x.done:
-		return errors.New("xz: reader closed")
+		return xzErrorf("reader closed")
 	}
 }
 
@@ -678,12 +689,12 @@ func (x *xzReader) splitStreams(r *bufio.Reader) error {
 				b, err := r.ReadByte()
 				if err == io.EOF {
 					if pad%4 != 0 {
-						return errors.New("xz: stream padding not a multiple of four bytes")
+						return xzErrorf("stream padding not a multiple of four bytes")
 					}
 					return nil
 				}
 				if err != nil {
-					return fmt.Errorf("xz: %w", err)
+					return xzErrorf("%w", err)
 				}
 				if b != 0 {
 					r.UnreadByte()
@@ -692,7 +703,7 @@ func (x *xzReader) splitStreams(r *bufio.Reader) error {
 				pad++
 			}
 			if pad%4 != 0 {
-				return errors.New("xz: stream padding not a multiple of four bytes")
+				return xzErrorf("stream padding not a multiple of four bytes")
 			}
 		}
 		if err := x.splitStream(r); err != nil {
@@ -703,7 +714,7 @@ func (x *xzReader) splitStreams(r *bufio.Reader) error {
 
 func readFullXZ(r io.Reader, p []byte) error {
 	if _, err := io.ReadFull(r, p); err != nil {
-		return fmt.Errorf("xz: %w", eofIsUnexpected(err))
+		return xzErrorf("%w", eofIsUnexpected(err))
 	}
 	return nil
 }
@@ -714,13 +725,13 @@ func (x *xzReader) splitStream(r *bufio.Reader) error {
 		return err
 	}
 	if !bytes.Equal(sh[:6], xzMagic) {
-		return errors.New("xz: bad stream header magic")
+		return xzErrorf("bad stream header magic")
 	}
 	if crc32.ChecksumIEEE(sh[6:8]) != binary.LittleEndian.Uint32(sh[8:12]) {
-		return errors.New("xz: stream header CRC mismatch")
+		return xzErrorf("stream header CRC mismatch")
 	}
 	if sh[6] != 0 || sh[7]&0xf0 != 0 {
-		return errors.New("xz: unsupported stream flags")
+		return xzErrorf("unsupported stream flags")
 	}
 	check := sh[7]
 	csz, err := checkSize(check)
@@ -730,7 +741,7 @@ func (x *xzReader) splitStream(r *bufio.Reader) error {
 	for {
 		b, err := r.ReadByte()
 		if err != nil {
-			return fmt.Errorf("xz: %w", eofIsUnexpected(err))
+			return xzErrorf("%w", eofIsUnexpected(err))
 		}
 		if b == 0 {
 			return x.readIndexAndFooter(r, sh[6:8])
@@ -742,7 +753,7 @@ func (x *xzReader) splitStream(r *bufio.Reader) error {
 		select {
 		case x.slots <- struct{}{}:
 		case <-x.done:
-			return errors.New("xz: reader closed")
+			return xzErrorf("reader closed")
 		}
 		lookahead := x.lookahead(hdr)
 		job := &xzJob{out: make(chan xzPiece, max(lookahead, xzStreamLookahead))}
@@ -759,7 +770,7 @@ func (x *xzReader) splitStream(r *bufio.Reader) error {
 			select {
 			case x.work <- xzBlock{job: job, hdr: hdr, check: check, data: data}:
 			case <-x.done:
-				return errors.New("xz: reader closed")
+				return xzErrorf("reader closed")
 			}
 			continue
 		}
@@ -822,11 +833,11 @@ func (x *xzReader) decodeStreamed(r *bufio.Reader, job *xzJob, hdr xzBlockHeader
 	if err != nil {
 		x.inline.r = nil // a failed Reader2 stays failed
 		if f.cut {
-			err = fmt.Errorf("xz: %w", io.ErrUnexpectedEOF)
+			err = xzErrorf("%w", io.ErrUnexpectedEOF)
 		}
 	}
 	if err == nil && hdr.compressed >= 0 && f.n != hdr.compressed {
-		err = fmt.Errorf("xz: block has %d compressed bytes, its header says %d", f.n, hdr.compressed)
+		err = xzErrorf("block has %d compressed bytes, its header says %d", f.n, hdr.compressed)
 	}
 	job.size = hdr.uncompressed
 	return x.endStreamed(r, job, hdr, f.n, csz, sum, err)
@@ -857,7 +868,7 @@ func (x *xzReader) decodeInline(r *bufio.Reader, job *xzJob, hdr xzBlockHeader, 
 	}
 	sum, err := x.decodeLZMA2(job, src, hdr, check)
 	if err == nil && hdr.compressed >= 0 && cr.n != hdr.compressed {
-		err = errors.New("xz: block data longer than the LZMA2 stream")
+		err = xzErrorf("block data longer than the LZMA2 stream")
 	}
 	return x.endStreamed(r, job, hdr, cr.n, csz, sum, err)
 }
@@ -882,7 +893,7 @@ func readXZBlockHeader(r io.Reader, b byte) (xzBlockHeader, error) {
 		return h, err
 	}
 	if crc32.ChecksumIEEE(buf[:h.size-4]) != binary.LittleEndian.Uint32(buf[h.size-4:]) {
-		return h, errors.New("xz: block header CRC mismatch")
+		return h, xzErrorf("block header CRC mismatch")
 	}
 	return parseXZBlockHeader(buf)
 }
@@ -894,7 +905,7 @@ func parseXZBlockHeader(buf []byte) (xzBlockHeader, error) {
 	body := buf[:len(buf)-4]
 	flags := body[1]
 	if flags&0x3c != 0 {
-		return h, errors.New("xz: reserved block flags set")
+		return h, xzErrorf("reserved block flags set")
 	}
 	p := body[2:]
 	var err error
@@ -903,7 +914,7 @@ func parseXZBlockHeader(buf []byte) (xzBlockHeader, error) {
 			return h, err
 		}
 		if h.compressed == 0 {
-			return h, errors.New("xz: zero compressed size")
+			return h, xzErrorf("zero compressed size")
 		}
 	}
 	if flags&0x80 != 0 {
@@ -921,22 +932,22 @@ func parseXZBlockHeader(buf []byte) (xzBlockHeader, error) {
 			return h, err
 		}
 		if psz > int64(len(p)) {
-			return h, errors.New("xz: filter properties overrun the block header")
+			return h, xzErrorf("filter properties overrun the block header")
 		}
 		props := p[:psz]
 		p = p[psz:]
 		if id != 0x21 || i != nf-1 {
-			return h, fmt.Errorf("xz: filter %#x not supported (only LZMA2)", id)
+			return h, xzErrorf("filter %#x not supported (only LZMA2)", id)
 		}
 		if len(props) != 1 {
-			return h, errors.New("xz: bad LZMA2 filter properties")
+			return h, xzErrorf("bad LZMA2 filter properties")
 		}
 		if h.dictCap, err = lzma.DecodeDictCap(props[0]); err != nil {
-			return h, fmt.Errorf("xz: %w", err)
+			return h, xzErrorf("%w", err)
 		}
 	}
 	if !isZero(p) {
-		return h, errors.New("xz: non-zero block header padding")
+		return h, xzErrorf("non-zero block header padding")
 	}
 	return h, nil
 }
@@ -949,15 +960,15 @@ func xzVarint(p []byte) (int64, []byte, error) {
 		v |= uint64(b&0x7f) << (7 * i)
 		if b&0x80 == 0 {
 			if b == 0 && i > 0 {
-				return 0, nil, errors.New("xz: non-minimal integer encoding")
+				return 0, nil, xzErrorf("non-minimal integer encoding")
 			}
 			if v > 1<<63-1 {
-				return 0, nil, errors.New("xz: integer overflow")
+				return 0, nil, xzErrorf("integer overflow")
 			}
 			return int64(v), p[i+1:], nil
 		}
 	}
-	return 0, nil, errors.New("xz: truncated integer")
+	return 0, nil, xzErrorf("truncated integer")
 }
 
 // readIndexAndFooter reads an index (its indicator byte already consumed) and the stream
@@ -973,7 +984,7 @@ func (x *xzReader) readIndexAndFooter(r *bufio.Reader, flags []byte) error {
 		return err
 	}
 	if count > 1<<24 {
-		return errors.New("xz: implausible index record count")
+		return xzErrorf("implausible index record count")
 	}
 	index := make([]xzRecord, 0, count)
 	for range count {
@@ -993,7 +1004,7 @@ func (x *xzReader) readIndexAndFooter(r *bufio.Reader, flags []byte) error {
 		return err
 	}
 	if !isZero(pad) {
-		return errors.New("xz: non-zero index padding")
+		return xzErrorf("non-zero index padding")
 	}
 	size += int64(len(pad))
 	var sum [4]byte
@@ -1001,7 +1012,7 @@ func (x *xzReader) readIndexAndFooter(r *bufio.Reader, flags []byte) error {
 		return err
 	}
 	if crc.Sum32() != binary.LittleEndian.Uint32(sum[:]) {
-		return errors.New("xz: index CRC mismatch")
+		return xzErrorf("index CRC mismatch")
 	}
 	size += 4
 	var ft [12]byte
@@ -1009,13 +1020,13 @@ func (x *xzReader) readIndexAndFooter(r *bufio.Reader, flags []byte) error {
 		return err
 	}
 	if crc32.ChecksumIEEE(ft[4:10]) != binary.LittleEndian.Uint32(ft[0:4]) {
-		return errors.New("xz: stream footer CRC mismatch")
+		return xzErrorf("stream footer CRC mismatch")
 	}
 	if string(ft[10:12]) != "YZ" || !bytes.Equal(ft[8:10], flags) {
-		return errors.New("xz: bad stream footer")
+		return xzErrorf("bad stream footer")
 	}
 	if (int64(binary.LittleEndian.Uint32(ft[4:8]))+1)*4 != size {
-		return errors.New("xz: footer backward size does not match the index")
+		return xzErrorf("footer backward size does not match the index")
 	}
 	return x.sendJob(&xzJob{index: index})
 }
@@ -1028,7 +1039,7 @@ type bufByteReader struct {
 
 func (b *bufByteReader) ReadByte() (byte, error) {
 	if _, err := io.ReadFull(b.r, b.b[:]); err != nil {
-		return 0, fmt.Errorf("xz: index: %w", eofIsUnexpected(err))
+		return 0, xzErrorf("index: %w", eofIsUnexpected(err))
 	}
 	b.n++
 	return b.b[0], nil
@@ -1044,10 +1055,10 @@ func readUvarint(br *bufByteReader) (uint64, error) {
 		v |= uint64(b&0x7f) << (7 * i)
 		if b&0x80 == 0 {
 			if b == 0 && i > 0 {
-				return 0, errors.New("xz: non-minimal integer encoding")
+				return 0, xzErrorf("non-minimal integer encoding")
 			}
 			return v, nil
 		}
 	}
-	return 0, errors.New("xz: index integer too long")
+	return 0, xzErrorf("index integer too long")
 }
