@@ -6,7 +6,11 @@
 // multi-block files made by `xz -T` decode on every core with bounded memory.
 package decompress
 
-import "bytes"
+import (
+	"bytes"
+
+	"github.com/flashline/flashline/internal/xzformat"
+)
 
 // Format is the container format of an image stream.
 type Format string
@@ -22,7 +26,7 @@ const (
 var (
 	gzipMagic = []byte{0x1f, 0x8b, 0x08} // ID1, ID2 and CM=deflate, the only method in use
 	zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
-	xzMagic   = []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}
+	xzMagic   = []byte(xzformat.HeaderMagic)
 )
 
 // SniffLen is how many leading bytes Sniff needs to tell every format apart.

@@ -9,6 +9,8 @@ import (
 	"hash/crc32"
 	"io"
 	"sync"
+
+	"github.com/flashline/flashline/internal/xzformat"
 )
 
 // The xz container (tukaani.org xz-file-format 1.2.0) is parsed here rather than by
@@ -381,7 +383,7 @@ func (x *xzReader) splitStream(r *bufio.Reader) error {
 	if err := readFullXZ(r, sh[:]); err != nil {
 		return err
 	}
-	if !bytes.Equal(sh[:6], xzMagic) {
+	if string(sh[:6]) != xzformat.HeaderMagic {
 		return xzErrorf("bad stream header magic")
 	}
 	if crc32.ChecksumIEEE(sh[6:8]) != binary.LittleEndian.Uint32(sh[8:12]) {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash"
 	"hash/crc32"
@@ -12,6 +13,8 @@ import (
 	"io"
 
 	"github.com/ulikunitz/xz/lzma"
+
+	"github.com/flashline/flashline/internal/xzformat"
 )
 
 // The xz container (tukaani.org xz-file-format 1.2.0): block headers, checks, the index and
@@ -64,11 +67,11 @@ func xzSum(h hash.Hash) []byte {
 // newXZHash returns the hash for an xz check type, nil for "none".
 func newXZHash(check byte) hash.Hash {
 	switch check {
-	case 0x01:
+	case xzformat.CheckCRC32:
 		return crc32.NewIEEE()
-	case 0x04:
+	case xzformat.CheckCRC64:
 		return crc64.New(crc64Table)
-	case 0x0a:
+	case xzformat.CheckSHA256:
 		return sha256.New()
 	}
 	return nil
@@ -76,13 +79,13 @@ func newXZHash(check byte) hash.Hash {
 
 func checkSize(check byte) (int, error) {
 	switch check {
-	case 0x00:
+	case xzformat.CheckNone:
 		return 0, nil
-	case 0x01:
+	case xzformat.CheckCRC32:
 		return 4, nil
-	case 0x04:
+	case xzformat.CheckCRC64:
 		return 8, nil
-	case 0x0a:
+	case xzformat.CheckSHA256:
 		return 32, nil
 	}
 	return 0, xzErrorf("unsupported check type %#x", check)
@@ -185,21 +188,11 @@ func parseXZBlockHeader(buf []byte) (xzBlockHeader, error) {
 
 // xzVarint decodes the xz multibyte integer at the start of p.
 func xzVarint(p []byte) (int64, []byte, error) {
-	var v uint64
-	for i := 0; i < 9 && i < len(p); i++ {
-		b := p[i]
-		v |= uint64(b&0x7f) << (7 * i)
-		if b&0x80 == 0 {
-			if b == 0 && i > 0 {
-				return 0, nil, xzErrorf("non-minimal integer encoding")
-			}
-			if v > 1<<63-1 {
-				return 0, nil, xzErrorf("integer overflow")
-			}
-			return int64(v), p[i+1:], nil
-		}
+	v, n, err := xzformat.Uvarint(p)
+	if err != nil {
+		return 0, nil, xzErrorf("%w", err)
 	}
-	return 0, nil, xzErrorf("truncated integer")
+	return int64(v), p[n:], nil
 }
 
 // readIndexAndFooter reads an index (its indicator byte already consumed) and the stream
@@ -253,7 +246,7 @@ func (x *xzReader) readIndexAndFooter(r *bufio.Reader, flags []byte) error {
 	if crc32.ChecksumIEEE(ft[4:10]) != binary.LittleEndian.Uint32(ft[0:4]) {
 		return xzErrorf("stream footer CRC mismatch")
 	}
-	if string(ft[10:12]) != "YZ" || !bytes.Equal(ft[8:10], flags) {
+	if string(ft[10:12]) != xzformat.FooterMagic || !bytes.Equal(ft[8:10], flags) {
 		return xzErrorf("bad stream footer")
 	}
 	if (int64(binary.LittleEndian.Uint32(ft[4:8]))+1)*4 != size {
@@ -277,19 +270,12 @@ func (b *bufByteReader) ReadByte() (byte, error) {
 }
 
 func readUvarint(br *bufByteReader) (uint64, error) {
-	var v uint64
-	for i := range 9 {
-		b, err := br.ReadByte()
-		if err != nil {
-			return 0, err
+	v, err := xzformat.ReadUvarint(br)
+	if err != nil {
+		if _, ok := errors.AsType[*FormatError](err); ok {
+			return 0, err // the reader's: already says what broke
 		}
-		v |= uint64(b&0x7f) << (7 * i)
-		if b&0x80 == 0 {
-			if b == 0 && i > 0 {
-				return 0, xzErrorf("non-minimal integer encoding")
-			}
-			return v, nil
-		}
+		return 0, xzErrorf("index: %w", err)
 	}
-	return 0, xzErrorf("index integer too long")
+	return v, nil
 }

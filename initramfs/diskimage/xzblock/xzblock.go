@@ -17,6 +17,8 @@ import (
 	"runtime"
 
 	"github.com/ulikunitz/xz/lzma"
+
+	"github.com/flashline/flashline/internal/xzformat"
 )
 
 // Options tune the writer. The zero value is fine.
@@ -45,13 +47,7 @@ func (o Options) fill() Options {
 	return o
 }
 
-var (
-	headerMagic = []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}
-	footerMagic = []byte{'Y', 'Z'}
-	crc64Table  = crc64.MakeTable(crc64.ECMA)
-)
-
-const checkCRC64 = 0x04
+var crc64Table = crc64.MakeTable(crc64.ECMA)
 
 // block is one compressed block ready to be written.
 type block struct {
@@ -65,8 +61,8 @@ type block struct {
 func Compress(ctx context.Context, w io.Writer, r io.Reader, o Options) error {
 	o = o.fill()
 	bw := bufio.NewWriterSize(w, 1<<20)
-	flags := []byte{0x00, checkCRC64}
-	if _, err := bw.Write(append(append(append([]byte{}, headerMagic...), flags...), le32(crc32.ChecksumIEEE(flags))...)); err != nil {
+	flags := []byte{0x00, xzformat.CheckCRC64}
+	if _, err := bw.Write(append(append([]byte(xzformat.HeaderMagic), flags...), le32(crc32.ChecksumIEEE(flags))...)); err != nil {
 		return fmt.Errorf("xz stream header: %w", err)
 	}
 
@@ -141,10 +137,10 @@ func Compress(ctx context.Context, w io.Writer, r io.Reader, o Options) error {
 	// Index: indicator, record count, records, padding, CRC32.
 	var idx bytes.Buffer
 	idx.WriteByte(0x00)
-	idx.Write(uvarint(uint64(len(records))))
+	idx.Write(xzformat.AppendUvarint(nil, uint64(len(records))))
 	for _, rec := range records {
-		idx.Write(uvarint(uint64(rec.unpadded)))
-		idx.Write(uvarint(uint64(rec.uncompressed)))
+		idx.Write(xzformat.AppendUvarint(nil, uint64(rec.unpadded)))
+		idx.Write(xzformat.AppendUvarint(nil, uint64(rec.uncompressed)))
 	}
 	for idx.Len()%4 != 0 {
 		idx.WriteByte(0)
@@ -153,7 +149,7 @@ func Compress(ctx context.Context, w io.Writer, r io.Reader, o Options) error {
 
 	// Footer: CRC32 of (backward size, flags), backward size, flags, magic.
 	tail := append(le32(uint32(idx.Len()/4-1)), flags...)
-	footer := append(append(le32(crc32.ChecksumIEEE(tail)), tail...), footerMagic...)
+	footer := append(append(le32(crc32.ChecksumIEEE(tail)), tail...), xzformat.FooterMagic...)
 	if _, err := bw.Write(idx.Bytes()); err != nil {
 		return fmt.Errorf("write index: %w", err)
 	}
@@ -182,8 +178,8 @@ func compressBlock(p []byte, dictCap int) block {
 	var h bytes.Buffer
 	h.WriteByte(0) // size placeholder
 	h.WriteByte(0x00 | 0x40 | 0x80)
-	h.Write(uvarint(uint64(comp.Len())))
-	h.Write(uvarint(uint64(len(p))))
+	h.Write(xzformat.AppendUvarint(nil, uint64(comp.Len())))
+	h.Write(xzformat.AppendUvarint(nil, uint64(len(p))))
 	h.Write([]byte{0x21, 0x01, lzma.EncodeDictCap(int64(dictCap))})
 	for (h.Len()+4)%4 != 0 {
 		h.WriteByte(0)
@@ -215,9 +211,4 @@ func le32(v uint32) []byte {
 	var b [4]byte
 	binary.LittleEndian.PutUint32(b[:], v)
 	return b[:]
-}
-
-// uvarint is xz's multibyte integer: 7 bits per byte, low bits first (the same as Go's).
-func uvarint(v uint64) []byte {
-	return binary.AppendUvarint(nil, v)
 }
