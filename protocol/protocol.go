@@ -14,6 +14,12 @@
 // run must send it as "Authorization: Bearer <secret>" (see auth.go); the server answers 401
 // and stores nothing without it. The secret travels in a header, not in the body, because
 // bodies are stored and exported.
+//
+// Beside the wire types the package holds what both sides must agree on: signing and opening
+// jobs (sign.go), the operator key and pinned CA as the build hands them over (keys.go), the
+// disk transports a rule may name (transport.go) and what a bad server URL is (url.go).
+// Subpackages: bmap (the block maps served beside images) and sink (the Wi-Fi throughput
+// sink's exchange). The package imports nothing of the agent or the server.
 package protocol
 
 import (

@@ -189,7 +189,7 @@ func newDevice(t *testing.T, p *trust.Policy) *device {
 	return &device{policy: p, target: target}
 }
 
-// run is the agent's journey against the server at url, wired as cmds/flashline-agent wires
+// run is the agent's journey against the server at url, wired as agent/journey/machine wires
 // it: the pinned API client for the line client, the policy's VerifyJob, and a flash step
 // that downloads with the policy's download client.
 func (d *device) run(ctx context.Context, url string) (journey.Outcome, error) {
@@ -227,7 +227,7 @@ func (d *device) runChecked(ctx context.Context, url string, checkURL bool) (jou
 			}
 			return []protocol.StepResult{{Name: "noop", Check: "noop", Status: protocol.StatusPass, Attempts: 1}}, nil
 		},
-		// As cmds/flashline-agent wires it: the real pipeline, downloading with the policy's
+		// As agent/journey/machine wires it: the real pipeline, downloading with the policy's
 		// download client.
 		Flash: func(ctx context.Context, req journey.FlashRequest) (protocol.FlashResult, error) {
 			d.flashCalls.Add(1)

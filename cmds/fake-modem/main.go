@@ -1,4 +1,4 @@
-// Command fake-modem runs agent/emul/atmodem, a fake AT modem, for QEMU tests and manual
+// Command fake-modem runs testbed/atmodem, a fake AT modem, for QEMU tests and manual
 // poking. The guest sees it as /dev/ttyUSB0 when QEMU runs with
 //
 //	-chardev socket,id=modem,path=/tmp/modem.sock -device qemu-xhci -device usb-serial,chardev=modem

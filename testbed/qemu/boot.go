@@ -160,7 +160,7 @@ func Boot(ctx context.Context, cfg BootConfig, until func(line string) bool) (*B
 	}
 	defer unlock()
 
-	dir, err := os.MkdirTemp("", "qemuboot")
+	dir, err := os.MkdirTemp("", "flashline-boot-")
 	if err != nil {
 		return nil, err
 	}

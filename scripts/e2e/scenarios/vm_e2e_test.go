@@ -28,7 +28,7 @@ type device struct {
 	Timeout time.Duration
 }
 
-// boot starts the device with the foundation's harness (scripts/qemu) and
+// boot starts the device with the foundation's harness (testbed/qemu) and
 // its peripherals: a virtio disk, a virtio keyboard, and the fake modem on
 // a usb-serial port (the guest's /dev/ttyUSB0).
 func boot(t *testing.T, d device) *qemu.VM {
