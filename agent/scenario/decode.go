@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/flashline/flashline/internal/yamldecode"
 )
 
 // decoder fills Go values from YAML nodes strictly (unknown keys, duplicate keys and wrong
@@ -24,23 +26,23 @@ var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
 
 // decode fills v (addressable) from n.
 func (d *decoder) decode(n *yaml.Node, v reflect.Value) {
-	n = resolveAlias(n)
+	n = yamldecode.ResolveAlias(n)
 	if n == nil {
 		return
 	}
 	if v.CanAddr() && v.Addr().Type().Implements(unmarshalerType) {
-		if isNull(n) {
+		if yamldecode.IsNull(n) {
 			d.e.at(n, "missing value")
 			return
 		}
 		if err := n.Decode(v.Addr().Interface()); err != nil {
-			d.e.at(n, "%s", cleanYAMLError(err))
+			d.e.at(n, "%s", yamldecode.CleanError(err))
 		}
 		return
 	}
 	switch v.Kind() {
 	case reflect.Pointer:
-		if isNull(n) {
+		if yamldecode.IsNull(n) {
 			return
 		}
 		if v.IsNil() {
@@ -50,11 +52,11 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value) {
 	case reflect.Struct:
 		d.decodeStruct(n, v)
 	case reflect.Slice:
-		if isNull(n) {
+		if yamldecode.IsNull(n) {
 			return
 		}
 		if n.Kind != yaml.SequenceNode {
-			d.e.at(n, "want a list, got %s", describe(n))
+			d.e.at(n, "want a list, got %s", yamldecode.Describe(n))
 			return
 		}
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
@@ -63,11 +65,11 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value) {
 		}
 		v.Set(s)
 	case reflect.Map:
-		if isNull(n) {
+		if yamldecode.IsNull(n) {
 			return
 		}
 		if n.Kind != yaml.MappingNode {
-			d.e.at(n, "want a mapping, got %s", describe(n))
+			d.e.at(n, "want a mapping, got %s", yamldecode.Describe(n))
 			return
 		}
 		if v.Type().Key().Kind() != reflect.String {
@@ -92,14 +94,14 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value) {
 		}
 		v.Set(m)
 	case reflect.String:
-		if n.Kind != yaml.ScalarNode || isNull(n) {
-			d.e.at(n, "want a string, got %s", describe(n))
+		if n.Kind != yaml.ScalarNode || yamldecode.IsNull(n) {
+			d.e.at(n, "want a string, got %s", yamldecode.Describe(n))
 			return
 		}
 		v.SetString(n.Value)
 	case reflect.Bool:
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" {
-			d.e.at(n, "want true or false, got %s", describe(n))
+			d.e.at(n, "want true or false, got %s", yamldecode.Describe(n))
 			return
 		}
 		b, _ := strconv.ParseBool(strings.ToLower(n.Value))
@@ -107,7 +109,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value) {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		i, ok := intValue(n)
 		if !ok {
-			d.e.at(n, "want an integer, got %s", describe(n))
+			d.e.at(n, "want an integer, got %s", yamldecode.Describe(n))
 			return
 		}
 		if v.OverflowInt(i) {
@@ -118,7 +120,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value) {
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		i, ok := intValue(n)
 		if !ok || i < 0 {
-			d.e.at(n, "want a non-negative integer, got %s", describe(n))
+			d.e.at(n, "want a non-negative integer, got %s", yamldecode.Describe(n))
 			return
 		}
 		if v.OverflowUint(uint64(i)) {
@@ -129,19 +131,19 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value) {
 	case reflect.Float32, reflect.Float64:
 		tag := n.ShortTag()
 		if n.Kind != yaml.ScalarNode || (tag != "!!int" && tag != "!!float") {
-			d.e.at(n, "want a number, got %s", describe(n))
+			d.e.at(n, "want a number, got %s", yamldecode.Describe(n))
 			return
 		}
 		f, err := strconv.ParseFloat(strings.ReplaceAll(n.Value, "_", ""), 64)
 		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-			d.e.at(n, "want a finite number, got %s", describe(n))
+			d.e.at(n, "want a finite number, got %s", yamldecode.Describe(n))
 			return
 		}
 		v.SetFloat(f)
 	case reflect.Interface:
 		var x any
 		if err := n.Decode(&x); err != nil {
-			d.e.at(n, "%s", cleanYAMLError(err))
+			d.e.at(n, "%s", yamldecode.CleanError(err))
 			return
 		}
 		if x != nil {
@@ -162,14 +164,14 @@ func intValue(n *yaml.Node) (int64, bool) {
 
 // decodeStruct fills a struct from a mapping by the fields' yaml tags.
 func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value) {
-	if isNull(n) {
+	if yamldecode.IsNull(n) {
 		return // "lte.modem:" with nothing after it: all defaults
 	}
 	if n.Kind != yaml.MappingNode {
-		d.e.at(n, "want a mapping of %s, got %s", strings.Join(yamlKeys(v.Type()), ", "), describe(n))
+		d.e.at(n, "want a mapping of %s, got %s", strings.Join(yamldecode.Keys(v.Type()), ", "), yamldecode.Describe(n))
 		return
 	}
-	fields := yamlFields(v.Type())
+	fields := yamldecode.Fields(v.Type())
 	seen := map[string]*yaml.Node{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
@@ -183,7 +185,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value) {
 		}
 		idx, ok := fields[k.Value]
 		if !ok {
-			d.e.at(k, "unknown key %q%s", k.Value, suggestOrList(k.Value, append(yamlKeys(v.Type()), d.extra[v.Type()]...)))
+			d.e.at(k, "unknown key %q%s", k.Value, suggestOrList(k.Value, append(yamldecode.Keys(v.Type()), d.extra[v.Type()]...)))
 			continue
 		}
 		if first, dup := seen[k.Value]; dup {
@@ -196,103 +198,11 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value) {
 }
 
 func suggestOrList(s string, known []string) string {
-	if sg := suggest(s, known); sg != "" {
+	if sg := yamldecode.Suggest(s, known); sg != "" {
 		return sg
 	}
 	if len(known) == 0 {
 		return " (this takes no parameters)"
 	}
 	return " (known: " + strings.Join(known, ", ") + ")"
-}
-
-// yamlFields maps the yaml names of t's exported fields to their indexes.
-func yamlFields(t reflect.Type) map[string]int {
-	m := map[string]int{}
-	for i := range t.NumField() {
-		if name, ok := yamlName(t.Field(i)); ok {
-			m[name] = i
-		}
-	}
-	return m
-}
-
-func yamlKeys(t reflect.Type) []string {
-	var keys []string
-	for i := range t.NumField() {
-		if name, ok := yamlName(t.Field(i)); ok {
-			keys = append(keys, name)
-		}
-	}
-	return keys
-}
-
-func yamlName(f reflect.StructField) (string, bool) {
-	if !f.IsExported() {
-		return "", false
-	}
-	tag := f.Tag.Get("yaml")
-	name, _, _ := strings.Cut(tag, ",")
-	if name == "-" {
-		return "", false
-	}
-	if name == "" {
-		name = strings.ToLower(f.Name)
-	}
-	return name, true
-}
-
-func resolveAlias(n *yaml.Node) *yaml.Node {
-	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < 100; i++ {
-		n = n.Alias
-	}
-	if n != nil && n.Kind == yaml.AliasNode {
-		return nil
-	}
-	return n
-}
-
-func isNull(n *yaml.Node) bool {
-	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
-}
-
-// describe names what a node holds, for "want X, got Y" messages.
-func describe(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		switch n.ShortTag() {
-		case "!!null":
-			return "nothing"
-		case "!!int":
-			return "the integer " + n.Value
-		case "!!float":
-			return "the number " + n.Value
-		case "!!bool":
-			return n.Value
-		}
-		v := n.Value
-		if len(v) > 40 {
-			v = v[:40] + "..."
-		}
-		return strconv.Quote(v)
-	}
-	return "something else"
-}
-
-// cleanYAMLError strips yaml.v3's prefixes ("yaml: unmarshal errors:\n  line 3: ") that repeat
-// the position the caller reports anyway.
-func cleanYAMLError(err error) string {
-	s := err.Error()
-	s = strings.TrimPrefix(s, "yaml: ")
-	s = strings.TrimPrefix(s, "unmarshal errors:\n")
-	s = strings.TrimSpace(s)
-	if strings.HasPrefix(s, "line ") {
-		if i := strings.Index(s, ": "); i > 0 {
-			s = s[i+2:]
-		}
-	}
-	return s
 }

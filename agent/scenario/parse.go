@@ -15,6 +15,8 @@ import (
 
 	"github.com/flashline/flashline/agent/checks"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/flashline/flashline/internal/yamldecode"
 )
 
 // MaxFileSize bounds a scenario file; scenarios are a few KiB.
@@ -43,7 +45,7 @@ func parse(e *errs, data []byte, reg *checks.Registry) *Scenario {
 	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
 		// yaml.v3 gives syntax errors a line but no column.
 		line := 1
-		msg := cleanYAMLError(err)
+		msg := yamldecode.CleanError(err)
 		if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
 			line, _ = strconv.Atoi(m[1])
 			msg = m[2]
@@ -59,7 +61,7 @@ func parse(e *errs, data []byte, reg *checks.Registry) *Scenario {
 	if err := dec.Decode(&next); err == nil {
 		e.at(&next, "a second YAML document: a file holds one scenario")
 	}
-	root := resolveAlias(doc.Content[0])
+	root := yamldecode.ResolveAlias(doc.Content[0])
 	if root == nil || root.Kind != yaml.MappingNode {
 		e.at(doc.Content[0], "a scenario is a mapping with name, steps ... at the top level")
 		return nil
@@ -104,7 +106,7 @@ func parse(e *errs, data []byte, reg *checks.Registry) *Scenario {
 		checkMatch(e, vn, "match", &v.Match)
 		for _, name := range slices.Sorted(maps.Keys(v.Vars)) {
 			if _, ok := s.Vars[name]; !ok {
-				e.at(keyNode(valueNode(vn, "vars"), name), "variant sets %q, which is not declared under vars%s", name, suggest(name, slices.Collect(maps.Keys(s.Vars))))
+				e.at(keyNode(valueNode(vn, "vars"), name), "variant sets %q, which is not declared under vars%s", name, yamldecode.Suggest(name, slices.Collect(maps.Keys(s.Vars))))
 			}
 		}
 	}
@@ -164,7 +166,7 @@ func checkMatch(e *errs, parent *yaml.Node, key string, m *Match) {
 				if ln != nil && i < len(ln.Content) {
 					at = ln.Content[i]
 				}
-				e.at(at, "unknown module %q (known: %s)%s", mod, strings.Join(Modules(), ", "), suggest(mod, Modules()))
+				e.at(at, "unknown module %q (known: %s)%s", mod, strings.Join(Modules(), ", "), yamldecode.Suggest(mod, Modules()))
 			}
 		}
 	}
@@ -176,10 +178,10 @@ func checkMatch(e *errs, parent *yaml.Node, key string, m *Match) {
 }
 
 // stepKeys are the keys every step may have besides its one check kind.
-var stepKeys = yamlKeys(reflect.TypeFor[Step]())
+var stepKeys = yamldecode.Keys(reflect.TypeFor[Step]())
 
 func decodeSteps(e *errs, n *yaml.Node, reg *checks.Registry, vars map[string]string, def Defaults) []Step {
-	n = resolveAlias(n)
+	n = yamldecode.ResolveAlias(n)
 	if n == nil || n.Kind != yaml.SequenceNode {
 		e.at(n, "steps must be a list of steps")
 		return nil
@@ -204,7 +206,7 @@ func decodeSteps(e *errs, n *yaml.Node, reg *checks.Registry, vars map[string]st
 	}
 	group := 0
 	for _, sn := range n.Content {
-		if gn := resolveAlias(sn); gn != nil && hasKey(gn, "parallel") {
+		if gn := yamldecode.ResolveAlias(sn); gn != nil && hasKey(gn, "parallel") {
 			group++
 			for _, m := range decodeGroup(e, gn, reg, vars, def, group) {
 				addName(m.step, m.node)
@@ -241,7 +243,7 @@ func decodeGroup(e *errs, gn *yaml.Node, reg *checks.Registry, vars map[string]s
 		case k.Kind != yaml.ScalarNode:
 			e.at(k, "a key must be a plain name")
 		case k.Value == "name":
-			if v = resolveAlias(v); v == nil || v.Kind != yaml.ScalarNode || isNull(v) {
+			if v = yamldecode.ResolveAlias(v); v == nil || v.Kind != yaml.ScalarNode || yamldecode.IsNull(v) {
 				e.at(v, "want a string, got %s", describeOrNothing(v))
 			} else {
 				gname = v.Value
@@ -266,7 +268,7 @@ func decodeGroup(e *errs, gn *yaml.Node, reg *checks.Registry, vars map[string]s
 	}
 	var out []groupMember
 	for _, sn := range list.Content {
-		if r := resolveAlias(sn); r != nil && hasKey(r, "parallel") {
+		if r := yamldecode.ResolveAlias(sn); r != nil && hasKey(r, "parallel") {
 			e.at(keyNode(r, "parallel"), "parallel groups do not nest: list the steps of the inner group in the outer one")
 			continue
 		}
@@ -275,7 +277,7 @@ func decodeGroup(e *errs, gn *yaml.Node, reg *checks.Registry, vars map[string]s
 			continue
 		}
 		st.Group, st.GroupName = group, gname
-		out = append(out, groupMember{st, resolveAlias(sn)})
+		out = append(out, groupMember{st, yamldecode.ResolveAlias(sn)})
 	}
 	return out
 }
@@ -284,13 +286,13 @@ func describeOrNothing(n *yaml.Node) string {
 	if n == nil {
 		return "nothing"
 	}
-	return describe(n)
+	return yamldecode.Describe(n)
 }
 
 func decodeStep(e *errs, sn *yaml.Node, reg *checks.Registry, vars map[string]string, def Defaults) (Step, bool) {
-	sn = resolveAlias(sn)
+	sn = yamldecode.ResolveAlias(sn)
 	if sn == nil || sn.Kind != yaml.MappingNode {
-		e.at(sn, "a step is a mapping with name, a check kind and its parameters, got %s", describe(sn))
+		e.at(sn, "a step is a mapping with name, a check kind and its parameters, got %s", yamldecode.Describe(sn))
 		return Step{}, false
 	}
 	sn = substitute(e, sn, vars)
@@ -378,8 +380,8 @@ func decodeStep(e *errs, sn *yaml.Node, reg *checks.Registry, vars map[string]st
 // fieldNode finds the node a FieldError's dotted path names: the value of that key, or the
 // closest enclosing node when the key is absent (a missing required parameter).
 func fieldNode(kindKey, params *yaml.Node, field string) *yaml.Node {
-	at := resolveAlias(params)
-	if at == nil || isNull(at) {
+	at := yamldecode.ResolveAlias(params)
+	if at == nil || yamldecode.IsNull(at) {
 		return kindKey
 	}
 	if field == "" {
@@ -399,7 +401,7 @@ func hasKey(m *yaml.Node, key string) bool { return keyNode(m, key) != nil }
 
 // keyNode returns the key node of key in mapping m, or nil.
 func keyNode(m *yaml.Node, key string) *yaml.Node {
-	m = resolveAlias(m)
+	m = yamldecode.ResolveAlias(m)
 	if m == nil || m.Kind != yaml.MappingNode {
 		return nil
 	}
@@ -413,13 +415,13 @@ func keyNode(m *yaml.Node, key string) *yaml.Node {
 
 // valueNode returns the value node of key in mapping m, or nil.
 func valueNode(m *yaml.Node, key string) *yaml.Node {
-	m = resolveAlias(m)
+	m = yamldecode.ResolveAlias(m)
 	if m == nil || m.Kind != yaml.MappingNode {
 		return nil
 	}
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		if m.Content[i].Value == key {
-			return resolveAlias(m.Content[i+1])
+			return yamldecode.ResolveAlias(m.Content[i+1])
 		}
 	}
 	return nil
@@ -450,7 +452,7 @@ func subst(e *errs, n *yaml.Node, vars map[string]string, depth int) *yaml.Node 
 	c := *n
 	switch n.Kind {
 	case yaml.AliasNode:
-		if a := resolveAlias(n); a != nil {
+		if a := yamldecode.ResolveAlias(n); a != nil {
 			c = *subst(e, a, vars, depth+1)
 		}
 	case yaml.MappingNode, yaml.SequenceNode, yaml.DocumentNode:
@@ -484,7 +486,7 @@ func subst(e *errs, n *yaml.Node, vars map[string]string, depth int) *yaml.Node 
 			return v
 		})
 		for _, name := range missing {
-			e.at(n, "undefined variable %q (declare it under vars)%s", name, suggest(name, slices.Sorted(maps.Keys(vars))))
+			e.at(n, "undefined variable %q (declare it under vars)%s", name, yamldecode.Suggest(name, slices.Sorted(maps.Keys(vars))))
 		}
 		if out == n.Value {
 			break
@@ -501,7 +503,7 @@ func subst(e *errs, n *yaml.Node, vars map[string]string, depth int) *yaml.Node 
 
 // Names of scenario keys, for docs and tools.
 func TopLevelKeys() []string {
-	keys := yamlKeys(reflect.TypeFor[Scenario]())
+	keys := yamldecode.Keys(reflect.TypeFor[Scenario]())
 	keys = append(keys, "steps")
 	sort.Strings(keys)
 	return keys

@@ -17,6 +17,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/flashline/flashline/protocol"
+
+	"github.com/flashline/flashline/internal/yamldecode"
 )
 
 // CheckOptions says how far Check looks beyond the file itself.
@@ -183,11 +185,11 @@ func (d *decoder) offSections(c *Config) []error {
 	t := reflect.TypeOf(*c)
 	for i := range t.NumField() {
 		f := t.Field(i)
-		name, ok := yamlName(f)
+		name, ok := yamldecode.Name(f)
 		if !ok || f.Type.Kind() != reflect.Struct {
 			continue
 		}
-		if _, has := yamlFields(f.Type)["enabled"]; !has {
+		if _, has := yamldecode.Fields(f.Type)["enabled"]; !has {
 			continue
 		}
 		n := d.values[name]
@@ -257,7 +259,7 @@ func (c *Config) validateValues() []error {
 	}
 	for i, r := range c.Rules {
 		if t := r.Target.Transport; t != "" && !slices.Contains(protocol.Transports(), t) {
-			bad("rules[%d] (%s): target.transport %q: want one of %s%s", i, r.Name, t, strings.Join(protocol.Transports(), ", "), suggest(t, protocol.Transports()))
+			bad("rules[%d] (%s): target.transport %q: want one of %s%s", i, r.Name, t, strings.Join(protocol.Transports(), ", "), yamldecode.Suggest(t, protocol.Transports()))
 		}
 	}
 	return errs

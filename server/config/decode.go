@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/flashline/flashline/internal/yamldecode"
 )
 
 // Problem is one mistake in a configuration file, at its position (line and column from 1).
@@ -92,7 +94,7 @@ var (
 
 // decode fills v (addressable) from n; path is n's key path.
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
-	n = resolveAlias(n)
+	n = yamldecode.ResolveAlias(n)
 	if n == nil {
 		return
 	}
@@ -108,22 +110,22 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		return
 	}
 	if v.CanAddr() && v.Addr().Type().Implements(unmarshalerType) {
-		if isNull(n) {
+		if yamldecode.IsNull(n) {
 			return
 		}
 		if err := n.Decode(v.Addr().Interface()); err != nil {
-			d.at(n, "%s: %s", path, cleanYAMLError(err))
+			d.at(n, "%s: %s", path, yamldecode.CleanError(err))
 		}
 		return
 	}
 	// Types that read themselves from text (netip.Addr, ...), as yaml.v3 decodes them; a
 	// field of such a type added to Config later needs nothing here.
 	if v.Kind() != reflect.Pointer && v.CanAddr() && v.Addr().Type().Implements(textUnmarshalerType) {
-		if isNull(n) {
+		if yamldecode.IsNull(n) {
 			return
 		}
 		if n.Kind != yaml.ScalarNode {
-			d.at(n, "%s: want a scalar, got %s", path, describe(n))
+			d.at(n, "%s: want a scalar, got %s", path, yamldecode.Describe(n))
 			return
 		}
 		if err := v.Addr().Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(n.Value)); err != nil {
@@ -133,7 +135,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	}
 	switch v.Kind() {
 	case reflect.Pointer:
-		if isNull(n) {
+		if yamldecode.IsNull(n) {
 			return
 		}
 		if v.IsNil() {
@@ -143,11 +145,11 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	case reflect.Struct:
 		d.decodeStruct(n, v, path)
 	case reflect.Slice:
-		if isNull(n) {
+		if yamldecode.IsNull(n) {
 			return
 		}
 		if n.Kind != yaml.SequenceNode {
-			d.at(n, "%s: want a list, got %s", path, describe(n))
+			d.at(n, "%s: want a list, got %s", path, yamldecode.Describe(n))
 			return
 		}
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
@@ -158,22 +160,22 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	case reflect.Map:
 		d.decodeMap(n, v, path)
 	case reflect.String:
-		if n.Kind != yaml.ScalarNode || isNull(n) {
-			d.at(n, "%s: want a string, got %s", path, describe(n))
+		if n.Kind != yaml.ScalarNode || yamldecode.IsNull(n) {
+			d.at(n, "%s: want a string, got %s", path, yamldecode.Describe(n))
 			return
 		}
 		v.SetString(n.Value)
 	case reflect.Bool:
 		b, ok := boolValue(n)
 		if !ok {
-			d.at(n, "%s: want true or false, got %s", path, describe(n))
+			d.at(n, "%s: want true or false, got %s", path, yamldecode.Describe(n))
 			return
 		}
 		v.SetBool(b)
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		i, ok := intValue(n)
 		if !ok {
-			d.at(n, "%s: want an integer, got %s", path, describe(n))
+			d.at(n, "%s: want an integer, got %s", path, yamldecode.Describe(n))
 			return
 		}
 		if v.OverflowInt(i) {
@@ -184,7 +186,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		i, ok := intValue(n)
 		if !ok || i < 0 {
-			d.at(n, "%s: want a non-negative integer, got %s", path, describe(n))
+			d.at(n, "%s: want a non-negative integer, got %s", path, yamldecode.Describe(n))
 			return
 		}
 		if v.OverflowUint(uint64(i)) {
@@ -196,14 +198,14 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		tag := n.ShortTag()
 		f, err := strconv.ParseFloat(strings.ReplaceAll(n.Value, "_", ""), 64)
 		if n.Kind != yaml.ScalarNode || (tag != "!!int" && tag != "!!float") || err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-			d.at(n, "%s: want a finite number, got %s", path, describe(n))
+			d.at(n, "%s: want a finite number, got %s", path, yamldecode.Describe(n))
 			return
 		}
 		v.SetFloat(f)
 	case reflect.Interface:
 		var x any
 		if err := n.Decode(&x); err != nil {
-			d.at(n, "%s: %s", path, cleanYAMLError(err))
+			d.at(n, "%s: %s", path, yamldecode.CleanError(err))
 			return
 		}
 		if x != nil {
@@ -215,7 +217,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 }
 
 func (d *decoder) duration(n *yaml.Node, v reflect.Value, path string) {
-	if isNull(n) {
+	if yamldecode.IsNull(n) {
 		return
 	}
 	if i, ok := intValue(n); ok && i == 0 {
@@ -224,18 +226,18 @@ func (d *decoder) duration(n *yaml.Node, v reflect.Value, path string) {
 	}
 	dur, err := time.ParseDuration(n.Value)
 	if n.Kind != yaml.ScalarNode || err != nil {
-		d.at(n, "%s: want a duration such as 30s, 2m or 1h, got %s", path, describe(n))
+		d.at(n, "%s: want a duration such as 30s, 2m or 1h, got %s", path, yamldecode.Describe(n))
 		return
 	}
 	v.SetInt(int64(dur))
 }
 
 func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, path string) {
-	if isNull(n) {
+	if yamldecode.IsNull(n) {
 		return
 	}
 	if n.Kind != yaml.MappingNode {
-		d.at(n, "%s: want a mapping, got %s", path, describe(n))
+		d.at(n, "%s: want a mapping, got %s", path, yamldecode.Describe(n))
 		return
 	}
 	if v.Type().Key().Kind() != reflect.String {
@@ -265,19 +267,19 @@ func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, path string) {
 }
 
 func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
-	if isNull(n) {
+	if yamldecode.IsNull(n) {
 		return // "dhcp:" with nothing after it: all defaults
 	}
 	if n.Kind != yaml.MappingNode {
-		d.at(n, "%s: want a mapping of %s, got %s", cmpOr(path, "the file"), strings.Join(yamlKeys(v.Type()), ", "), describe(n))
+		d.at(n, "%s: want a mapping of %s, got %s", cmpOr(path, "the file"), strings.Join(yamldecode.Keys(v.Type()), ", "), yamldecode.Describe(n))
 		return
 	}
-	fields := yamlFields(v.Type())
+	fields := yamldecode.Fields(v.Type())
 	seen := map[string]*yaml.Node{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
 		if k.Kind == yaml.ScalarNode && k.Value == "<<" && k.ShortTag() == "!!merge" {
-			d.decodeStruct(resolveAlias(val), v, path)
+			d.decodeStruct(yamldecode.ResolveAlias(val), v, path)
 			continue
 		}
 		if k.Kind != yaml.ScalarNode {
@@ -287,7 +289,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		kp := join(path, k.Value)
 		idx, ok := fields[k.Value]
 		if !ok {
-			d.at(k, "unknown key %q%s", kp, suggestOrList(k.Value, yamlKeys(v.Type())))
+			d.at(k, "unknown key %q%s", kp, suggestOrList(k.Value, yamldecode.Keys(v.Type())))
 			continue
 		}
 		if first, dup := seen[k.Value]; dup {
@@ -344,133 +346,8 @@ func intValue(n *yaml.Node) (int64, bool) {
 }
 
 func suggestOrList(s string, known []string) string {
-	if sg := suggest(s, known); sg != "" {
+	if sg := yamldecode.Suggest(s, known); sg != "" {
 		return sg
 	}
 	return " (known: " + strings.Join(known, ", ") + ")"
-}
-
-// suggest returns ` (did you mean "x"?)` when one of known is a small edit away from s.
-func suggest(s string, known []string) string {
-	best, bestD := "", 3
-	for _, k := range known {
-		if d := editDistance(strings.ToLower(s), strings.ToLower(k)); d < bestD {
-			best, bestD = k, d
-		}
-	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-func editDistance(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(rb)]
-}
-
-func yamlFields(t reflect.Type) map[string]int {
-	m := map[string]int{}
-	for i := range t.NumField() {
-		if name, ok := yamlName(t.Field(i)); ok {
-			m[name] = i
-		}
-	}
-	return m
-}
-
-func yamlKeys(t reflect.Type) []string {
-	var keys []string
-	for i := range t.NumField() {
-		if name, ok := yamlName(t.Field(i)); ok {
-			keys = append(keys, name)
-		}
-	}
-	return keys
-}
-
-func yamlName(f reflect.StructField) (string, bool) {
-	if !f.IsExported() {
-		return "", false
-	}
-	name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-	if name == "-" {
-		return "", false
-	}
-	if name == "" {
-		name = strings.ToLower(f.Name)
-	}
-	return name, true
-}
-
-func resolveAlias(n *yaml.Node) *yaml.Node {
-	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < 100; i++ {
-		n = n.Alias
-	}
-	if n != nil && n.Kind == yaml.AliasNode {
-		return nil
-	}
-	return n
-}
-
-func isNull(n *yaml.Node) bool {
-	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
-}
-
-// describe names what a node holds, for "want X, got Y" messages.
-func describe(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		switch n.ShortTag() {
-		case "!!null":
-			return "nothing"
-		case "!!int":
-			return "the integer " + n.Value
-		case "!!float":
-			return "the number " + n.Value
-		case "!!bool":
-			return n.Value
-		}
-		v := n.Value
-		if len(v) > 40 {
-			v = v[:40] + "..."
-		}
-		return strconv.Quote(v)
-	}
-	return "something else"
-}
-
-// cleanYAMLError strips yaml.v3's prefixes ("yaml: unmarshal errors:\n  line 3: ") that repeat
-// the position reported anyway.
-func cleanYAMLError(err error) string {
-	s := err.Error()
-	s = strings.TrimPrefix(s, "yaml: ")
-	s = strings.TrimPrefix(s, "unmarshal errors:\n")
-	s = strings.TrimSpace(s)
-	if strings.HasPrefix(s, "line ") {
-		if i := strings.Index(s, ": "); i > 0 {
-			s = s[i+2:]
-		}
-	}
-	return s
 }
