@@ -367,8 +367,10 @@ func (g *Guard) refuse(w http.ResponseWriter, r *http.Request, code int, err err
 	writeError(w, code, err.Error())
 }
 
-// checkHost refuses a request for a host name this server is not.
+// checkHost refuses a request for a host name this server is not. It also forbids framing
+// every dashboard answer: another site must not overlay the reset button (clickjacking).
 func (g *Guard) checkHost(w http.ResponseWriter, r *http.Request) bool {
+	w.Header().Set("X-Frame-Options", "DENY")
 	if g.hostAllowed(r.Host) {
 		return true
 	}

@@ -201,8 +201,12 @@ func TestAllowedHosts(t *testing.T) {
 		"line-1.plant.example.evil": http.StatusForbidden,
 	} {
 		for _, path := range []string{"/dashboard/api/devices", "/dashboard/login", "/dashboard/api/whoami"} {
-			if resp := s.do(t, "GET", path, map[string]string{"Host": host}); resp.StatusCode != want {
+			resp := s.do(t, "GET", path, map[string]string{"Host": host})
+			if resp.StatusCode != want {
 				t.Errorf("GET %s with Host %s: %d, want %d", path, host, resp.StatusCode, want)
+			}
+			if resp.Header.Get("X-Frame-Options") != "DENY" {
+				t.Errorf("GET %s may be framed by another site", path)
 			}
 		}
 	}
