@@ -6,16 +6,22 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/flashline/flashline/agent/lineclient"
 	"github.com/flashline/flashline/agent/protocol"
 	"github.com/flashline/flashline/server/config"
 	"github.com/flashline/flashline/server/store"
@@ -135,4 +141,101 @@ func TestResetCommandAudited(t *testing.T) {
 	if !strings.Contains(out, "cli:bob-shift2") || !strings.Contains(out, "TIME") {
 		t.Errorf("audit table:\n%s", out)
 	}
+}
+
+// The server as shipped: with a token configured the dashboard's reset works for it alone
+// and lands in the audit log, a rebound host name is refused, and the HTTP deadlines cut
+// a client that sends its headers too slowly or holds an idle connection.
+func TestServeOperatorsAndDeadlines(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the server binary")
+	}
+	bin := buildServer(t)
+	addr := freePort(t)
+	_, cfg := lineDir(t, addr)
+	const token = "serve-test-token-0123456789abcdefghijklmno"
+	sum := sha256.Sum256([]byte(token))
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`
+data_dir: data
+images_dir: images
+scenarios_dir: scenarios
+http: {enabled: true, listen: %q}
+images: [{name: os, file: os.img}]
+rules: [{name: all, scenario: box.yaml, image: os}]
+limits: {http: {read_header_timeout: 1s, idle_timeout: 1s}}
+operators: {tokens: [{name: mes, sha256: %s}]}
+`, addr, hex.EncodeToString(sum[:]))), 0o644)
+	srv := startServer(t, bin, cfg, addr)
+	defer func() { srv.cmd.Process.Signal(syscall.SIGTERM); srv.cmd.Wait() }()
+
+	const mac = "52:54:00:ab:cd:51"
+	c, _ := lineclient.New("http://"+addr, nil)
+	ctx := context.Background()
+	resp, err := c.Hello(ctx, protocol.Hello{BootMAC: mac, Nonce: "n1", Inventory: protocol.Inventory{DMI: protocol.DMI{Serial: "W51"}}})
+	if err != nil || resp.Job == nil {
+		t.Fatalf("hello: %v %+v", err, resp)
+	}
+	job, _ := protocol.OpenJob(*resp.Job, nil)
+	if _, err := c.PutResult(ctx, protocol.Result{RunID: job.RunID, Serial: "W51", MAC: mac, Status: protocol.StatusPass, Secret: resp.RunSecret}); err != nil {
+		t.Fatal(err)
+	}
+	reset := func(h map[string]string) int {
+		req, _ := http.NewRequest("POST", "http://"+addr+"/dashboard/api/devices/"+mac+"/reset", nil)
+		for k, v := range h {
+			if k == "Host" {
+				req.Host = v
+			} else {
+				req.Header.Set(k, v)
+			}
+		}
+		r, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, r.Body)
+		r.Body.Close()
+		return r.StatusCode
+	}
+	if code := reset(nil); code != http.StatusUnauthorized {
+		t.Errorf("reset without a credential: %d, want 401", code)
+	}
+	if code := reset(map[string]string{"Authorization": "Bearer " + token, "Host": "evil.example:80", "Origin": "http://evil.example:80"}); code != http.StatusForbidden {
+		t.Errorf("reset through a rebound name: %d, want 403", code)
+	}
+	if out, _ := exec.Command(bin, "audit", "-config", cfg).Output(); strings.Contains(string(out), mac) {
+		t.Fatalf("refused resets were logged:\n%s", out)
+	}
+	if code := reset(map[string]string{"Authorization": "Bearer " + token}); code != http.StatusOK {
+		t.Fatalf("reset with the token: %d\n%s", code, srv.log)
+	}
+	out, err := exec.Command(bin, "audit", "-config", cfg).Output()
+	if err != nil || !strings.Contains(string(out), "token:mes") || !strings.Contains(string(out), mac) {
+		t.Errorf("audit after the reset: %v\n%s", err, out)
+	}
+
+	// Slow headers: half a request line, then nothing.
+	closedWithin := func(conn net.Conn, within time.Duration) bool {
+		conn.SetReadDeadline(time.Now().Add(within))
+		_, err := io.Copy(io.Discard, conn)
+		return err == nil // EOF: the server closed it; a timeout is our deadline
+	}
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Write([]byte("GET /metrics HTTP/1.1\r\nHost: x\r\n"))
+	if !closedWithin(conn, 5*time.Second) {
+		t.Error("a client sending its headers slowly held its connection past read_header_timeout")
+	}
+	conn.Close()
+	// Idle keep-alive: one request answered, then silence.
+	conn, err = net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Write([]byte("GET /dashboard/api/whoami HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"))
+	if !closedWithin(conn, 5*time.Second) {
+		t.Error("an idle keep-alive connection outlived idle_timeout")
+	}
+	conn.Close()
 }
