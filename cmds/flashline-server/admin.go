@@ -124,11 +124,17 @@ func cmdReset(ctx context.Context, args []string) int {
 	cfgPath := fs.String("config", DefaultConfig, "server configuration file (for data_dir)")
 	dataDir := fs.String("data", "", "data directory (instead of -config)")
 	mac := fs.String("mac", "", "MAC address of the device's boot NIC")
+	actor := fs.String("actor", "", "who resets, for the audit log (default the local user@host)")
+	reason := fs.String("reason", "", "why, for the audit log")
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}
 	if *mac == "" || fs.NArg() != 0 {
-		fmt.Fprintln(os.Stderr, "flashline-server reset: -mac is required (and takes no arguments)\nusage: flashline-server reset -mac aa:bb:cc:dd:ee:ff [-config FILE | -data DIR]")
+		fmt.Fprintln(os.Stderr, "flashline-server reset: -mac is required (and takes no arguments)\nusage: flashline-server reset -mac aa:bb:cc:dd:ee:ff [-actor NAME] [-reason TEXT] [-config FILE | -data DIR]")
+		return 2
+	}
+	if *actor != "" && !config.ValidOperatorName(*actor) {
+		fmt.Fprintf(os.Stderr, "flashline-server reset: -actor %q: want 1 to 64 letters, digits, '.', '_', '-' or '@'\n", *actor)
 		return 2
 	}
 	st, err := openExisting(ctx, *cfgPath, *dataDir)
@@ -137,7 +143,11 @@ func cmdReset(ctx context.Context, args []string) int {
 		return 1
 	}
 	defer st.Close()
-	if err := st.ResetDevice(ctx, *mac); err != nil {
+	detail := "flashline-server reset"
+	if *reason != "" {
+		detail += ": " + *reason
+	}
+	if err := st.ResetDeviceBy(ctx, *mac, cliActor(*actor), detail); err != nil {
 		fmt.Fprintf(os.Stderr, "flashline-server reset: %v\n", err)
 		return 1
 	}

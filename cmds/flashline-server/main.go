@@ -22,10 +22,12 @@ var subcommands = map[string]func(ctx context.Context, args []string) int{
 	"reset":    cmdReset,
 	"keygen":   cmdKeygen,
 	"tls-init": cmdTLSInit,
+	"passwd":   cmdPasswd,
+	"audit":    cmdAudit,
 }
 
 func usage() {
-	fmt.Fprint(os.Stderr, `usage: flashline-server [serve|check|init|export|reset|keygen|tls-init|version] ...
+	fmt.Fprint(os.Stderr, `usage: flashline-server [serve|check|init|export|reset|audit|passwd|keygen|tls-init|version] ...
 
   [serve] -config FILE                        run the line server (the default subcommand)
   check -config FILE                          every problem in the configuration, FILE:LINE:COL: message
@@ -33,7 +35,9 @@ func usage() {
                                               lay out this line host (TFTP root, key, server.yaml)
   export -serial S [-format json|csv] [-config FILE] [-o FILE]
                                               one device's runs, steps, measurements, timings
-  reset -mac M [-config FILE]                 provision the device again at its next netboot
+  reset -mac M [-actor NAME] [-config FILE]   provision the device again at its next netboot (audit-logged)
+  audit [-n 50] [-json] [-config FILE]        who reset which device when
+  passwd -name NAME [-token]                  an operator's password hash (or a new token) for server.yaml
   keygen -out DIR                             create the job-signing keypair
   tls-init -out DIR [-hosts NAME,IP,...]      create a line CA and the server's certificate
   version [-json]                             which build this is (also --version)

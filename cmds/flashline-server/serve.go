@@ -31,6 +31,7 @@ import (
 	"github.com/flashline/flashline/server/jobs"
 	"github.com/flashline/flashline/server/keys"
 	"github.com/flashline/flashline/server/netbootclock"
+	"github.com/flashline/flashline/server/operatorauth"
 	"github.com/flashline/flashline/server/pxecfg"
 	"github.com/flashline/flashline/server/store"
 	"github.com/flashline/flashline/server/tftp"
@@ -180,8 +181,12 @@ func httpPart(ctx context.Context, cfg *config.Config, st store.Backend, clock *
 
 	var dash *dashboard.Dashboard
 	if config.On(cfg.HTTP.Dashboard) {
+		guard, err := operatorGuard(cfg, log)
+		if err != nil {
+			return nil, err
+		}
 		dash = dashboard.New(dashboard.Options{Store: st, Logger: log.With("component", "dashboard"), Registerer: reg,
-			MaxClients: cfg.Limits.HTTP.MaxEventStreams})
+			MaxClients: cfg.Limits.HTTP.MaxEventStreams, Operators: guard})
 		dash.Register(mux)
 	}
 	opts := api.Options{Metrics: metrics, Logger: log.With("component", "api"), RetryAfter: cfg.Jobs.RetryAfter,
@@ -261,6 +266,12 @@ func httpPart(ctx context.Context, cfg *config.Config, st store.Backend, clock *
 		if err != nil {
 			ln.Close()
 			return nil, fmt.Errorf("http tls: %w", err)
+		}
+		if cfg.Operators.ClientCA != "" {
+			if err := operatorauth.ConfigureTLS(tc, cfg.Operators.ClientCA); err != nil {
+				ln.Close()
+				return nil, err
+			}
 		}
 		srv.TLSConfig = tc
 	}

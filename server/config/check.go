@@ -337,6 +337,9 @@ func (c *Config) hostChecks(lint func(path string) Problems) ([]error, Problems)
 		if c.HTTP.BootDir != "" {
 			isDir("http.boot_dir", c.HTTP.BootDir)
 		}
+		if c.Operators.ClientCA != "" {
+			isFile("operators.client_ca", c.Operators.ClientCA)
+		}
 		imagesOK := c.ImagesDir != "" && isDir("images_dir", c.ImagesDir)
 		if imagesOK && On(c.HTTP.API) {
 			for i, im := range c.Images {

@@ -45,6 +45,9 @@ type Config struct {
 	// go. Several lines can share one PostgreSQL database (see docs/server.md).
 	Line  string `yaml:"line"`
 	Store Store  `yaml:"store"`
+
+	// Operators: who may reset devices and, optionally, look at the dashboard (operators.go).
+	Operators Operators `yaml:"operators"`
 }
 
 // Store picks the results database.
@@ -320,6 +323,7 @@ func (c *Config) setDefaults() {
 		c.TFTP.PXE.UnknownDevices = "provision"
 	}
 	c.Limits.setDefaults(c.TFTP.MaxTransfers)
+	c.Operators.setDefaults()
 }
 
 func (c *Config) resolve(dir string) {
@@ -336,6 +340,7 @@ func (c *Config) resolve(dir string) {
 	abs(&c.HTTP.TLSKey)
 	abs(&c.TFTP.Root)
 	abs(&c.HTTP.BootDir)
+	abs(&c.Operators.ClientCA)
 }
 
 // Validate checks the configuration and returns every problem found, one per line.
@@ -505,6 +510,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.validateValues()...)
+	errs = append(errs, c.validateOperators()...)
 	return errors.Join(errs...)
 }
 

@@ -77,7 +77,7 @@ func newLineWith(t *testing.T, st store.Backend) *line {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := dashboard.New(dashboard.Options{Store: st})
+	d := dashboard.New(dashboard.Options{Store: st, Operators: testGuard(t, true)})
 	dctx, cancel := context.WithCancel(ctx)
 	go d.Run(dctx)
 	a, err := api.New(api.Options{Store: st, Issuer: is, Notifier: d, Netboot: netbootSeen{}})
@@ -311,7 +311,9 @@ func TestDashboardLiveInChromium(t *testing.T) {
 		t.Errorf("history lacks the server's pxe_dhcp timing: %q", hist)
 	}
 
-	// Reset from the page (confirm() answered yes) puts the device back on provisioning.
+	// Reset from the page (confirm() answered yes) puts the device back on provisioning:
+	// an operator logs in first (operators_test.go).
+	b.login(t, l.srv.URL)
 	b.eval(t, `window.confirm = () => true; document.querySelector('#dev-52\\:54\\:00\\:00\\:00\\:01 button.reset').click(), "ok"`)
 	b.waitFor(t, row, "provision")
 	if lb, _ := l.store.LocalBoot(context.Background(), "52:54:00:00:00:01"); lb {

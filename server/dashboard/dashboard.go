@@ -23,6 +23,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/flashline/flashline/server/operatorauth"
 	"github.com/flashline/flashline/server/store"
 )
 
@@ -36,6 +37,7 @@ type Store interface {
 	Run(ctx context.Context, runID string) (store.Run, error)
 	History(ctx context.Context, serial string, opt store.HistoryOptions) ([]store.RunDetail, error)
 	ResetDevice(ctx context.Context, mac string) error
+	OperatorStore
 	ExportJSON(ctx context.Context, w io.Writer, serial string) error
 	ExportCSV(ctx context.Context, w io.Writer, serial string) error
 	LineStore
@@ -62,6 +64,9 @@ type Options struct {
 	// and a buffer, and a page left open in every browser of the plant should not add up to
 	// the server's memory.
 	MaxClients int
+	// Operators authorises actions and guards the views (operators.go); nil: views open,
+	// every action refused.
+	Operators *operatorauth.Guard
 }
 
 // Dashboard serves the page, its API and the live stream. Start Run before serving.
@@ -86,6 +91,9 @@ func New(o Options) *Dashboard {
 	}
 	if o.MaxClients <= 0 {
 		o.MaxClients = 64
+	}
+	if o.Operators == nil {
+		o.Operators = noOperators()
 	}
 	d := &Dashboard{o: o, log: o.Logger, changed: make(chan string, 4096), subs: map[chan []byte]struct{}{},
 		clients: prometheus.NewGauge(prometheus.GaugeOpts{Name: "flashline_dashboard_live_clients", Help: "Dashboard pages connected to the live stream."})}
@@ -217,17 +225,19 @@ func (d *Dashboard) Clients() int {
 func (d *Dashboard) Register(mux *http.ServeMux) {
 	sub, _ := fs.Sub(static, "static")
 	files := http.FileServerFS(sub)
-	mux.Handle("GET /{$}", files)
-	mux.Handle("GET /static/", http.StripPrefix("/static", files))
-	mux.HandleFunc("GET /dashboard/api/devices", d.devices)
-	mux.HandleFunc("GET /dashboard/api/history", d.history)
-	mux.HandleFunc("GET /dashboard/api/export", d.export)
-	mux.HandleFunc("GET /dashboard/api/status", d.status)
-	mux.HandleFunc("GET /dashboard/api/figures", d.figures)
-	// The one state-changing action: refuse it from other sites' pages (CSRF), which a plain
-	// POST without a body would otherwise allow.
-	mux.Handle("POST /dashboard/api/devices/{mac}/reset", http.NewCrossOriginProtection().Handler(http.HandlerFunc(d.reset)))
-	mux.HandleFunc("GET /dashboard/events", d.events)
+	// Every route goes through the operator guard (operators.go): views through view, the
+	// state-changing ones through action.
+	view, action := d.o.Operators.View, d.o.Operators.Action
+	mux.Handle("GET /{$}", view(files))
+	mux.Handle("GET /static/", view(http.StripPrefix("/static", files)))
+	mux.Handle("GET /dashboard/api/devices", view(http.HandlerFunc(d.devices)))
+	mux.Handle("GET /dashboard/api/history", view(http.HandlerFunc(d.history)))
+	mux.Handle("GET /dashboard/api/export", view(http.HandlerFunc(d.export)))
+	mux.Handle("GET /dashboard/api/status", view(http.HandlerFunc(d.status)))
+	mux.Handle("GET /dashboard/api/figures", view(http.HandlerFunc(d.figures)))
+	mux.Handle("POST /dashboard/api/devices/{mac}/reset", action(http.HandlerFunc(d.reset)))
+	mux.Handle("GET /dashboard/events", view(http.HandlerFunc(d.events)))
+	d.registerOperators(mux, view)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -344,7 +354,8 @@ func (d *Dashboard) reset(w http.ResponseWriter, r *http.Request) {
 		d.fail(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
-	if err := d.o.Store.ResetDevice(r.Context(), mac); err != nil {
+	actor := operatorauth.Actor(r.Context())
+	if err := d.o.Store.ResetDeviceBy(r.Context(), mac, actor, resetDetail(r)); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			d.fail(w, r, http.StatusNotFound, err.Error())
 			return
@@ -352,7 +363,7 @@ func (d *Dashboard) reset(w http.ResponseWriter, r *http.Request) {
 		d.fail(w, r, http.StatusInternalServerError, err.Error())
 		return
 	}
-	d.log.Info("device reset to provisioning by an operator", "mac", mac, "remote", r.RemoteAddr)
+	d.log.Info("device reset to provisioning by an operator", "mac", mac, "actor", actor, "remote", r.RemoteAddr)
 	dev, err := d.o.Store.Device(r.Context(), mac)
 	if err == nil {
 		d.broadcast(sse("device", dev))

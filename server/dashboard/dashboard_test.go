@@ -16,6 +16,7 @@ func TestResetRefusesCrossSite(t *testing.T) {
 	}
 	post := func(h map[string]string) int {
 		req, _ := http.NewRequest("POST", l.srv.URL+"/dashboard/api/devices/52:54:00:00:00:05/reset", nil)
+		req.Header.Set("Authorization", "Bearer "+testToken)
 		for k, v := range h {
 			req.Header.Set(k, v)
 		}
@@ -45,10 +46,12 @@ func TestResetRefusesCrossSite(t *testing.T) {
 		t.Fatalf("reset without browser headers: %d", code)
 	}
 	req, _ := http.NewRequest("POST", l.srv.URL+"/dashboard/api/devices/nope/reset", nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
 	if resp, _ := http.DefaultClient.Do(req); resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("bad MAC: %d", resp.StatusCode)
 	}
 	req, _ = http.NewRequest("POST", l.srv.URL+"/dashboard/api/devices/02:00:00:00:00:77/reset", nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
 	if resp, _ := http.DefaultClient.Do(req); resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("unknown device: %d", resp.StatusCode)
 	}

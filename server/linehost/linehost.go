@@ -458,4 +458,12 @@ images: []
 #       image: gm-box-os
 #       target: {transport: mmc, min_size: 16GB}
 rules: []
+
+# Who may reset devices from the dashboard (none: the dashboard only shows, and resets are made
+# with flashline-server reset here). Make the lines with flashline-server passwd -name NAME
+# (a user's password hash) or -name NAME -token (a token for the MES). Example:
+#   operators:
+#     users: [{name: ana, password_hash: '$2a$12$...'}]
+#     tokens: [{name: mes, sha256: ...}]
+#     allowed_hosts: [line-1.plant.example]   # names browsers use for this host
 `))

@@ -51,7 +51,8 @@ type AuditEntry struct {
 }
 
 // ResetDeviceBy resets a device (as ResetDevice) and records who did it in the audit log, in
-// the same transaction: a reset without its audit entry never happens.
+// the same transaction: a reset without its audit entry never happens. With a plant database
+// the reset and its entry go there too, through the outbox.
 func (s *Store) ResetDeviceBy(ctx context.Context, mac, actor, detail string) error {
 	m, err := NormalizeMAC(mac)
 	if err != nil {
@@ -62,15 +63,13 @@ func (s *Store) ResetDeviceBy(ctx context.Context, mac, actor, detail string) er
 	}
 	now := ms(s.now())
 	err = s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE devices SET boot_mode = ?, mode_changed = ? WHERE mac = ?`, BootProvision, now, m)
-		if err != nil {
+		if err := resetDevice(ctx, tx, m, now); err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("device %w", ErrNotFound)
+		if err := insertAudit(ctx, tx, now, actor, auditReset, m, detail); err != nil {
+			return err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO audit (time, actor, action, mac, detail) VALUES (?,?,?,?,?)`, now, actor, "reset", m, detail)
-		return err
+		return s.enqueue(ctx, tx, op{Kind: opReset, At: now, MAC: m, Actor: actor, Detail: detail})
 	})
 	if err != nil {
 		return fmt.Errorf("reset %s: %w", m, err)
@@ -78,8 +77,24 @@ func (s *Store) ResetDeviceBy(ctx context.Context, mac, actor, detail string) er
 	return nil
 }
 
-// Audit returns the latest operator actions, newest first, at most limit.
+// auditReset is the audit log's action for a reset.
+const auditReset = "reset"
+
+// insertAudit adds an entry unless the same one is there already: the outbox may deliver a
+// change twice (a crash between the plant's commit and the entry's removal).
+func insertAudit(ctx context.Context, tx *sql.Tx, at int64, actor, action, mac, detail string) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO audit (time, actor, action, mac, detail)
+		SELECT CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT) WHERE NOT EXISTS (SELECT 1 FROM audit WHERE time = ? AND actor = ? AND action = ? AND mac = ?)`,
+		at, actor, action, mac, detail, at, actor, action, mac)
+	if err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	return nil
+}
+
+// Audit returns the latest operator actions, newest first, at most limit (1 to 10000).
 func (s *Store) Audit(ctx context.Context, limit int) ([]AuditEntry, error) {
+	limit = min(max(limit, 1), 10000)
 	rows, err := s.r.QueryContext(ctx, `SELECT time, actor, action, mac, detail FROM audit ORDER BY id DESC LIMIT ?`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)

@@ -25,6 +25,10 @@ type Backend interface {
 	BootMode(ctx context.Context, mac string) (string, error)
 	LocalBoot(ctx context.Context, mac string) (bool, error)
 	ResetDevice(ctx context.Context, mac string) error
+	// ResetDeviceBy is ResetDevice with an entry in the audit log, and Audit reads the log
+	// (the line's own, auth.go).
+	ResetDeviceBy(ctx context.Context, mac, actor, detail string) error
+	Audit(ctx context.Context, limit int) ([]AuditEntry, error)
 
 	Run(ctx context.Context, runID string) (Run, error)
 	RunDetail(ctx context.Context, runID string, events bool) (RunDetail, error)

@@ -35,6 +35,9 @@ type op struct {
 	Result     *protocol.Result `json:"result,omitempty"`
 	MAC        string           `json:"mac,omitempty"`
 	DurationMS int64            `json:"duration_ms,omitempty"`
+	// Actor and Detail of a reset, for the plant's audit log (ResetDeviceBy).
+	Actor  string `json:"actor,omitempty"`
+	Detail string `json:"detail,omitempty"`
 }
 
 // queued is an outbox entry.
@@ -158,7 +161,15 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, o op) error {
 		// Not over a later change of the device (a result after the reset, delivered again).
 		_, err := tx.ExecContext(ctx, `UPDATE devices SET boot_mode = ?, mode_changed = ? WHERE mac = ? AND mode_changed <= ?`,
 			BootProvision, o.At, o.MAC, o.At)
-		return err
+		if err != nil || o.Actor == "" {
+			return err
+		}
+		// The plant's audit table has no line column: the line goes into the detail.
+		detail := o.Detail
+		if s.line != "" {
+			detail = "line " + s.line + ": " + detail
+		}
+		return insertAudit(ctx, tx, o.At, o.Actor, auditReset, o.MAC, detail)
 	}
 	return fmt.Errorf("unknown change %q", o.Kind)
 }

@@ -374,6 +374,13 @@ func (p *Plant) ResetDevice(ctx context.Context, mac string) error {
 	return err
 }
 
+// ResetDeviceBy resets on the line with its audit entry and queues both for the plant.
+func (p *Plant) ResetDeviceBy(ctx context.Context, mac, actor, detail string) error {
+	err := p.Store.ResetDeviceBy(ctx, mac, actor, detail)
+	p.nudge()
+	return err
+}
+
 // Backlog reports the outbox and the plant database's state.
 func (p *Plant) Backlog(ctx context.Context) (Backlog, error) {
 	b, err := p.Store.Backlog(ctx)
