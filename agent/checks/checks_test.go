@@ -3,6 +3,7 @@ package checks
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -245,6 +246,7 @@ func TestLTEModem(t *testing.T) {
 		{"bad imei", with(func(i *lte.Info) { i.IMEI = "123" }), nil, def, false, "IMEI"},
 		{"iccid glob", good, nil, LTEModemParams{SIM: "ready", ICCID: "8944*"}, false, "does not match"},
 		{"no modem", lte.Info{}, errors.New("no USB serial port found"), def, false, "no modem"},
+		{"modem without AT port", lte.Info{}, fmt.Errorf("probe: %w", &lte.NoATPortError{Modem: lte.Modem{Name: "1-4", VID: "1199", PID: "9079", Model: "Sierra Wireless EM7455", Control: lte.ControlMBIM, Nodes: []string{"/dev/cdc-wdm0"}}}), def, false, "Sierra Wireless EM7455 (1199:9079, 1-4) has no AT port: it is driven over MBIM (/dev/cdc-wdm0)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -378,6 +378,9 @@ func (r Reader) radios() []protocol.Radio {
 			out = append(out, protocol.Radio{Kind: ModuleBluetooth, Name: e.Name(), Address: r.read("sys/class/bluetooth", e.Name(), "address"), Driver: driver(p)})
 		}
 	}
+	if m := r.modemRadio(); m != nil {
+		return append(out, *m)
+	}
 	ports, _ := lte.FindPorts(r.path("sys"), "/dev")
 	for _, p := range ports {
 		// Only a modem driver's port counts: a generic USB-serial adapter is not a modem.

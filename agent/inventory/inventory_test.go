@@ -37,7 +37,7 @@ func TestGMBoxTree(t *testing.T) {
 		Radios: []protocol.Radio{
 			{Kind: "wifi", Name: "phy0", Address: "8c:b8:7e:11:22:33", Driver: "iwlwifi"},
 			{Kind: "bluetooth", Name: "hci0", Driver: "btusb"},
-			{Kind: "lte", Name: "ttyUSB2", Driver: "option"},
+			{Kind: "lte", Name: "ttyUSB2", Driver: "option", Control: "at"},
 		},
 		Inputs: []protocol.InputDevice{
 			{Name: "Power Button", Path: "/dev/input/event0", Keys: []string{"KEY_POWER"}},

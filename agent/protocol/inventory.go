@@ -70,6 +70,9 @@ type Radio struct {
 	Name    string `json:"name"` // phy0, hci0, ttyUSB2
 	Address string `json:"address,omitempty"`
 	Driver  string `json:"driver,omitempty"`
+	// Control is how an lte modem is driven: at (serial AT ports only), qmi, mbim (USB
+	// modems with qmi_wwan / cdc_mbim), wwan (the kernel's WWAN subsystem, PCIe modems).
+	Control string `json:"control,omitempty"`
 }
 
 // InputDevice is an evdev device (keyboards and buttons).
