@@ -414,7 +414,7 @@ func (r Reader) inputs() []protocol.InputDevice {
 	}
 	var out []protocol.InputDevice
 	for _, in := range infos {
-		d := protocol.InputDevice{Name: in.Name, Path: in.Path}
+		d := protocol.InputDevice{Name: in.Name, Path: in.Path, Bus: in.Where()}
 		for _, k := range notableKeys() {
 			if c, ok := evdev.KeyCode(k); ok && in.Keys.Has(c) {
 				d.Keys = append(d.Keys, k)

@@ -40,8 +40,8 @@ func TestGMBoxTree(t *testing.T) {
 			{Kind: "lte", Name: "ttyUSB2", Driver: "option", Control: "at"},
 		},
 		Inputs: []protocol.InputDevice{
-			{Name: "Power Button", Path: "/dev/input/event0", Keys: []string{"KEY_POWER"}},
-			{Name: "gpio-keys", Path: "/dev/input/event1", Keys: []string{"KEY_PROG1"}},
+			{Name: "Power Button", Path: "/dev/input/event0", Keys: []string{"KEY_POWER"}, Bus: "host"},
+			{Name: "gpio-keys", Path: "/dev/input/event1", Keys: []string{"KEY_PROG1"}, Bus: "host"},
 		},
 		Modules: []string{"bluetooth", "buttons", "lte", "wifi"},
 	}

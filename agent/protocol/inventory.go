@@ -80,4 +80,7 @@ type InputDevice struct {
 	Name string   `json:"name"`
 	Path string   `json:"path"`           // /dev/input/event0
 	Keys []string `json:"keys,omitempty"` // a few notable keys it can send (KEY_POWER...)
+	// Bus says where it sits: host (the machine's own buttons: ACPI, gpio-keys), usb,
+	// bluetooth, virtual, i8042 ... (what button.press's source: builtin relies on).
+	Bus string `json:"bus,omitempty"`
 }
