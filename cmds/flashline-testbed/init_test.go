@@ -32,3 +32,15 @@ func TestParseSpec(t *testing.T) {
 		t.Error("unknown command accepted")
 	}
 }
+
+func TestHCIIndex(t *testing.T) {
+	for name, want := range map[string]int{"hci0": 0, "hci12": 12, "hci0:11": -1, "rfkill0": -1, "hci": -1, "hci-1": -1} {
+		n, ok := hciIndex(name)
+		if ok != (want >= 0) || (ok && n != want) {
+			t.Errorf("hciIndex(%q) = %d %v", name, n, ok)
+		}
+	}
+	if cmds, err := parseSpec("bt-bluez --name x"); err != nil || len(cmds) != 1 {
+		t.Errorf("bt-bluez spec: %v %v", cmds, err)
+	}
+}

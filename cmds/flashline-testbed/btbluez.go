@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/flashline/flashline/agent/kmod"
+)
+
+// cmdBTBluez makes a Bluetooth peer out of BlueZ's own code instead of the Go emulator:
+// btvirt (bluez-test-tools) creates two vhci controllers backed by BlueZ's controller
+// emulator (btdev), which hear each other's inquiry scans and advertisements; the first
+// is the device's controller, the second the peer, which btmgmt (BlueZ's management
+// client, over the kernel's management socket like the probe) names, makes discoverable
+// and sets advertising. The peer's address is written to --address-file.
+func cmdBTBluez(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("bt-bluez", flag.ContinueOnError)
+	btvirt := fs.String("btvirt", "/usr/bin/btvirt", "BlueZ's btvirt")
+	btmgmt := fs.String("btmgmt", "/usr/bin/btmgmt", "BlueZ's btmgmt")
+	name := fs.String("name", "bluez-peer", "the peer's name")
+	addrFile := fs.String("address-file", filepath.Join(readyDir, "bluez-peer"), "file to write the peer's address to")
+	ready := fs.String("ready", "", "file to create once the peer advertises")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if err := kmod.Load(ctx, "hci_vhci"); err != nil {
+		slog.Warn("bt-bluez: load hci_vhci", "err", err)
+	}
+	// BlueZ's controller emulator does its LE crypto over AF_ALG (ecb(aes), cmac(aes)):
+	// without these btdev_create fails and btvirt says "Failed to open Virtual HCI device".
+	// Nothing in the initramfs loads them on demand (no modprobe).
+	if err := kmod.Load(ctx, "algif_hash", "algif_skcipher", "ecb", "cmac"); err != nil {
+		slog.Warn("bt-bluez: load AF_ALG crypto", "err", err)
+	}
+	before := controllers()
+	virt := exec.CommandContext(ctx, *btvirt, "-l2")
+	virt.Stdout, virt.Stderr = os.Stdout, os.Stderr
+	if err := virt.Start(); err != nil {
+		fmt.Fprintf(os.Stderr, "bt-bluez: start btvirt: %v\n", err)
+		return 1
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- virt.Wait() }()
+	added, err := waitControllers(ctx, before, 2, exited)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bt-bluez: %v\n", err)
+		return 1
+	}
+	dut, peer := added[0], added[1]
+	for _, c := range [][]string{{"le", "on"}, {"bredr", "on"}, {"connectable", "on"}, {"name", *name}, {"power", "on"}, {"discov", "yes"}, {"advertising", "on"}} {
+		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		out, err := exec.CommandContext(cctx, *btmgmt, append([]string{"--index", strconv.Itoa(peer)}, c...)...).CombinedOutput()
+		cancel()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bt-bluez: btmgmt --index %d %s: %v\n%s", peer, strings.Join(c, " "), err, out)
+			return 1
+		}
+	}
+	addr := strings.TrimSpace(readFile(fmt.Sprintf("/sys/class/bluetooth/hci%d/address", peer)))
+	if addr == "" {
+		fmt.Fprintf(os.Stderr, "bt-bluez: hci%d has no address\n", peer)
+		return 1
+	}
+	if err := os.MkdirAll(filepath.Dir(*addrFile), 0o755); err == nil {
+		_ = os.WriteFile(*addrFile, []byte(strings.ToUpper(addr)+"\n"), 0o644)
+	}
+	fmt.Printf("bt-bluez: btvirt controllers hci%d (the device's) and hci%d (peer %s, %q, discoverable, advertising)\n", dut, peer, strings.ToUpper(addr), *name)
+	markReady(*ready)
+	select {
+	case err := <-exited:
+		if ctx.Err() == nil {
+			fmt.Fprintf(os.Stderr, "bt-bluez: btvirt exited: %v\n", err)
+			return 1
+		}
+	case <-ctx.Done():
+		<-exited
+	}
+	return 0
+}
+
+func readFile(p string) string {
+	b, _ := os.ReadFile(p)
+	return string(b)
+}
+
+// controllers lists the hciN indexes in sysfs.
+func controllers() map[int]bool {
+	out := map[int]bool{}
+	ents, _ := os.ReadDir("/sys/class/bluetooth")
+	for _, e := range ents {
+		if n, ok := hciIndex(e.Name()); ok {
+			out[n] = true
+		}
+	}
+	return out
+}
+
+// hciIndex parses a controller's sysfs name (hci0); connections (hci0:12) are not one.
+func hciIndex(name string) (int, bool) {
+	s, ok := strings.CutPrefix(name, "hci")
+	if !ok || strings.Contains(s, ":") {
+		return 0, false
+	}
+	n, err := strconv.Atoi(s)
+	return n, err == nil && n >= 0
+}
+
+// waitControllers waits until n controllers not in before exist and returns them in order.
+func waitControllers(ctx context.Context, before map[int]bool, n int, exited <-chan error) ([]int, error) {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var added []int
+		for i := range controllers() {
+			if !before[i] {
+				added = append(added, i)
+			}
+		}
+		sort.Ints(added)
+		if len(added) >= n {
+			return added[:n], nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("btvirt created %d controllers in 20 s, want %d (is /dev/vhci there?)", len(added), n)
+		}
+		select {
+		case err := <-exited:
+			return nil, fmt.Errorf("btvirt exited: %v", err)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
