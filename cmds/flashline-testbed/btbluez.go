@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -12,8 +14,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/flashline/flashline/agent/kmod"
+	"golang.org/x/sys/unix"
 )
 
 // cmdBTBluez makes a Bluetooth peer out of BlueZ's own code instead of the Go emulator:
@@ -65,15 +69,17 @@ func cmdBTBluez(ctx context.Context, args []string) int {
 			return 1
 		}
 	}
-	addr := strings.TrimSpace(readFile(fmt.Sprintf("/sys/class/bluetooth/hci%d/address", peer)))
-	if addr == "" {
-		fmt.Fprintf(os.Stderr, "bt-bluez: hci%d has no address\n", peer)
+	// btmgmt's info prints nothing when its output is not a terminal; the kernel has the
+	// address (HCIGETDEVINFO), and sysfs has none for hci devices.
+	addr, err := hciAddress(peer)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bt-bluez: %v\n", err)
 		return 1
 	}
 	if err := os.MkdirAll(filepath.Dir(*addrFile), 0o755); err == nil {
-		_ = os.WriteFile(*addrFile, []byte(strings.ToUpper(addr)+"\n"), 0o644)
+		_ = os.WriteFile(*addrFile, []byte(addr+"\n"), 0o644)
 	}
-	fmt.Printf("bt-bluez: btvirt controllers hci%d (the device's) and hci%d (peer %s, %q, discoverable, advertising)\n", dut, peer, strings.ToUpper(addr), *name)
+	fmt.Printf("bt-bluez: btvirt controllers hci%d (the device's) and hci%d (peer %s, %q, discoverable, advertising)\n", dut, peer, addr, *name)
 	markReady(*ready)
 	select {
 	case err := <-exited:
@@ -87,9 +93,36 @@ func cmdBTBluez(ctx context.Context, args []string) int {
 	return 0
 }
 
-func readFile(p string) string {
-	b, _ := os.ReadFile(p)
-	return string(b)
+// hciGetDevInfo is HCIGETDEVINFO, _IOR('H', 211, int).
+const hciGetDevInfo = 0x800448d3
+
+// hciAddress reads controller index's address with HCIGETDEVINFO on a raw HCI socket.
+func hciAddress(index int) (string, error) {
+	fd, err := unix.Socket(unix.AF_BLUETOOTH, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.BTPROTO_HCI)
+	if err != nil {
+		return "", fmt.Errorf("HCI socket: %w", err)
+	}
+	defer unix.Close(fd)
+	// struct hci_dev_info is 92 bytes on Linux; the kernel writes all of it.
+	buf := make([]byte, 128)
+	binary.LittleEndian.PutUint16(buf, uint16(index))
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), hciGetDevInfo, uintptr(unsafe.Pointer(&buf[0]))); e != 0 {
+		return "", fmt.Errorf("HCIGETDEVINFO hci%d: %w", index, e)
+	}
+	return devInfoAddr(buf)
+}
+
+// devInfoAddr reads bdaddr of struct hci_dev_info: after dev_id (2 bytes) and name
+// (8 bytes), 6 bytes least significant first.
+func devInfoAddr(b []byte) (string, error) {
+	if len(b) < 16 {
+		return "", fmt.Errorf("hci_dev_info of %d bytes", len(b))
+	}
+	a := b[10:16]
+	if string(a) == "\x00\x00\x00\x00\x00\x00" {
+		return "", errors.New("controller has no address yet")
+	}
+	return fmt.Sprintf("%02X:%02X:%02X:%02X:%02X:%02X", a[5], a[4], a[3], a[2], a[1], a[0]), nil
 }
 
 // controllers lists the hciN indexes in sysfs.

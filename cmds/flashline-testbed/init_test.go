@@ -44,3 +44,18 @@ func TestHCIIndex(t *testing.T) {
 		t.Errorf("bt-bluez spec: %v %v", cmds, err)
 	}
 }
+
+func TestDevInfoAddr(t *testing.T) {
+	b := make([]byte, 92)
+	copy(b[2:], "hci1")
+	copy(b[10:], []byte{0x01, 0x00, 0x01, 0x01, 0xaa, 0x00})
+	if a, err := devInfoAddr(b); err != nil || a != "00:AA:01:01:00:01" {
+		t.Errorf("devInfoAddr = %q %v", a, err)
+	}
+	if _, err := devInfoAddr(make([]byte, 92)); err == nil {
+		t.Error("zero address accepted")
+	}
+	if _, err := devInfoAddr(b[:12]); err == nil {
+		t.Error("short record accepted")
+	}
+}

@@ -66,6 +66,8 @@ func HostapdConf(cfg HostapdConfig) (string, error) {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "interface=%s\ndriver=nl80211\nhw_mode=g\nchannel=%d\nbeacon_int=100\n", cfg.Interface, ch)
+	// Station events (authenticated, associated, WPA handshake) on stdout, for the test logs.
+	b.WriteString("logger_stdout=-1\nlogger_stdout_level=1\n")
 	for i, bss := range cfg.BSSes {
 		if bss.SSID == "" || len(bss.SSID) > 32 || strings.ContainsAny(bss.SSID, "\n\r") {
 			return "", fmt.Errorf("hostapd: SSID %q: want 1-32 bytes on one line", bss.SSID)
@@ -137,14 +139,16 @@ func RunHostapd(ctx context.Context, cfg HostapdConfig, ready func()) error {
 		watchHostapd(out, log, enabled)
 		exited <- cmd.Wait()
 	}()
+	// hostapd reports AP-ENABLED once per radio, for its first interface, after every BSS
+	// is set up.
 	timeout := time.After(60 * time.Second)
-	for n := 0; n < len(cfg.BSSes); {
+	for up := false; !up; {
 		select {
 		case ifname := <-enabled:
-			log.Info("hostapd: BSS enabled", "interface", ifname)
-			n++
+			log.Info("hostapd: AP enabled", "interface", ifname)
+			up = ifname == cfg.Interface
 		case err := <-exited:
-			return fmt.Errorf("hostapd exited before every BSS was enabled: %v", err)
+			return fmt.Errorf("hostapd exited before the AP was enabled: %v", err)
 		case <-timeout:
 			return errors.New("hostapd: no AP-ENABLED within 60 s")
 		case <-ctx.Done():

@@ -10,7 +10,7 @@ func TestHostapdConf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "interface=wlan1\ndriver=nl80211\nhw_mode=g\nchannel=1\nbeacon_int=100\nssid=LINE-TEST\n\nbss=wlan1-1\nssid=LINE-WPA2\nwpa=2\nwpa_key_mgmt=WPA-PSK\nrsn_pairwise=CCMP\nwpa_passphrase=line-secret-1\n"
+	want := "interface=wlan1\ndriver=nl80211\nhw_mode=g\nchannel=1\nbeacon_int=100\nlogger_stdout=-1\nlogger_stdout_level=1\nssid=LINE-TEST\n\nbss=wlan1-1\nssid=LINE-WPA2\nwpa=2\nwpa_key_mgmt=WPA-PSK\nrsn_pairwise=CCMP\nwpa_passphrase=line-secret-1\n"
 	if conf != want {
 		t.Errorf("conf =\n%s\nwant\n%s", conf, want)
 	}
