@@ -22,8 +22,8 @@ import (
 
 // cmdBTBluez makes a Bluetooth peer out of BlueZ's own code instead of the Go emulator:
 // btvirt (bluez-test-tools) creates two vhci controllers backed by BlueZ's controller
-// emulator (btdev), which hear each other's inquiry scans and advertisements; the first
-// is the device's controller, the second the peer, which btmgmt (BlueZ's management
+// emulator (btdev), which hear each other's inquiry scans and advertisements; the second
+// (the one the probe picks) is the device's controller, the first the peer, which btmgmt (BlueZ's management
 // client, over the kernel's management socket like the probe) names, makes discoverable
 // and sets advertising. The peer's address is written to --address-file.
 func cmdBTBluez(ctx context.Context, args []string) int {
@@ -59,7 +59,9 @@ func cmdBTBluez(ctx context.Context, args []string) int {
 		fmt.Fprintf(os.Stderr, "bt-bluez: %v\n", err)
 		return 1
 	}
-	dut, peer := added[0], added[1]
+	// The probe takes the first index READ_INDEX_LIST gives, and the kernel lists the
+	// controller registered last first: that one is the device's, the other the peer.
+	peer, dut := added[0], added[1]
 	for _, c := range [][]string{{"le", "on"}, {"bredr", "on"}, {"connectable", "on"}, {"name", *name}, {"power", "on"}, {"discov", "yes"}, {"advertising", "on"}} {
 		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		out, err := exec.CommandContext(cctx, *btmgmt, append([]string{"--index", strconv.Itoa(peer)}, c...)...).CombinedOutput()
