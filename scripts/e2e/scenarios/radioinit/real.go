@@ -44,6 +44,10 @@ func realPeers(ctx context.Context) {
 	fmt.Printf("RADIOTEST bluez.peer PASS address=%s\n", peer)
 	btCase(ctx, "bluez.bluetooth.scan-bredr", bluetooth.Request{Address: peer, Kind: bluetooth.BREDR, ControllerWait: 20 * time.Second}, 30*time.Second, true)
 	btCase(ctx, "bluez.bluetooth.scan-le", bluetooth.Request{Address: peer, Kind: bluetooth.LE}, 30*time.Second, true)
+	// btvirt reports LE advertisements with RSSI 127 ("not available"): a minimum must
+	// fail rather than pass on it.
+	minRSSI := -90
+	btCase(ctx, "bluez.bluetooth.scan-le-no-rssi", bluetooth.Request{Address: peer, Kind: bluetooth.LE, MinRSSI: &minRSSI}, 10*time.Second, false)
 	missing, _ := net.ParseMAC("C0:FF:EE:00:00:99")
 	btCase(ctx, "bluez.bluetooth.scan-missing", bluetooth.Request{Address: missing, Kind: bluetooth.Both}, 8*time.Second, false)
 }
