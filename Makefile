@@ -51,10 +51,15 @@ initrd.gz:
 
 # The agent's initrd plus the in-guest emulators (Wi-Fi AP, Bluetooth peer) and the FTDI driver
 # of QEMU's usb-serial modem: for the demo and the QEMU tests only, never for a real line.
+# The test initrd also carries the real peers the QEMU tests run when the host has them
+# (Debian's hostapd, bluez-test-tools' btvirt, bluez's btmgmt, with their libraries); the
+# line's initrd.gz never does.
+TESTBED_HOST_BINARIES := $(wildcard /usr/sbin/hostapd /usr/bin/btvirt /usr/bin/btmgmt)
 testbed-initrd:
 	@mkdir -p $(OUT)
 	go run ./initramfs/mkinitrd -modules-dir $(KERNEL_DIR)/lib/modules/$(KVER) \
-		-extra ./cmds/flashline-testbed -add-modules ftdi_sio -pubkey "$(PUBKEY)" -o $(OUT)/initrd-testbed.gz
+		-extra ./cmds/flashline-testbed -add-modules ftdi_sio -pubkey "$(PUBKEY)" \
+		$(foreach b,$(TESTBED_HOST_BINARIES),-host-binary $(b)) -o $(OUT)/initrd-testbed.gz
 
 # The test firmware the demo flashes: a bootable disk image printing GM-SOFT-KIT BOOTED.
 firmware:

@@ -70,6 +70,9 @@ type Radio struct {
 	Name    string `json:"name"` // phy0, hci0, ttyUSB2
 	Address string `json:"address,omitempty"`
 	Driver  string `json:"driver,omitempty"`
+	// Control is how an lte modem is driven: at (serial AT ports only), qmi, mbim (USB
+	// modems with qmi_wwan / cdc_mbim), wwan (the kernel's WWAN subsystem, PCIe modems).
+	Control string `json:"control,omitempty"`
 }
 
 // InputDevice is an evdev device (keyboards and buttons).
@@ -77,4 +80,7 @@ type InputDevice struct {
 	Name string   `json:"name"`
 	Path string   `json:"path"`           // /dev/input/event0
 	Keys []string `json:"keys,omitempty"` // a few notable keys it can send (KEY_POWER...)
+	// Bus says where it sits: host (the machine's own buttons: ACPI, gpio-keys), usb,
+	// bluetooth, virtual, i8042 ... (what button.press's source: builtin relies on).
+	Bus string `json:"bus,omitempty"`
 }

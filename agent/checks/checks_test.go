@@ -3,6 +3,7 @@ package checks
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -245,6 +246,7 @@ func TestLTEModem(t *testing.T) {
 		{"bad imei", with(func(i *lte.Info) { i.IMEI = "123" }), nil, def, false, "IMEI"},
 		{"iccid glob", good, nil, LTEModemParams{SIM: "ready", ICCID: "8944*"}, false, "does not match"},
 		{"no modem", lte.Info{}, errors.New("no USB serial port found"), def, false, "no modem"},
+		{"modem without AT port", lte.Info{}, fmt.Errorf("probe: %w", &lte.NoATPortError{Modem: lte.Modem{Name: "1-4", VID: "1199", PID: "9079", Model: "Sierra Wireless EM7455", Control: lte.ControlMBIM, Nodes: []string{"/dev/cdc-wdm0"}}}), def, false, "Sierra Wireless EM7455 (1199:9079, 1-4) has no AT port: it is driven over MBIM (/dev/cdc-wdm0)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -261,38 +263,59 @@ func TestLTEModem(t *testing.T) {
 	}
 }
 
-// fakeKeys is a KeySource whose key is held or not and then sends events with delays.
+// fakeKeys is a KeySource with some devices, keys held on some, and then events.
 type fakeKeys struct {
-	held   bool
-	events []int32
-	none   bool
+	devices []KeyDevice // gpio-keys when empty
+	held    []KeyDevice
+	events  []KeyEvent
+	none    bool
+}
+
+var (
+	gpioKeys  = KeyDevice{Name: "gpio-keys", Node: "event2", Where: "host", Builtin: true}
+	acpiPower = KeyDevice{Name: "Power Button", Node: "event0", Where: "host", Builtin: true}
+	usbKbd    = KeyDevice{Name: "Logitech USB Keyboard", Node: "event5", Where: "usb"}
+)
+
+// on makes events of one device.
+func on(d KeyDevice, values ...int32) []KeyEvent {
+	var out []KeyEvent
+	for _, v := range values {
+		out = append(out, KeyEvent{Value: v, Device: d})
+	}
+	return out
 }
 
 func (f fakeKeys) OpenKey(ctx context.Context, code uint16) (KeyWatch, error) {
 	if f.none {
 		return nil, errors.New("no input device can send it")
 	}
-	ch := make(chan int32, len(f.events))
+	ch := make(chan KeyEvent, len(f.events))
 	for _, e := range f.events {
 		ch <- e
 	}
-	return &fakeWatch{held: f.held, ch: ch}, nil
+	devs := f.devices
+	if devs == nil {
+		devs = []KeyDevice{gpioKeys}
+	}
+	return &fakeWatch{devs: devs, held: f.held, ch: ch}, nil
 }
 
 type fakeWatch struct {
-	held bool
-	ch   chan int32
+	devs []KeyDevice
+	held []KeyDevice
+	ch   chan KeyEvent
 }
 
-func (w *fakeWatch) Devices() []string   { return []string{"gpio-keys (event2)"} }
-func (w *fakeWatch) Held() (bool, error) { return w.held, nil }
-func (w *fakeWatch) Close() error        { return nil }
-func (w *fakeWatch) Next(ctx context.Context) (int32, error) {
+func (w *fakeWatch) Devices() []KeyDevice       { return w.devs }
+func (w *fakeWatch) Held() ([]KeyDevice, error) { return w.held, nil }
+func (w *fakeWatch) Close() error               { return nil }
+func (w *fakeWatch) Next(ctx context.Context) (KeyEvent, error) {
 	select {
 	case v := <-w.ch:
 		return v, nil
 	case <-ctx.Done():
-		return 0, ctx.Err()
+		return KeyEvent{}, ctx.Err()
 	}
 }
 
@@ -301,6 +324,10 @@ type recOp struct{ prompts []string }
 func (r *recOp) Prompt(step, msg string) { r.prompts = append(r.prompts, msg) }
 
 func TestButtonPress(t *testing.T) {
+	power := func(source string) ButtonPressParams {
+		return ButtonPressParams{Key: "KEY_POWER", Release: true, Source: source}
+	}
+	both := []KeyDevice{acpiPower, usbKbd}
 	tests := []struct {
 		name    string
 		keys    fakeKeys
@@ -308,13 +335,22 @@ func TestButtonPress(t *testing.T) {
 		pass    bool
 		reason  string
 		prompts int
+		pressOn string // key_device measurement
 	}{
-		{"press and release", fakeKeys{events: []int32{evdev.Press, evdev.Repeat, evdev.Release}}, ButtonPressParams{Key: "KEY_POWER", Release: true}, true, "KEY_POWER pressed and released", 1},
-		{"stuck", fakeKeys{held: true}, ButtonPressParams{Key: "KEY_POWER", Release: true}, false, "held down before the prompt", 0},
-		{"not pressed", fakeKeys{}, ButtonPressParams{Key: "KEY_POWER", Release: true}, false, "KEY_POWER not pressed", 1},
-		{"not released", fakeKeys{events: []int32{evdev.Press}}, ButtonPressParams{Key: "KEY_POWER", Release: true}, false, "not released", 1},
-		{"press only", fakeKeys{events: []int32{evdev.Press}}, ButtonPressParams{Key: "KEY_POWER"}, true, "pressed", 1},
-		{"no device", fakeKeys{none: true}, ButtonPressParams{Key: "KEY_PROG1", Release: true}, false, "no input device", 0},
+		{"press and release", fakeKeys{events: on(gpioKeys, evdev.Press, evdev.Repeat, evdev.Release)}, power(""), true, "KEY_POWER pressed and released on gpio-keys (event2, host)", 1, "gpio-keys (event2, host)"},
+		{"stuck", fakeKeys{held: []KeyDevice{gpioKeys}}, power(""), false, "held down on gpio-keys (event2, host) before the prompt", 0, ""},
+		{"not pressed", fakeKeys{}, power(""), false, "KEY_POWER not pressed", 1, ""},
+		{"not released", fakeKeys{events: on(gpioKeys, evdev.Press)}, power(""), false, "not released", 1, "gpio-keys (event2, host)"},
+		{"press only", fakeKeys{events: on(gpioKeys, evdev.Press)}, ButtonPressParams{Key: "KEY_POWER"}, true, "pressed", 1, "gpio-keys (event2, host)"},
+		{"no device", fakeKeys{none: true}, ButtonPressParams{Key: "KEY_PROG1", Release: true}, false, "no input device", 0, ""},
+		// The operator's USB keyboard cannot stand in for the box's own power button.
+		{"builtin: USB keyboard refused", fakeKeys{devices: both, events: on(usbKbd, evdev.Press, evdev.Release)}, power("builtin"), false, "KEY_POWER came from Logitech USB Keyboard (event5, usb), not from the device's own button (source: builtin): refused", 1, "Logitech USB Keyboard (event5, usb)"},
+		{"builtin: ACPI button passes", fakeKeys{devices: both, events: on(acpiPower, evdev.Press, evdev.Release)}, power("builtin"), true, "pressed and released on Power Button (event0, host)", 1, "Power Button (event0, host)"},
+		{"any: USB keyboard passes", fakeKeys{devices: both, events: on(usbKbd, evdev.Press, evdev.Release)}, power("any"), true, "on Logitech USB Keyboard (event5, usb)", 1, "Logitech USB Keyboard (event5, usb)"},
+		{"builtin: only a USB keyboard can send it", fakeKeys{devices: []KeyDevice{usbKbd}}, power("builtin"), false, "no input device of the device's own button (source: builtin) can send it (only Logitech USB Keyboard (event5, usb))", 0, ""},
+		{"builtin: a key held on the keyboard is not a stuck button", fakeKeys{devices: both, held: []KeyDevice{usbKbd}, events: on(acpiPower, evdev.Press, evdev.Release)}, power("builtin"), true, "Power Button", 1, "Power Button (event0, host)"},
+		{"by name", fakeKeys{devices: []KeyDevice{acpiPower, gpioKeys}, events: append(on(acpiPower, evdev.Press), on(gpioKeys, evdev.Press, evdev.Release)...)}, power("gpio-*"), false, "came from Power Button (event0, host), not from an input device named \"gpio-*\"", 1, "Power Button (event0, host)"},
+		{"release on another device does not count", fakeKeys{devices: []KeyDevice{acpiPower, gpioKeys}, events: append(on(gpioKeys, evdev.Press), on(acpiPower, evdev.Release)...)}, power("builtin"), false, "pressed on gpio-keys (event2, host) but not released", 1, "gpio-keys (event2, host)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -333,6 +369,10 @@ func TestButtonPress(t *testing.T) {
 			if tt.prompts == 1 && op.prompts[0] != "Press POWER" {
 				t.Errorf("prompt %q", op.prompts[0])
 			}
+			got, _ := measurement(out, "key_device")
+			if got.Text != tt.pressOn {
+				t.Errorf("key_device %q, want %q", got.Text, tt.pressOn)
+			}
 		})
 	}
 }
@@ -342,11 +382,13 @@ func TestButtonPress(t *testing.T) {
 func TestSystemKeysOverFIFO(t *testing.T) {
 	root := t.TempDir()
 	sys, dev := filepath.Join(root, "sys"), filepath.Join(root, "dev")
-	for _, n := range []struct{ node, name, keys string }{{"event0", "AT Translated Set 2 keyboard", "0 0"}, {"event1", "Power Button", "10000000000000 0"}} {
+	for _, n := range []struct{ node, name, keys, bus string }{{"event0", "AT Translated Set 2 keyboard", "0 0", "0011"}, {"event1", "Power Button", "10000000000000 0", "0019"}} {
 		d := filepath.Join(sys, "class", "input", n.node, "device", "capabilities")
 		os.MkdirAll(d, 0o755)
 		os.WriteFile(filepath.Join(d, "key"), []byte(n.keys+"\n"), 0o644)
 		os.WriteFile(filepath.Join(sys, "class", "input", n.node, "device", "name"), []byte(n.name+"\n"), 0o644)
+		os.MkdirAll(filepath.Join(sys, "class", "input", n.node, "device", "id"), 0o755)
+		os.WriteFile(filepath.Join(sys, "class", "input", n.node, "device", "id", "bustype"), []byte(n.bus+"\n"), 0o644)
 	}
 	os.MkdirAll(filepath.Join(dev, "input"), 0o755)
 	fifo := filepath.Join(dev, "input", "event1")
@@ -358,7 +400,7 @@ func TestSystemKeysOverFIFO(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	if got := w.Devices(); len(got) != 1 || got[0] != "Power Button (event1)" {
+	if got := w.Devices(); len(got) != 1 || got[0].String() != "Power Button (event1, host)" || !got[0].Builtin {
 		t.Fatalf("devices %v", got)
 	}
 	wf, err := os.OpenFile(fifo, os.O_WRONLY, 0)
@@ -376,9 +418,9 @@ func TestSystemKeysOverFIFO(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for _, want := range []int32{evdev.Press, evdev.Release} {
-		v, err := w.Next(ctx)
-		if err != nil || v != want {
-			t.Fatalf("Next = %d, %v; want %d", v, err, want)
+		ev, err := w.Next(ctx)
+		if err != nil || ev.Value != want || ev.Device.Name != "Power Button" {
+			t.Fatalf("Next = %+v, %v; want %d", ev, err, want)
 		}
 	}
 	short, cancel2 := context.WithTimeout(context.Background(), 150*time.Millisecond)

@@ -2,6 +2,7 @@ package checks
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -28,7 +29,7 @@ func (s SystemModems) Probe(ctx context.Context, port string) (lte.Info, error) 
 
 // LTEModemParams configure lte.modem.
 type LTEModemParams struct {
-	Port         string `yaml:"port" json:"port,omitempty" jsonschema_description:"AT port device (/dev/ttyUSB2); empty: found in sysfs (option/qcserial/cdc_acm driver and interface number)"`
+	Port         string `yaml:"port" json:"port,omitempty" jsonschema_description:"AT port device (/dev/ttyUSB2, /dev/wwan0at0); empty: found in sysfs (the modem's known interface layout, or the WWAN subsystem's AT ports)"`
 	Model        string `yaml:"model" json:"model,omitempty" jsonschema_description:"Glob on the model (AT+CGMM), e.g. EC25*"`
 	IMEI         bool   `yaml:"imei" json:"imei,omitempty" jsonschema:"default=true" jsonschema_description:"Require a valid 15-digit IMEI (Luhn checked)"`
 	SIM          string `yaml:"sim" json:"sim,omitempty" jsonschema:"enum=ready,enum=absent,enum=any,default=ready" jsonschema_description:"Required SIM state"`
@@ -70,6 +71,11 @@ func LTEModem(m ModemProber) Kind {
 		func(p LTEModemParams) Check {
 			return CheckFunc(func(ctx context.Context, env *Env) (Outcome, error) {
 				info, err := m.Probe(ctx, p.Port)
+				var noAT *lte.NoATPortError
+				if errors.As(err, &noAT) {
+					// The modem is there; say what it offers instead of "no modem".
+					return Failf([]protocol.Measurement{Text("control", noAT.Modem.Control), Text("modem", noAT.Modem.Describe())}, "%v", err), nil
+				}
 				if err != nil {
 					if ctx.Err() != nil {
 						return Failf(nil, "modem did not answer in time: %v", err), nil
@@ -83,6 +89,9 @@ func LTEModem(m ModemProber) Kind {
 
 func judgeModem(p LTEModemParams, info lte.Info) Outcome {
 	ms := []protocol.Measurement{Text("port", info.Port), Text("model", info.Model), Text("imei", info.IMEI), Text("sim", orDash(info.SIM))}
+	if info.Control != "" {
+		ms = append(ms, Text("control", info.Control))
+	}
 	if info.ICCID != "" {
 		ms = append(ms, Text("iccid", info.ICCID))
 	}

@@ -223,7 +223,11 @@ func BluetoothScan(p BluetoothProber) Kind {
 					ms = append(ms, Text("controller", fmt.Sprintf("hci%d %s", res.Controller, strings.ToUpper(res.Info.Address.String()))))
 				}
 				if f := res.Found; f != nil {
-					ms = append(ms, Num("rssi_dbm", float64(f.RSSI), "dBm"), Text("address_type", f.AddressType.String()))
+					// 127 is "RSSI not available", not a level: no rssi_dbm measurement then.
+					if f.RSSI != bluetooth.RSSIUnknown {
+						ms = append(ms, Num("rssi_dbm", float64(f.RSSI), "dBm"))
+					}
+					ms = append(ms, Text("address_type", f.AddressType.String()))
 					if f.Name != "" {
 						ms = append(ms, Text("name", f.Name))
 					}
@@ -234,7 +238,11 @@ func BluetoothScan(p BluetoothProber) Kind {
 					if res.Found.Name != "" {
 						name = fmt.Sprintf(" %q", res.Found.Name)
 					}
-					return Passf(ms, "%s%s (%s) at %d dBm on hci%d", strings.ToUpper(b.Address), name, res.Found.AddressType, res.Found.RSSI, res.Controller), nil
+					at := fmt.Sprintf("at %d dBm", res.Found.RSSI)
+					if res.Found.RSSI == bluetooth.RSSIUnknown {
+						at = "(RSSI not reported)"
+					}
+					return Passf(ms, "%s%s (%s) %s on hci%d", strings.ToUpper(b.Address), name, res.Found.AddressType, at, res.Controller), nil
 				case errors.Is(err, bluetooth.ErrNotFound), errors.Is(err, bluetooth.ErrNoController), errors.Is(err, bluetooth.ErrController):
 					return Failf(ms, "%v", err), nil
 				case ctx.Err() != nil:

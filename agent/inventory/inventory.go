@@ -378,6 +378,9 @@ func (r Reader) radios() []protocol.Radio {
 			out = append(out, protocol.Radio{Kind: ModuleBluetooth, Name: e.Name(), Address: r.read("sys/class/bluetooth", e.Name(), "address"), Driver: driver(p)})
 		}
 	}
+	if m := r.modemRadio(); m != nil {
+		return append(out, *m)
+	}
 	ports, _ := lte.FindPorts(r.path("sys"), "/dev")
 	for _, p := range ports {
 		// Only a modem driver's port counts: a generic USB-serial adapter is not a modem.
@@ -411,7 +414,7 @@ func (r Reader) inputs() []protocol.InputDevice {
 	}
 	var out []protocol.InputDevice
 	for _, in := range infos {
-		d := protocol.InputDevice{Name: in.Name, Path: in.Path}
+		d := protocol.InputDevice{Name: in.Name, Path: in.Path, Bus: in.Where()}
 		for _, k := range notableKeys() {
 			if c, ok := evdev.KeyCode(k); ok && in.Keys.Has(c) {
 				d.Keys = append(d.Keys, k)

@@ -37,11 +37,11 @@ func TestGMBoxTree(t *testing.T) {
 		Radios: []protocol.Radio{
 			{Kind: "wifi", Name: "phy0", Address: "8c:b8:7e:11:22:33", Driver: "iwlwifi"},
 			{Kind: "bluetooth", Name: "hci0", Driver: "btusb"},
-			{Kind: "lte", Name: "ttyUSB2", Driver: "option"},
+			{Kind: "lte", Name: "ttyUSB2", Driver: "option", Control: "at"},
 		},
 		Inputs: []protocol.InputDevice{
-			{Name: "Power Button", Path: "/dev/input/event0", Keys: []string{"KEY_POWER"}},
-			{Name: "gpio-keys", Path: "/dev/input/event1", Keys: []string{"KEY_PROG1"}},
+			{Name: "Power Button", Path: "/dev/input/event0", Keys: []string{"KEY_POWER"}, Bus: "host"},
+			{Name: "gpio-keys", Path: "/dev/input/event1", Keys: []string{"KEY_PROG1"}, Bus: "host"},
 		},
 		Modules: []string{"bluetooth", "buttons", "lte", "wifi"},
 	}

@@ -31,9 +31,9 @@ func parseSpec(spec string) ([][]string, error) {
 			continue
 		}
 		switch f[0] {
-		case "wifi-ap", "bt-peer":
+		case "wifi-ap", "bt-peer", "bt-bluez":
 		default:
-			return nil, fmt.Errorf("%s: unknown emulator %q (want wifi-ap or bt-peer)", testbedParam, f[0])
+			return nil, fmt.Errorf("%s: unknown emulator %q (want wifi-ap, bt-peer or bt-bluez)", testbedParam, f[0])
 		}
 		cmds = append(cmds, f)
 	}

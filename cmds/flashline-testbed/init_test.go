@@ -32,3 +32,30 @@ func TestParseSpec(t *testing.T) {
 		t.Error("unknown command accepted")
 	}
 }
+
+func TestHCIIndex(t *testing.T) {
+	for name, want := range map[string]int{"hci0": 0, "hci12": 12, "hci0:11": -1, "rfkill0": -1, "hci": -1, "hci-1": -1} {
+		n, ok := hciIndex(name)
+		if ok != (want >= 0) || (ok && n != want) {
+			t.Errorf("hciIndex(%q) = %d %v", name, n, ok)
+		}
+	}
+	if cmds, err := parseSpec("bt-bluez --name x"); err != nil || len(cmds) != 1 {
+		t.Errorf("bt-bluez spec: %v %v", cmds, err)
+	}
+}
+
+func TestDevInfoAddr(t *testing.T) {
+	b := make([]byte, 92)
+	copy(b[2:], "hci1")
+	copy(b[10:], []byte{0x01, 0x00, 0x01, 0x01, 0xaa, 0x00})
+	if a, err := devInfoAddr(b); err != nil || a != "00:AA:01:01:00:01" {
+		t.Errorf("devInfoAddr = %q %v", a, err)
+	}
+	if _, err := devInfoAddr(make([]byte, 92)); err == nil {
+		t.Error("zero address accepted")
+	}
+	if _, err := devInfoAddr(b[:12]); err == nil {
+		t.Error("short record accepted")
+	}
+}

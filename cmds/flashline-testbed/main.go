@@ -4,6 +4,8 @@
 //
 //	flashline-testbed wifi-ap --ssid LINE-TEST      # mac80211_hwsim AP (+DHCP, TCP sink)
 //	flashline-testbed bt-peer --address C0:FF:EE:00:00:01   # vhci controller hearing a peer
+//	flashline-testbed wifi-ap --hostapd /usr/sbin/hostapd --wpa2-ssid LINE-WPA2  # hostapd as the AP
+//	flashline-testbed bt-bluez --name bluez-peer   # BlueZ's btvirt: the device's controller and a peer
 //
 // Booted with rdinit=/bin/flashline-testbed and
 // flashline.testbed="wifi-ap --ssid LINE-TEST; bt-peer --address C0:FF:EE:00:00:01"
@@ -42,6 +44,8 @@ func main() {
 		code = cmdWifiAPNetns(ctx, os.Args[2:])
 	case "bt-peer":
 		code = cmdBTPeer(ctx, os.Args[2:])
+	case "bt-bluez":
+		code = cmdBTBluez(ctx, os.Args[2:])
 	default:
 		usage()
 		code = 2
@@ -50,5 +54,5 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: flashline-testbed wifi-ap --ssid SSID [flags] | bt-peer --address ADDR [flags]")
+	fmt.Fprintln(os.Stderr, "usage: flashline-testbed wifi-ap --ssid SSID [flags] | bt-peer --address ADDR [flags] | bt-bluez [flags]")
 }

@@ -30,6 +30,9 @@ type apFlags struct {
 	noAssoc *bool
 	ready   *string
 	signal  *int
+	hostapd *string
+	wpaSSID *string
+	psk     *string
 }
 
 func newAPFlags(name string) *apFlags {
@@ -45,6 +48,9 @@ func newAPFlags(name string) *apFlags {
 		noAssoc: fs.Bool("beacon-only", false, "beacon and answer probes, refuse association"),
 		ready:   fs.String("ready", "", "file to create once the AP beacons"),
 		signal:  fs.Int("signal", 0, "relay all hwsim frames through a medium that sets this signal in dBm (0: hwsim's own, about -30)"),
+		hostapd: fs.String("hostapd", "", "run this hostapd binary as the AP instead of the Go AP (test initrds built with -host-binary /usr/sbin/hostapd)"),
+		wpaSSID: fs.String("wpa2-ssid", "", "with --hostapd: also serve this WPA2-PSK network on the same radio"),
+		psk:     fs.String("psk", "line-test-psk", "the --wpa2-ssid network's passphrase"),
 	}
 }
 
@@ -78,7 +84,7 @@ func cmdWifiAP(ctx context.Context, args []string) int {
 		}
 	}
 	if !*f.netns {
-		return runLine(ctx, f.config(), *f.ready)
+		return f.run(ctx)
 	}
 	// Re-run ourselves in a new network namespace and move the radio there.
 	child := exec.CommandContext(ctx, os.Args[0], append([]string{wifiAPNetnsCmd}, args...)...)
@@ -108,7 +114,7 @@ func cmdWifiAPNetns(ctx context.Context, args []string) int {
 	if err := f.fs.Parse(args); err != nil {
 		return 2
 	}
-	return runLine(ctx, f.config(), *f.ready)
+	return f.run(ctx)
 }
 
 func runLine(ctx context.Context, cfg hwsimap.LineConfig, ready string) int {

@@ -8,6 +8,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -49,6 +50,7 @@ type config struct {
 	regdbDir    string
 	version     string
 	extra       listFlag
+	hostBins    listFlag
 	addMods     listFlag
 	dropMods    listFlag
 	listMods    bool
@@ -67,6 +69,7 @@ func main() {
 	flag.StringVar(&c.regdbDir, "regdb", "/lib/firmware", "directory holding regulatory.db and regulatory.db.p7s (wireless-regdb); skipped when absent")
 	flag.StringVar(&c.version, "version", "", "agent version to stamp (default: git describe, else dev)")
 	flag.Var(&c.extra, "extra", "extra Go command of this module to add to /bin (repeatable, e.g. ./cmds/flashline-testbed): for test-only initrds, also adds the testbed modules")
+	flag.Var(&c.hostBins, "host-binary", "host program to add with the shared libraries ldd finds for it, at the same paths (repeatable, comma-separated; test initrds only: needs -extra), e.g. /usr/sbin/hostapd")
 	flag.Var(&c.addMods, "add-modules", "extra kernel modules to include (comma-separated)")
 	flag.Var(&c.dropMods, "drop-modules", "kernel modules to leave out (comma-separated)")
 	flag.BoolVar(&c.listMods, "list-modules", false, "print the module groups and exit")
@@ -211,6 +214,19 @@ func run(c config, log io.Writer) error {
 	}
 	if err := stageFile("etc/flashline/build", fmt.Sprintf("version=%s\nbuilt=%s\nmodules=%s\n", c.version, built, c.modulesDir)); err != nil {
 		return err
+	}
+
+	// Host programs for test images (real peers: hostapd, BlueZ's tools).
+	if len(c.hostBins) > 0 {
+		if !test {
+			return fmt.Errorf("-host-binary is for test initrds only (with -extra): line images carry no host programs")
+		}
+		hf, err := hostBinaryFiles(context.Background(), c.hostBins, runLDD)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(log, "mkinitrd: %d host files (%s and libraries), %.1f MiB before compression\n", len(hf), strings.Join(c.hostBins, ", "), float64(hostFileSize(hf))/(1<<20))
+		files = append(files, hf...)
 	}
 
 	// Go commands: u-root's init, the agent as uinit, and test extras.

@@ -48,6 +48,9 @@ func moduleGroups() []moduleGroup {
 		{name: "testbed", why: "emulated modem on a configfs USB gadget (hardware.md)",
 			testOnly: true,
 			modules:  []string{"dummy_hcd", "libcomposite", "usb_f_acm", "usb_f_serial"}},
+		{name: "testbed-peers", why: "AF_ALG for BlueZ's btvirt, a real test peer (docs/radio.md; CCMP is in the radio group)",
+			testOnly: true,
+			modules:  []string{"algif_hash", "algif_skcipher", "ecb"}},
 	}
 }
 

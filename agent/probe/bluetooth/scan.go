@@ -150,7 +150,7 @@ func Scan(ctx context.Context, tr Transport, req Request) (Result, error) {
 				m.log.Debug("bluetooth: device found", "address", d.Address, "type", d.AddressType, "rssi", d.RSSI, "name", d.Name)
 				key := d.Address.String()
 				if i, ok := seen[key]; ok {
-					if d.RSSI > res.Seen[i].RSSI {
+					if rssiRank(d.RSSI) > rssiRank(res.Seen[i].RSSI) {
 						res.Seen[i] = d
 					}
 				} else {
@@ -160,11 +160,11 @@ func Scan(ctx context.Context, tr Transport, req Request) (Result, error) {
 				if !sameAddr(d.Address, req.Address) {
 					continue
 				}
-				if res.Found == nil || d.RSSI > res.Found.RSSI {
+				if res.Found == nil || rssiRank(d.RSSI) > rssiRank(res.Found.RSSI) {
 					found := d
 					res.Found = &found
 				}
-				if req.MinRSSI == nil || d.RSSI >= *req.MinRSSI {
+				if req.MinRSSI == nil || (d.RSSI != RSSIUnknown && d.RSSI >= *req.MinRSSI) {
 					return res, nil
 				}
 			}
@@ -181,11 +181,14 @@ func (m *mgmt) notFound(res Result, req Request, cause error) error {
 		return cause
 	}
 	if res.Found != nil && req.MinRSSI != nil {
+		if res.Found.RSSI == RSSIUnknown {
+			return fmt.Errorf("%w: %s seen, but with no RSSI (the controller reported 127, not available), so the minimum %d dBm cannot be checked", ErrNotFound, req.Address, *req.MinRSSI)
+		}
 		return fmt.Errorf("%w: %s seen at %d dBm, below the minimum %d dBm", ErrNotFound, req.Address, res.Found.RSSI, *req.MinRSSI)
 	}
 	var others []string
 	for _, d := range res.Seen {
-		others = append(others, fmt.Sprintf("%s (%d dBm)", strings.ToUpper(d.Address.String()), d.RSSI))
+		others = append(others, fmt.Sprintf("%s (%s)", strings.ToUpper(d.Address.String()), rssiText(d.RSSI)))
 	}
 	slices.Sort(others)
 	seen := "nothing"

@@ -156,6 +156,11 @@ func TestScan(t *testing.T) {
 		{name: "busy then found", indexes: []uint16{2}, busyFirst: true, found: [][]byte{deviceFound(target, AddrLEPublic, -40, nil)}, wantRSSI: -40},
 		{name: "too weak", indexes: []uint16{0}, found: [][]byte{deviceFound(target, AddrBREDR, -90, nil)}, minRSSI: intp(-70), wantErr: ErrNotFound, wantMsg: "-90 dBm, below the minimum -70 dBm"},
 		{name: "missing", indexes: []uint16{0}, found: [][]byte{other}, wantErr: ErrNotFound, wantMsg: "C0:FF:EE:00:00:01 not found by BR/EDR+LE discovery on hci0 after"},
+		// BlueZ's btvirt reports LE advertisements with RSSI 127, "not available".
+		{name: "RSSI not available fails a minimum", indexes: []uint16{0}, found: [][]byte{deviceFound(target, AddrLEPublic, 127, nil)}, minRSSI: intp(-70), wantErr: ErrNotFound, wantMsg: "seen, but with no RSSI"},
+		{name: "RSSI not available without a minimum", indexes: []uint16{0}, found: [][]byte{deviceFound(target, AddrLEPublic, 127, nil)}, wantRSSI: 127},
+		{name: "a real RSSI beats not available", indexes: []uint16{0}, found: [][]byte{deviceFound(target, AddrLEPublic, 127, nil), deviceFound(target, AddrBREDR, -60, nil)}, minRSSI: intp(-70), wantRSSI: -60},
+		{name: "missing, others without RSSI", indexes: []uint16{0}, found: [][]byte{deviceFound("11:22:33:44:55:66", AddrLEPublic, 127, nil)}, wantErr: ErrNotFound, wantMsg: "saw 11:22:33:44:55:66 (RSSI not reported)"},
 		{name: "no controller", wantErr: ErrNoController},
 		{name: "hard rfkill", indexes: []uint16{0}, powerFail: statusRFKilled, wantErr: ErrController, wantMsg: "power on: blocked by rfkill"},
 	}

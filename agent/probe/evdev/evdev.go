@@ -115,6 +115,12 @@ type Info struct {
 	Node string // event0
 	Path string // /dev/input/event0
 	Keys Bits
+	// Bus is the bus type (BusHost, BusUSB ...), 0 when sysfs does not say; Phys the
+	// device's physical path ("usb-0000:00:14.0-3/input0", "LNXPWRBN/button/input0");
+	// SysPath the resolved sysfs directory of the input device.
+	Bus     uint16
+	Phys    string
+	SysPath string
 }
 
 // List returns the event devices under sysRoot (/sys) with their device nodes under devRoot
@@ -139,6 +145,7 @@ func List(sysRoot, devRoot string) ([]Info, error) {
 		if caps, err := os.ReadFile(filepath.Join(base, "capabilities", "key")); err == nil {
 			info.Keys, _ = ParseBitmap(string(caps), bits.UintSize)
 		}
+		readSource(base, &info)
 		out = append(out, info)
 	}
 	sort.Slice(out, func(i, j int) bool { return nodeNum(out[i].Node) < nodeNum(out[j].Node) })

@@ -2,6 +2,7 @@ package lte
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"go.bug.st/serial"
@@ -25,6 +27,9 @@ type Port struct {
 	// port, 1 any other USB serial port (a modem behind a generic USB-serial chip, or QEMU's
 	// usb-serial).
 	Rank int
+	// Role is the port's function when the modem's layout or WWAN port type says it
+	// (RoleAT, RoleModem, RoleDM ...); empty when unknown.
+	Role string
 }
 
 // isModemDriver reports whether a kernel driver binds modem serial interfaces.
@@ -141,7 +146,7 @@ func (t *timeoutReader) Read(b []byte) (int, error) {
 type Prober struct {
 	Sys string // "/sys"
 	Dev string // "/dev"
-	// Open opens a port; OpenSerial when nil.
+	// Open opens a port; DefaultOpen when nil.
 	Open func(path string) (io.ReadWriteCloser, error)
 	// SyncTimeout is how long the first AT of a port is waited for (later tries wait
 	// longer); 1s when zero. A port that never answers costs six times this.
@@ -149,29 +154,29 @@ type Prober struct {
 }
 
 // Probe probes the port at path, or, when path is empty, every candidate port in turn until
-// one answers AT.
+// one answers AT: the AT ports of the modems FindModems finds (known non-AT ports such as DM
+// and NMEA are never tried), or, when no modem is found, every USB serial port (a modem
+// behind a generic USB-serial chip). A modem without any AT port fails with a
+// *NoATPortError that says which control interface it has.
 func (p Prober) Probe(ctx context.Context, path string) (Info, error) {
-	open := p.Open
-	if open == nil {
-		open = OpenSerial
-	}
-	paths := []string{path}
+	cands := []candidate{{path: path}}
 	if path == "" {
-		ports, err := FindPorts(p.Sys, p.Dev)
-		if err != nil {
+		var err error
+		if cands, err = p.candidates(); err != nil {
 			return Info{}, err
-		}
-		if len(ports) == 0 {
-			return Info{}, fmt.Errorf("no USB serial port found (no modem, or its driver is not loaded)")
-		}
-		paths = paths[:0]
-		for _, pt := range ports {
-			paths = append(paths, pt.Path)
 		}
 	}
 	var errs []string
-	for _, path := range paths {
-		info, err := p.probeOne(ctx, open, path)
+	for _, c := range cands {
+		open := p.Open
+		if open == nil {
+			open = DefaultOpen
+		}
+		info, err := p.probeOne(ctx, open, c.path)
+		if c.modem != nil {
+			info.Control = c.modem.Control
+			info.Device = c.modem.Describe()
+		}
 		if err == nil {
 			return info, nil
 		}
@@ -181,6 +186,68 @@ func (p Prober) Probe(ctx context.Context, path string) (Info, error) {
 		}
 	}
 	return Info{}, fmt.Errorf("no AT port: %s", strings.Join(errs, "; "))
+}
+
+// candidate is a port to try and the modem it belongs to (nil when not known).
+type candidate struct {
+	path  string
+	modem *Modem
+}
+
+func (p Prober) candidates() ([]candidate, error) {
+	modems, err := FindModems(p.Sys, p.Dev)
+	if err != nil {
+		return nil, err
+	}
+	var out []candidate
+	var noAT []error
+	for i := range modems {
+		m := &modems[i]
+		if len(m.ATPorts) == 0 {
+			noAT = append(noAT, &NoATPortError{Modem: *m})
+			continue
+		}
+		for _, pt := range m.ATPorts {
+			out = append(out, candidate{path: pt.Path, modem: m})
+		}
+	}
+	if len(out) > 0 {
+		return out, nil
+	}
+	if len(noAT) > 0 {
+		return nil, errors.Join(noAT...)
+	}
+	ports, err := FindPorts(p.Sys, p.Dev)
+	if err != nil {
+		return nil, err
+	}
+	if len(ports) == 0 {
+		return nil, fmt.Errorf("no modem and no USB serial port found (no modem, or its driver is not loaded)")
+	}
+	for _, pt := range ports {
+		out = append(out, candidate{path: pt.Path})
+	}
+	return out, nil
+}
+
+// DefaultOpen opens an AT port: a WWAN subsystem port (/dev/wwan0at0) is a character device
+// that is not a tty, so it is opened as it is; anything else as a serial port.
+func DefaultOpen(path string) (io.ReadWriteCloser, error) {
+	if strings.HasPrefix(filepath.Base(path), "wwan") {
+		return OpenCharDev(path)
+	}
+	return OpenSerial(path)
+}
+
+// OpenCharDev opens a character device for AT without any tty setup. The WWAN core takes
+// one write as one AT message and hands each answer to read; the runtime poller makes
+// Close end a read that is waiting.
+func OpenCharDev(path string) (io.ReadWriteCloser, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return f, nil
 }
 
 func (p Prober) probeOne(ctx context.Context, open func(string) (io.ReadWriteCloser, error), path string) (Info, error) {

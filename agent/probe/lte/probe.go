@@ -3,8 +3,11 @@
 // tolerates echo and unsolicited lines, and reads the model, IMEI, SIM state, ICCID,
 // registration and signal quality (CSQ, converted to dBm).
 //
-// PCIe modems whose AT port is /dev/wwan0at0 (not a tty) and QMI/MBIM-only modems are not
-// handled: there is no usable Go QMI/MBIM library here.
+// Modems are found per device (FindModems): USB modems by their drivers and the interface
+// layout of known families (Quectel, Sierra Wireless, Fibocom), PCIe modems through the
+// kernel's WWAN subsystem, whose AT ports (/dev/wwan0at0) are character devices rather than
+// ttys. QMI and MBIM themselves are not spoken (there is no usable Go QMI/MBIM library here):
+// a modem that exposes only those fails with a NoATPortError naming its control interface.
 package lte
 
 import (
@@ -42,7 +45,12 @@ const CSQUnknown = 99
 
 // Info is what a modem reports.
 type Info struct {
-	Port         string `json:"port,omitempty"`
+	Port string `json:"port,omitempty"`
+	// Device describes the modem the port belongs to ("Quectel EC25 (2c7c:0125, 1-1)") and
+	// Control its control interface (ControlAT ...), both empty when the port was named
+	// or found without a known modem.
+	Device       string `json:"device,omitempty"`
+	Control      string `json:"control,omitempty"`
 	Manufacturer string `json:"manufacturer,omitempty"`
 	Model        string `json:"model,omitempty"`
 	Revision     string `json:"revision,omitempty"`

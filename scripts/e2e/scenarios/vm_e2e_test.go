@@ -25,7 +25,10 @@ type device struct {
 	Modem atmodem.Config
 	// PressOn, when set, presses the power key once a console line matches.
 	PressOn *regexp.Regexp
-	Timeout time.Duration
+	// PressACPI presses the machine's ACPI power button (system_powerdown) instead of the
+	// virtio keyboard's power key.
+	PressACPI bool
+	Timeout   time.Duration
 }
 
 // boot starts the device with the foundation's harness (testbed/qemu) and
@@ -78,7 +81,11 @@ func boot(t *testing.T, d device) *qemu.VM {
 				time.Sleep(time.Second)
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				defer cancel()
-				if err := vm.SendKey(ctx, "power"); err != nil {
+				press := func() error { return vm.SendKey(ctx, "power") }
+				if d.PressACPI {
+					press = func() error { return vm.PowerButton(ctx) }
+				}
+				if err := press(); err != nil {
 					t.Errorf("press power: %v", err)
 				}
 			}()

@@ -48,6 +48,15 @@ func main() {
 	}
 	time.Sleep(3 * time.Second)
 
+	// With radiotest.real the testbed runs hostapd and BlueZ's btvirt instead of the Go
+	// emulators (TestRadioRealPeers).
+	if _, ok := param(string(cmdline), "radiotest.real"); ok {
+		realPeers(ctx)
+		fmt.Println("RADIOTEST done")
+		unix.Sync()
+		_ = unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+		return
+	}
 	minSignal := -70
 	// With radiotest.signal=N the AP's medium relay sets the signal: check
 	// that the scan measures it, and that a stricter minimum fails.
