@@ -4,7 +4,7 @@ import (
 	"path/filepath"
 
 	"github.com/flashline/flashline/agent/probe/lte"
-	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/protocol"
 )
 
 // modemRadio is the first modem lte.FindModems finds, named by its AT port when it has one

@@ -6,8 +6,8 @@ import (
 	"log/slog"
 	"os"
 
-	"github.com/flashline/flashline/agent/emul/hwsimap"
 	"github.com/flashline/flashline/agent/kmod"
+	"github.com/flashline/flashline/testbed/hwsimap"
 )
 
 // run serves the line with the Go AP, or with hostapd when --hostapd names it.

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/protocol"
 )
 
 // Issue 13: run ids, serials and MACs are on the dashboard for anyone on the line network, so

@@ -16,7 +16,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/flashline/flashline/agent/probe/wifi/sink"
+	"github.com/flashline/flashline/protocol/sink"
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
 	vnl "github.com/vishvananda/netlink"

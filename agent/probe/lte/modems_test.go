@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flashline/flashline/agent/emul/atmodem"
+	"github.com/flashline/flashline/testbed/atmodem"
 )
 
 // fakeSys builds a sysfs tree the way the kernel lays it out: devices under devices/, the

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flashline/flashline/agent/emul/atmodem"
+	"github.com/flashline/flashline/testbed/atmodem"
 )
 
 // TestButtonSource: with source: builtin, the machine's own ACPI power button (QMP

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flashline/flashline/agent/emul/atmodem"
+	"github.com/flashline/flashline/testbed/atmodem"
 	"github.com/u-root/u-root/pkg/cpio"
 )
 

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flashline/flashline/scripts/qemu"
+	"github.com/flashline/flashline/testbed/qemu"
 )
 
 // Host programs the real-peer test runs in the guest (Debian's hostapd, bluez-test-tools'
