@@ -35,7 +35,7 @@ import (
 	"time"
 
 	"github.com/flashline/flashline/agent/flash/decompress"
-	"github.com/flashline/flashline/agent/flash/source"
+	"github.com/flashline/flashline/agent/flash/internal/source"
 	"github.com/flashline/flashline/agent/flash/target"
 	"github.com/flashline/flashline/internal/human"
 	"github.com/flashline/flashline/protocol/bmap"
