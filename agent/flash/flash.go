@@ -34,7 +34,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/flashline/flashline/agent/flash/decompress"
+	"github.com/flashline/flashline/agent/flash/internal/decompress"
 	"github.com/flashline/flashline/agent/flash/internal/source"
 	"github.com/flashline/flashline/agent/flash/target"
 	"github.com/flashline/flashline/internal/human"
