@@ -6,9 +6,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flashline/flashline/agent/bootstrap/internal/discover"
 	"github.com/flashline/flashline/agent/cmdline"
 	"github.com/flashline/flashline/agent/console"
-	"github.com/flashline/flashline/agent/discover"
 	"github.com/flashline/flashline/agent/netup"
 )
 

@@ -34,8 +34,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/flashline/flashline/agent/flash/decompress"
-	"github.com/flashline/flashline/agent/flash/source"
+	"github.com/flashline/flashline/agent/flash/internal/decompress"
+	"github.com/flashline/flashline/agent/flash/internal/source"
 	"github.com/flashline/flashline/agent/flash/target"
 	"github.com/flashline/flashline/internal/human"
 	"github.com/flashline/flashline/protocol/bmap"
@@ -79,7 +79,8 @@ type Options struct {
 	Writers int
 	// Memory is the memory budget (resident set) of the flashing process, default 64 MiB.
 	// The xz decoder works on several blocks at once only where that fits the budget.
-	// Callers that want the garbage collector held to it too set debug.SetMemoryLimit.
+	// agent/membudget holds the garbage collector to it as the sizing assumes (GOGC=50,
+	// a soft memory limit); the journey and `flashline-agent flash` both apply it.
 	Memory int64
 
 	Logger  *slog.Logger
@@ -333,7 +334,7 @@ const DefaultMemory = 64 << 20
 
 // decoderMemory is the share of a process's memory budget left to the decoder's live data:
 // the agent's code and the Go runtime take about 16 MiB of resident memory beside the heap,
-// the garbage collector a third of the heap (the agent runs with GOGC=50), and the pipeline
+// the garbage collector a third of the heap (agent/membudget runs the agent at GOGC=50), and the pipeline
 // its buffers.
 func decoderMemory(budget, buffers int64) int64 {
 	if budget <= 0 {

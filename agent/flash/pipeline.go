@@ -10,8 +10,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/flashline/flashline/agent/flash/decompress"
-	"github.com/flashline/flashline/agent/flash/source"
+	"github.com/flashline/flashline/agent/flash/internal/decompress"
+	"github.com/flashline/flashline/agent/flash/internal/source"
 	"github.com/flashline/flashline/agent/flash/target"
 	"github.com/flashline/flashline/protocol/bmap"
 )

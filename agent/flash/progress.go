@@ -5,7 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/flashline/flashline/agent/flash/source"
+	"github.com/flashline/flashline/agent/flash/internal/source"
 )
 
 // progress counts what the stages have done and turns it into Progress reports: the writers

@@ -21,8 +21,8 @@ import (
 	"time"
 
 	"github.com/flashline/flashline/agent/console"
+	"github.com/flashline/flashline/agent/journey/internal/report"
 	"github.com/flashline/flashline/agent/lineclient"
-	"github.com/flashline/flashline/agent/report"
 	"github.com/flashline/flashline/agent/trust"
 	"github.com/flashline/flashline/internal/human"
 	"github.com/flashline/flashline/protocol"
