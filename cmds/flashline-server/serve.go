@@ -23,6 +23,7 @@ import (
 
 	"github.com/flashline/flashline/agent/probe/wifi/sink"
 	"github.com/flashline/flashline/agent/protocol"
+	"github.com/flashline/flashline/internal/logcomponent"
 	"github.com/flashline/flashline/server/api"
 	"github.com/flashline/flashline/server/config"
 	"github.com/flashline/flashline/server/dashboard"
@@ -58,7 +59,9 @@ func cmdServe(ctx context.Context, args []string) int {
 	if *jsonLogs {
 		h = slog.NewJSONHandler(os.Stderr, hopts)
 	}
-	log := slog.New(h)
+	// One key scheme: the server's own lines (start-up, listening, shutdown) say
+	// component=server, each part's logger its own.
+	log := slog.New(logcomponent.New(h, "server"))
 	// The same check as `flashline-server check`, before anything (the data directory, the
 	// results database) is created.
 	cfg, ps := config.CheckFile(*cfgPath, config.CheckOptions{Host: true})
