@@ -259,9 +259,12 @@ func provision(ctx context.Context, t *testing.T, lab *lineNet, work, logs strin
 		t.Fatal(err)
 	}
 	f.Close()
+	// The device boots what the server's TFTP root holds; the harness only insists that some
+	// kernel and initrd exist: the installed ones.
+	kernel, initrd := "/srv/flashline/tftp/vmlinuz", "/srv/flashline/tftp/initrd.gz"
 	opts := func(name string, timeout time.Duration) qemu.Options {
 		return qemu.Options{
-			Name: name, Mode: qemu.PXEBIOS, MemoryMiB: 512, MAC: deviceMAC,
+			Name: name, Mode: qemu.PXEBIOS, MemoryMiB: 512, MAC: deviceMAC, Kernel: kernel, Initrd: initrd,
 			QEMU:   filepath.Join(work, "qemu", "qemu-system-x86_64"),
 			Net:    qemu.Netdev{Args: "tap,ifname=" + lab.tap + ",script=no,downscript=no"},
 			SMBIOS: &qemu.SMBIOS{Manufacturer: "Flashline", Product: deviceProduct, Serial: deviceSerial},
