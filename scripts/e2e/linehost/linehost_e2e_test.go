@@ -33,6 +33,22 @@ const (
 // where the page says, and removes all of it afterwards.
 var hostPaths = []string{"/etc/flashline", "/srv/flashline", "/var/lib/flashline"}
 
+// said holds the page to what it says a block prints: the block is found by a piece of its
+// text, and its output must match every pattern.
+var said = []struct {
+	block string
+	out   []string
+}{
+	// Step 3: "lists what is still missing: at this point the kernel and the initramfs".
+	{"-interface eth1     # or -mode full", []string{`(?m)^created +/srv/flashline/tftp/pxelinux\.0$`, `(?m)^created +/etc/flashline/keys/operator\.key$`,
+		`still to do before serving`, `(?m)^  .*tftp/vmlinuz.*does not exist$`, `(?m)^  .*tftp/initrd\.gz.*does not exist$`}},
+	// Step 4: the boot loaders "unchanged", vmlinuz and initrd.gz "created", the key kept.
+	{"-kernel vmlinuz-* -initrd initrd.gz", []string{`(?m)^unchanged +/srv/flashline/tftp/pxelinux\.0$`, `(?m)^created +/srv/flashline/tftp/vmlinuz$`,
+		`(?m)^created +/srv/flashline/tftp/initrd\.gz$`, `(?m)^kept +/etc/flashline/keys/operator\.key$`}},
+	// Step 6: exit status 0 (the block runs with set -e) and nothing to report.
+	{"flashline-server check -config /etc/flashline/server.yaml", []string{`(?m)^/etc/flashline/server\.yaml: ok$`}},
+}
+
 type variant struct {
 	name string
 	// replace are the page's own alternatives ("-mode proxy  # or -mode full"): each from
@@ -158,8 +174,23 @@ func runPage(t *testing.T, v variant) {
 				t.Fatalf("docs/line-host.md:%d (line host): %v\n%s", b.Line, err, out)
 			}
 			outputs = append(outputs, out)
+			for _, c := range said {
+				if !strings.Contains(b.Text, c.block) {
+					continue
+				}
+				for _, re := range c.out {
+					if !regexp.MustCompile(re).MatchString(out) {
+						t.Errorf("docs/line-host.md:%d: the output does not match %s, as the page says it does:\n%s", b.Line, re, out)
+					}
+				}
+			}
 		}
 		logf("docs/line-host.md:%d: %s block done in %.1fs", b.Line, b.Where, time.Since(t0).Seconds())
+	}
+	for _, c := range said {
+		if !bytes.Contains(pageText, []byte(c.block)) {
+			t.Errorf("the page has no block with %q any more: update this test's said table", c.block)
+		}
 	}
 	if !passed {
 		t.Fatal("the page has no block to run after the device passed: nothing was provisioned")
