@@ -62,10 +62,14 @@ func TestWaitMMC(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			root := t.TempDir()
 			tc.setup(t, root)
+			done := make(chan struct{})
 			if tc.late != nil {
-				time.AfterFunc(100*time.Millisecond, func() { tc.late(root) })
+				time.AfterFunc(100*time.Millisecond, func() { tc.late(root); close(done) })
+			} else {
+				close(done)
 			}
 			waited, missing := WaitMMC(context.Background(), root, 400*time.Millisecond)
+			<-done // the temporary tree goes when the test ends
 			if !slices.Equal(missing, tc.wantMissing) {
 				t.Fatalf("missing %v, want %v", missing, tc.wantMissing)
 			}
