@@ -371,6 +371,27 @@ func serverLogChecks(t *testing.T, ctx context.Context, ns string, env []string,
 	if out, err := cmd.CombinedOutput(); err != nil || string(out) != "200" {
 		t.Errorf("the dashboard at %s/: %v %s", serverURL, err, out)
 	}
+	// Step 1: the service runs as flashline with CAP_NET_BIND_SERVICE and CAP_NET_RAW only.
+	if b, err := os.ReadFile(filepath.Join(state, "flashline-server.pid")); err != nil {
+		t.Errorf("no pid of the service: %v", err)
+	} else if st, err := os.ReadFile("/proc/" + strings.TrimSpace(string(b)) + "/status"); err != nil {
+		t.Errorf("the service is not running: %v", err)
+	} else {
+		u, _ := exec.Command("id", "-u", "flashline").Output()
+		for _, want := range []string{"Uid:\t" + strings.TrimSpace(string(u)) + "\t", "CapEff:\t0000000000002400", "CapBnd:\t0000000000002400"} {
+			if !strings.Contains(string(st), want) {
+				t.Errorf("the service's /proc status lacks %q (user flashline, net_bind_service+net_raw):\n%s", want, st)
+			}
+		}
+	}
+	// Step 6: server.yaml names the installed schema on its first line.
+	const schemaLine = "# yaml-language-server: $schema=/usr/share/flashline/server.schema.json"
+	if b, err := os.ReadFile("/etc/flashline/server.yaml"); err != nil || !strings.HasPrefix(string(b), schemaLine+"\n") {
+		t.Errorf("/etc/flashline/server.yaml does not start with %q (%v)", schemaLine, err)
+	}
+	if _, err := os.Stat("/usr/share/flashline/server.schema.json"); err != nil {
+		t.Errorf("the package has no schema: %v", err)
+	}
 	stop := exec.CommandContext(ctx, "ip", "netns", "exec", ns, "systemctl", "stop", "flashline-server")
 	if out, err := runBlock(ctx, stop, home, env, filepath.Join(state, "stop.log")); err != nil {
 		t.Errorf("systemctl stop: %v: %s", err, out)
