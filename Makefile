@@ -32,7 +32,7 @@ E2E_SKIP ?=
 # Version stamp for the binaries: git commit and build time (internal/buildinfo).
 STAMP = $(shell go run ./internal/buildinfo/ldflags)
 
-.PHONY: all initrd.gz testbed-initrd firmware uki usb iso e2e-ci test unit smoke e2e bench demo setup clean bins flashline-server install deb
+.PHONY: all initrd.gz testbed-initrd firmware uki usb iso e2e-ci e2e-linehost test unit smoke e2e bench demo setup clean bins flashline-server install deb
 
 all: initrd.gz
 
@@ -106,6 +106,12 @@ e2e: initrd.gz testbed-initrd firmware
 # boot media, Secure Boot and the probe tests: about an hour on 2 cores.)
 e2e-ci: initrd.gz testbed-initrd firmware
 	go test -count=1 -v -timeout 60m -tags e2e -p 1 -run 'TestJourney|TestScenarioExamples' ./scripts/e2e/journey/ ./scripts/e2e/scenarios/
+
+# docs/line-host.md followed to the letter (scripts/e2e/linehost): installs the package on this
+# machine (as root; purged afterwards), lays out a line host in a network namespace, serves
+# proxy then full DHCP, and provisions a QEMU device each time. About 4 minutes per mode.
+e2e-linehost: firmware
+	go test -count=1 -v -timeout 45m -tags e2e -p 1 -run 'TestLineHostPage' ./scripts/e2e/linehost/
 
 # Benchmarks: every scripts/bench-* prints its figures as ratios against a baseline of the same run.
 bench:

@@ -5,6 +5,7 @@
 package bootstrap
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net"
@@ -215,8 +216,18 @@ func loadModules(ctx context.Context, env *Env) error {
 		con.Warnf("modules: %s: %v", m, e)
 	}
 	con.OKf("modules: %d loaded for %d devices in %d rounds", len(rep.Loaded), rep.Devices, rep.Rounds)
+	// The inventory (and with it the job's flash target) must see the eMMC.
+	if waited, missing := kmod.WaitMMC(ctx, cmp.Or(l.Root, "/"), mmcWait); len(missing) > 0 {
+		con.Warnf("modules: no ready card on %s after %s (an empty SD slot?)", strings.Join(missing, ", "), waited.Round(100*time.Millisecond))
+	} else if waited > 100*time.Millisecond {
+		con.Infof("modules: eMMC/SD card ready after %s", waited.Round(100*time.Millisecond))
+	}
 	return nil
 }
+
+// mmcWait bounds the wait for eMMC/SD cards after the modules are in: a card initialises in
+// well under a second on hardware, in a few under emulation.
+const mmcWait = 5 * time.Second
 
 // uptime reads /proc/uptime.
 func uptime() (time.Duration, bool) {

@@ -27,9 +27,11 @@ import (
 // AlwaysLoad returns the modules loaded on every device whatever sysfs shows: input event
 // devices (evdev has a catch-all alias, but input devices only appear once their drivers are
 // in), SCSI disks, and the NIC drivers of the line's VMs and boxes so that the network comes up
-// even where a modalias does not match (a NIC behind an odd bridge). Missing ones are skipped.
+// even where a modalias does not match (a NIC behind an odd bridge), and mmc_block: an eMMC or
+// SD card shows its modalias only once the card is initialised, often after Probe has settled
+// (see WaitMMC). Missing ones are skipped.
 func AlwaysLoad() []string {
-	return []string{"virtio_pci", "virtio_net", "virtio_blk", "e1000", "evdev", "sd_mod"}
+	return []string{"virtio_pci", "virtio_net", "virtio_blk", "e1000", "evdev", "sd_mod", "mmc_block"}
 }
 
 // Loader finds and loads modules under a root directory.

@@ -165,3 +165,37 @@ func TestExamplesApplyToTheirVariants(t *testing.T) {
 		}
 	}
 }
+
+// TestRunColour: scenario run colours only a terminal. Into a file or a pipe (here a buffer),
+// with a colour TERM and without NO_COLOR, the output has no escape codes; --color always
+// shows that this run would otherwise have some.
+func TestRunColour(t *testing.T) {
+	root := "../../agent/inventory/testdata/gmbox"
+	sc := filepath.Join(t.TempDir(), "s.yaml")
+	if err := os.WriteFile(sc, []byte("name: c\nsteps:\n  - name: CPU\n    cpu: {min_cores: 1}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TERM", "xterm-256color")
+	for _, tc := range []struct {
+		name    string
+		noColor string
+		args    []string
+		want    bool
+	}{
+		{"auto, not a terminal", "", nil, false},
+		{"auto, NO_COLOR", "1", nil, false},
+		{"always", "", []string{"--color", "always"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("NO_COLOR", tc.noColor)
+			var out, errOut bytes.Buffer
+			args := append(append([]string{"--root", root}, tc.args...), sc)
+			if code := scenarioRun(context.Background(), &out, &errOut, args); code != 0 {
+				t.Fatalf("exit %d: %s%s", code, out.String(), errOut.String())
+			}
+			if got := strings.Contains(out.String(), "\x1b["); got != tc.want {
+				t.Errorf("escape codes %v, want %v:\n%q", got, tc.want, out.String())
+			}
+		})
+	}
+}

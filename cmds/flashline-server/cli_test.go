@@ -156,6 +156,12 @@ func TestShutdownLine(t *testing.T) {
 			t.Errorf("log lacks %q:\n%s", w, out)
 		}
 	}
+	// One key scheme: every line, the server's own start-up and shutdown lines included.
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if !strings.Contains(l, " component=") {
+			t.Errorf("a log line without component=: %s", l)
+		}
+	}
 	for _, old := range []string{" part=", " service="} {
 		if strings.Contains(out, old) {
 			t.Errorf("log still uses %q:\n%s", old, out)

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/flashline/flashline/internal/logcomponent"
 	"github.com/flashline/flashline/protocol"
 	"github.com/flashline/flashline/protocol/sink"
 	"github.com/flashline/flashline/server/api"
@@ -59,7 +60,9 @@ func cmdServe(ctx context.Context, args []string) int {
 	if *jsonLogs {
 		h = slog.NewJSONHandler(os.Stderr, hopts)
 	}
-	log := slog.New(h)
+	// One key scheme: the server's own lines (start-up, listening, shutdown) say
+	// component=server, each part's logger its own.
+	log := slog.New(logcomponent.New(h, "server"))
 	// The same check as `flashline-server check`, before anything (the data directory, the
 	// results database) is created.
 	cfg, ps := config.CheckFile(*cfgPath, checkOptions(true))

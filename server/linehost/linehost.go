@@ -438,6 +438,8 @@ tftp:
     kernel: vmlinuz
     initrd: initrd.gz
     consoles: [tty0, "ttyS0,115200"]
+    # pxelinux on the first serial port too (a headless device's only console), as the kernel.
+    serial_port: "0 115200"
 
 jobs:
   ttl: 2h
