@@ -15,6 +15,7 @@ import (
 	"github.com/flashline/flashline/agent/inventory"
 	"github.com/flashline/flashline/agent/journey"
 	"github.com/flashline/flashline/agent/lineclient"
+	"github.com/flashline/flashline/agent/netquiet"
 	"github.com/flashline/flashline/agent/operator"
 	"github.com/flashline/flashline/agent/power"
 	"github.com/flashline/flashline/agent/protocol"
@@ -77,7 +78,10 @@ func logLevel(env *bootstrap.Env) slog.Level {
 func journeyDeps(policy *trust.Policy, con *operator.Console, log *slog.Logger) journey.Deps {
 	inv := inventory.Reader{Root: "/", Log: log}
 	reg := checks.Default()
+	// Steps that time the network hold it quiet; a flash while testing waits on it.
+	quiet := netquiet.New()
 	return journey.Deps{
+		Network:   quiet,
 		Inventory: inv.Inventory,
 		VerifyJob: func(sj protocol.SignedJob, want journey.Expect) (protocol.Job, error) {
 			return policy.VerifyJob(&sj, trust.Expect{Serial: want.Serial, MAC: want.MAC, Nonce: want.Nonce, Now: want.Now, InventorySHA256: want.InventorySHA256})
@@ -95,6 +99,7 @@ func journeyDeps(policy *trust.Policy, con *operator.Console, log *slog.Logger) 
 				Inventory: inv,
 				Operator:  promptReporter{con, emit},
 				Log:       log,
+				Network:   quiet,
 				OnEvent: func(ev scenario.Event) {
 					con.Event(ev)
 					emit(ev.Protocol())
@@ -114,7 +119,8 @@ func journeyDeps(policy *trust.Policy, con *operator.Console, log *slog.Logger) 
 				bm = m
 			}
 			res, err := flash.Write(ctx, flash.Options{
-				Bmap:   bm,
+				Bmap: bm,
+				Hold: req.Hold, Commit: req.Commit,
 				Source: req.Source, Target: req.Target, SHA256: req.SHA256, Size: req.Size,
 				VerifyReadback:    req.Options.VerifyReadback,
 				GrowLastPartition: req.Options.GrowLastPartition,
