@@ -32,7 +32,7 @@ type journeyCase struct {
 	cutAfter int64 // cut the first image download after this many bytes
 	// whileTesting: the rule flashes while the scenario runs (flash.while_testing).
 	whileTesting bool
-	wantPass bool
+	wantPass     bool
 	// wantFailed is the failed step stored by the server; wantReason a part of its reason.
 	wantFailed, wantReason string
 }
