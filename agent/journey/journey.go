@@ -5,7 +5,9 @@
 //
 // The rules it enforces, whatever the parts do:
 //   - a job that does not verify is refused: nothing runs, nothing is written;
-//   - a device whose scenario does not pass every step is never flashed;
+//   - a device whose scenario does not pass every step is never flashed (with the job's
+//     flash.while_testing its image is written beside the scenario, but its first MiB is
+//     committed only after every step passed; otherwise the partition tables are wiped);
 //   - the final result is retried until the server acknowledges it (it is idempotent by run id);
 //   - the console always ends with a large PASS or FAIL that names the failed step and why.
 package journey

@@ -48,6 +48,7 @@ func startEarlyFlash(ctx context.Context, env Env, api API, deps Deps, job proto
 		hooks.hold = deps.Network.Wait
 	}
 	env.Console.Infof("flash: while testing (committed only when every step passed)")
+	rep.Emit(protocol.Event{Kind: protocol.EventPhase, Phase: "flash", Status: protocol.StatusRunning, Message: "while testing"})
 	go func() {
 		defer close(ef.done)
 		ef.fr, ef.err = flash(fctx, env, api, deps, job, inv, rep, hooks)
