@@ -102,6 +102,14 @@ func TestTaktTime(t *testing.T) {
 		d.OperatorDelay = time.Duration(operator) * time.Second
 		out, err := line.RunJourney(ctx, l, d, line.NoFault, logf)
 		keepLogs(t, out, l)
+		// The consoles show when the flash progressed beside which step: keep them.
+		logs := filepath.Join(os.TempDir(), "flashline-takt-logs")
+		_ = os.MkdirAll(logs, 0o755)
+		for _, f := range out.Consoles {
+			if b, err := os.ReadFile(f); err == nil {
+				_ = os.WriteFile(filepath.Join(logs, filepath.Base(f)), b, 0o644)
+			}
+		}
 		l.Close()
 		cancel()
 		if err != nil {
