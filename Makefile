@@ -32,7 +32,7 @@ E2E_SKIP ?=
 # Version stamp for the binaries: git commit and build time (internal/buildinfo).
 STAMP = $(shell go run ./internal/buildinfo/ldflags)
 
-.PHONY: all initrd.gz testbed-initrd firmware uki usb iso e2e-ci e2e-linehost test unit smoke e2e bench demo setup clean bins flashline-server install deb
+.PHONY: all initrd.gz testbed-initrd firmware uki usb iso e2e-ci e2e-linehost bench-takt test unit smoke e2e bench demo setup clean bins flashline-server install deb
 
 all: initrd.gz
 
@@ -112,6 +112,11 @@ e2e-ci: initrd.gz testbed-initrd firmware
 # proxy then full DHCP, and provisions a QEMU device each time. About 4 minutes per mode.
 e2e-linehost: firmware
 	go test -count=1 -v -timeout 45m -tags e2e -p 1 -run 'TestLineHostPage' ./scripts/e2e/linehost/
+
+# Takt time on QEMU: power-on to PASS of the QEMU scenario one step after another with the
+# flash after it, against its parallel group with flash.while_testing (about 10 min).
+bench-takt: testbed-initrd firmware
+	go test -count=1 -v -timeout 70m -tags e2e -run 'TestTaktTime$$' ./scripts/e2e/journey/
 
 # Benchmarks: every scripts/bench-* prints its figures as ratios against a baseline of the same run.
 bench:

@@ -5,7 +5,9 @@
 //
 // The rules it enforces, whatever the parts do:
 //   - a job that does not verify is refused: nothing runs, nothing is written;
-//   - a device whose scenario does not pass every step is never flashed;
+//   - a device whose scenario does not pass every step is never flashed (with the job's
+//     flash.while_testing its image is written beside the scenario, but its first MiB is
+//     committed only after every step passed; otherwise the partition tables are wiped);
 //   - the final result is retried until the server acknowledges it (it is idempotent by run id);
 //   - the console always ends with a large PASS or FAIL that names the failed step and why.
 package journey
@@ -23,6 +25,7 @@ import (
 	"github.com/flashline/flashline/agent/console"
 	"github.com/flashline/flashline/agent/journey/internal/report"
 	"github.com/flashline/flashline/agent/lineclient"
+	"github.com/flashline/flashline/agent/netquiet"
 	"github.com/flashline/flashline/agent/trust"
 	"github.com/flashline/flashline/internal/human"
 	"github.com/flashline/flashline/protocol"
@@ -50,6 +53,11 @@ type FlashRequest struct {
 	Progress func(done, total int64)
 	// BmapURL (absolute) and BmapSHA256 name the image's block map, when the job has one.
 	BmapURL, BmapSHA256 string
+	// Hold and Commit are set for a flash while testing (flash.Options.Hold and Commit):
+	// Hold, called before each read of the image, blocks while a step times the network;
+	// Commit blocks until the scenario's verdict and fails when a step failed, so that the
+	// first MiB is written only after every step passed.
+	Hold, Commit func(ctx context.Context) error
 }
 
 // Deps are the journey's parts.
@@ -65,6 +73,10 @@ type Deps struct {
 	Flash func(ctx context.Context, req FlashRequest) (protocol.FlashResult, error)
 	// After carries out the job's after-action (reboot, poweroff...).
 	After func(ctx context.Context, action string) error
+	// Network, when set, is the gate the scenario runner holds quiet while a step times the
+	// network (the caller gives the same gate to its scenario.Runner); a flash while testing
+	// waits on it before each read of the image.
+	Network *netquiet.Gate
 	// CheckTarget, when set, says whether the chosen flash target can be written now (a
 	// path under /dev must be an existing block device). The journey retries it for
 	// Env.DeviceWait, since a disk's driver may still be probing, and fails the flash with
@@ -205,6 +217,12 @@ func Run(ctx context.Context, env Env, api API, deps Deps) (Outcome, error) {
 		res.Reason = human.OneLine(reason)
 	}
 
+	// With flash.while_testing the image is written beside the scenario, committed after it.
+	var early *earlyFlash
+	if job.Flash.WhileTesting {
+		early = startEarlyFlash(ctx, env, api, deps, job, inv, rep)
+	}
+
 	// The scenario, verified against the hash in the signed job before it is parsed.
 	t0 = env.Now()
 	emitPhase("scenario", protocol.StatusRunning, "")
@@ -229,11 +247,28 @@ func Run(ctx context.Context, env Env, api API, deps Deps) (Outcome, error) {
 	phase("scenario", t0)
 	emitPhase("scenario", statusOr(res.Status, protocol.StatusPass), res.Reason)
 
-	// The flash, only when every step passed.
-	if res.Status == "" {
+	if early != nil {
+		// Committed only when every step passed; otherwise stopped and wiped.
+		t1 := env.Now()
+		fr, err := early.finish(env, res.FailedStep)
+		res.Flash = &fr
+		if res.Status == "" {
+			if err != nil {
+				fail("flash", err.Error(), protocol.StatusFail)
+			} else {
+				out.Flashed = true
+			}
+		}
+		// flash is the whole flash, from beside the scenario's start; flash_after_scenario
+		// what it added to the device's time on the station.
+		phase("flash", early.start)
+		phase("flash_after_scenario", t1)
+		emitPhase("flash", statusOr(res.Status, protocol.StatusPass), res.Reason)
+	} else if res.Status == "" {
+		// The flash, only when every step passed.
 		t0 = env.Now()
 		emitPhase("flash", protocol.StatusRunning, "")
-		fr, err := flash(ctx, env, api, deps, job, inv, rep)
+		fr, err := flash(ctx, env, api, deps, job, inv, rep, flashHooks{})
 		res.Flash = &fr
 		if err != nil {
 			fail("flash", err.Error(), protocol.StatusFail)
@@ -343,7 +378,13 @@ func fetchVerified(ctx context.Context, api API, a protocol.Artifact) ([]byte, e
 	return b, nil
 }
 
-func flash(ctx context.Context, env Env, api API, deps Deps, job protocol.Job, inv protocol.Inventory, rep *report.Reporter) (protocol.FlashResult, error) {
+// flashHooks are a flash while testing's FlashRequest.Hold and Commit; zero for a flash after
+// the scenario.
+type flashHooks struct {
+	hold, commit func(ctx context.Context) error
+}
+
+func flash(ctx context.Context, env Env, api API, deps Deps, job protocol.Job, inv protocol.Inventory, rep *report.Reporter, hooks flashHooks) (protocol.FlashResult, error) {
 	con := env.Console
 	target, err := chooseTarget(job.Target, inv)
 	if err != nil {
@@ -369,6 +410,7 @@ func flash(ctx context.Context, env Env, api API, deps Deps, job protocol.Job, i
 	fr, err := deps.Flash(ctx, FlashRequest{
 		Source: src, Target: target, SHA256: job.Image.SHA256, Size: job.Image.Size, Options: job.Flash,
 		BmapURL: bmapURL, BmapSHA256: bmapSum,
+		Hold: hooks.hold, Commit: hooks.commit,
 		Progress: func(done, total int64) {
 			rep.Emit(protocol.Event{Kind: protocol.EventProgress, Phase: "flash", Done: done, Total: total})
 			if total > 0 {
@@ -384,7 +426,10 @@ func flash(ctx context.Context, env Env, api API, deps Deps, job protocol.Job, i
 		fr.Target = target
 	}
 	if err != nil {
-		con.Failf("flash: %v", human.OneLine(err.Error()))
+		if ctx.Err() == nil {
+			// A flash while testing stopped because a step failed is not a flash failure.
+			con.Failf("flash: %v", human.OneLine(err.Error()))
+		}
 		return fr, err
 	}
 	con.OKf("flash: %s written and verified (sha256 %s) in %.1fs", human.Bytes(fr.Bytes), short(fr.SHA256), float64(fr.DurationMS)/1000)
@@ -483,6 +528,8 @@ func banner(con *console.Console, res protocol.Result) {
 	lines = append(lines, "the device was NOT flashed", "run "+res.RunID)
 	if res.FailedStep == "flash" {
 		lines[len(lines)-2] = "the flash did not complete: the disk was left unbootable on purpose"
+	} else if res.Flash != nil {
+		lines[len(lines)-2] = "the device was NOT flashed: what was written while testing was wiped"
 	}
 	con.Banner(console.Fail, lines...)
 }

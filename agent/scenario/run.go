@@ -58,6 +58,10 @@ type Runner struct {
 	// Grace is how long past its timeout a check that ignores its context is waited for
 	// before the runner abandons it; 2s when zero.
 	Grace time.Duration
+	// Network, when set, is held quiet while a step that times the network runs
+	// (Step.NeedsQuietNetwork), from its first attempt to its last: a flash while testing
+	// waits on it before reading more of the image.
+	Network Quieter
 }
 
 func (r *Runner) now() time.Time {
@@ -231,6 +235,9 @@ func (run *running) group(ctx context.Context, plan []Planned, from, to int) ([]
 
 func (r *Runner) runStep(ctx context.Context, idx, total int, p *Planned, emit func(Event)) protocol.StepResult {
 	st := &p.Step
+	if r.Network != nil && st.NeedsQuietNetwork() {
+		defer r.Network.Quiet()()
+	}
 	res := protocol.StepResult{Name: st.Name, Check: st.Check, Started: r.now()}
 	op := r.Operator
 	if op == nil {

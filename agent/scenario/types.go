@@ -71,6 +71,10 @@ type Step struct {
 	Prompt string `yaml:"prompt" json:"prompt,omitempty" jsonschema_description:"Instruction shown to the operator while the step runs"`
 	// When restricts the step to matching devices; on others it is skipped.
 	When *Match `yaml:"when" json:"when,omitempty" jsonschema_description:"Run only on matching devices; skipped elsewhere"`
+	// QuietNetwork says the step times the network (an iperf in an exec step): a flash
+	// running while testing pauses its download while the step runs. Kinds that time a link
+	// (wifi.throughput) are quiet without it.
+	QuietNetwork bool `yaml:"quiet_network" json:"quiet_network,omitempty" jsonschema_description:"The step times the network: a flash while testing pauses its download while it runs (wifi.throughput does by itself)"`
 
 	// Check is the kind's name and Params its decoded, validated parameters (a pointer to
 	// the kind's params struct).

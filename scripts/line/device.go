@@ -29,6 +29,9 @@ type Device struct {
 	// PressButton makes the line press the power button when the agent prompts for it (the
 	// operator's part); false leaves the prompt unanswered.
 	PressButton bool
+	// OperatorDelay is how long the operator takes to press the button once prompted (1s
+	// when zero: just the time the check needs to open the key device).
+	OperatorDelay time.Duration
 	// OnLine sees every console line.
 	OnLine func(line string)
 	// LockPath is the QEMU lock each boot takes; empty: the machine-wide one.
@@ -85,7 +88,7 @@ func (d *Device) PowerOn(ctx context.Context, l *Line, name string, timeout time
 				go func() {
 					<-vmReady
 					// The check opens the key device before it prompts; give it a moment.
-					time.Sleep(time.Second)
+					time.Sleep(max(d.OperatorDelay, time.Second))
 					pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 					defer cancel()
 					_ = vm.SendKey(pctx, "power")

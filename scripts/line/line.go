@@ -99,6 +99,9 @@ type Config struct {
 	// CutImageAfter, when positive, puts a proxy in front of the images that cuts the first
 	// download after that many bytes (the agent must resume with a Range request).
 	CutImageAfter int64
+	// WhileTesting sets the rule's flash: {while_testing: true}: the device writes the image
+	// while its scenario runs.
+	WhileTesting bool
 	// Printf receives the line's progress (phases, timings); nil is silent.
 	Printf func(format string, args ...any)
 }
@@ -206,6 +209,10 @@ func (l *Line) prepare(ctx context.Context) error {
 	if l.cfg.CutImageAfter > 0 {
 		imagesURL = fmt.Sprintf("  images_url: \"http://%s:8081/images/\"\n", l.ip)
 	}
+	flashOpts := ""
+	if l.cfg.WhileTesting {
+		flashOpts = "    flash: {while_testing: true}\n"
+	}
 	key := ""
 	if l.cfg.KeyFile != "" {
 		key = "key_file: " + l.cfg.KeyFile + "\n"
@@ -251,7 +258,7 @@ rules:
     image: gm-soft-kit
     target: {transport: virtio}
     after: reboot
-`, l.cfg.Work, key, l.ip, l.tap, testbedArgs(), l.cfg.Image, m.SHA256, m.Size, filepath.Base(l.cfg.Scenario), imagesURL)
+%[11]s`, l.cfg.Work, key, l.ip, l.tap, testbedArgs(), l.cfg.Image, m.SHA256, m.Size, filepath.Base(l.cfg.Scenario), imagesURL, flashOpts)
 	l.cfgPath = l.dir("server.yaml")
 	return os.WriteFile(l.cfgPath, []byte(conf), 0o644)
 }

@@ -222,3 +222,42 @@ func FuzzParseSidecar(f *testing.F) {
 		}
 	})
 }
+
+// TestIssueFlashOptions: a rule's flash options (while_testing among them) are in the signed
+// job, and a job whose while_testing was switched on the way no longer verifies.
+func TestIssueFlashOptions(t *testing.T) {
+	scen := t.TempDir()
+	writeFile(t, filepath.Join(scen, "box.yaml"), []byte("name: box\nsteps: []\n"))
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	images := map[string]Image{"os": {Name: "os", File: "os.img.zst", SHA256: strings.Repeat("a", 64), Size: 4096}}
+	for _, fl := range []config.Flash{{}, {WhileTesting: true}, {WhileTesting: true, VerifyReadback: true, GrowLastPartition: true}} {
+		rules := []config.Rule{{Name: "all", Scenario: "box.yaml", Image: "os", After: "reboot", Flash: fl}}
+		is, err := New(Options{Rules: rules, Images: images, ScenariosDir: scen, Key: priv, TTL: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		iss, err := is.Issue(context.Background(), protocol.Hello{Nonce: "n"}, "52:54:00:00:00:01")
+		if err != nil {
+			t.Fatal(err)
+		}
+		job, err := protocol.OpenJob(iss.Signed, pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := protocol.FlashOptions{WhileTesting: fl.WhileTesting, VerifyReadback: fl.VerifyReadback, GrowLastPartition: fl.GrowLastPartition}
+		if job.Flash != want {
+			t.Errorf("rule flash %+v: signed job has %+v", fl, job.Flash)
+		}
+		forged := iss.Signed
+		forged.Job = []byte(strings.Replace(string(forged.Job), `"flash":{`, `"flash":{"while_testing":`+fmt.Sprint(!fl.WhileTesting)+`,`, 1))
+		if !fl.WhileTesting && !strings.Contains(string(iss.Signed.Job), `"flash":{`) {
+			forged.Job = []byte(strings.Replace(string(iss.Signed.Job), `"after":`, `"flash":{"while_testing":true},"after":`, 1))
+		}
+		if string(forged.Job) == string(iss.Signed.Job) {
+			t.Fatalf("test did not change the job: %s", iss.Signed.Job)
+		}
+		if _, err := protocol.OpenJob(forged, pub); err == nil {
+			t.Errorf("a job with while_testing switched still verifies: %s", forged.Job)
+		}
+	}
+}

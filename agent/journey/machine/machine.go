@@ -19,6 +19,7 @@ import (
 	"github.com/flashline/flashline/agent/journey"
 	"github.com/flashline/flashline/agent/lineclient"
 	"github.com/flashline/flashline/agent/membudget"
+	"github.com/flashline/flashline/agent/netquiet"
 	"github.com/flashline/flashline/agent/operator"
 	"github.com/flashline/flashline/agent/power"
 	"github.com/flashline/flashline/agent/scenario"
@@ -96,12 +97,15 @@ type Hardware struct {
 // Deps returns the journey's parts on this machine.
 func Deps(policy *trust.Policy, con *operator.Console, log *slog.Logger, hw Hardware) journey.Deps {
 	inv := inventory.Reader{Root: hw.Root, Log: log}
+	// Steps that time the network hold it quiet; a flash while testing waits on it.
+	quiet := netquiet.New()
 	return journey.Deps{
+		Network:   quiet,
 		Inventory: inv.Inventory,
 		VerifyJob: func(sj protocol.SignedJob, want trust.Expect) (protocol.Job, error) {
 			return policy.VerifyJob(&sj, want)
 		},
-		RunScenario: ScenarioRunner{Checks: hw.Checks, Inventory: inv, Console: con, Log: log}.Run,
+		RunScenario: ScenarioRunner{Checks: hw.Checks, Inventory: inv, Console: con, Log: log, Network: quiet}.Run,
 		Flash: func(ctx context.Context, req journey.FlashRequest) (protocol.FlashResult, error) {
 			return Flash(ctx, req, policy, log)
 		},
@@ -120,6 +124,8 @@ type ScenarioRunner struct {
 	Inventory checks.InventorySource
 	Console   *operator.Console
 	Log       *slog.Logger
+	// Network is held quiet by the steps that time a link (nil: no flash runs beside them).
+	Network scenario.Quieter
 }
 
 // Run runs the scenario data against hw, emitting the step events; an error means the
@@ -137,6 +143,7 @@ func (s ScenarioRunner) Run(ctx context.Context, data []byte, hw protocol.Invent
 		Inventory: s.Inventory,
 		Operator:  promptReporter{s.Console, emit},
 		Log:       s.Log,
+		Network:   s.Network,
 		OnEvent: func(ev scenario.Event) {
 			s.Console.Event(ev)
 			emit(ev.Protocol())
@@ -171,7 +178,8 @@ func Flash(ctx context.Context, req journey.FlashRequest, policy *trust.Policy, 
 		bm = m
 	}
 	res, err := flash.Write(ctx, flash.Options{
-		Bmap:   bm,
+		Bmap: bm,
+		Hold: req.Hold, Commit: req.Commit,
 		Source: req.Source, Target: req.Target, SHA256: req.SHA256, Size: req.Size,
 		VerifyReadback:    req.Options.VerifyReadback,
 		GrowLastPartition: req.Options.GrowLastPartition,

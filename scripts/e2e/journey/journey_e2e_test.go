@@ -30,7 +30,9 @@ type journeyCase struct {
 	fault    line.Fault
 	memory   int
 	cutAfter int64 // cut the first image download after this many bytes
-	wantPass bool
+	// whileTesting: the rule flashes while the scenario runs (flash.while_testing).
+	whileTesting bool
+	wantPass     bool
 	// wantFailed is the failed step stored by the server; wantReason a part of its reason.
 	wantFailed, wantReason string
 }
@@ -77,7 +79,7 @@ func runCase(t *testing.T, tc journeyCase) {
 	defer cancel()
 	l, err := line.Start(ctx, line.Config{Repo: repo, Work: work, Kernel: kernel, Initrd: initrd,
 		Firmware: firmware, Image: tc.image, Scenario: filepath.Join(repo, "scenarios", tc.scenario), Printf: logf,
-		CutImageAfter: tc.cutAfter})
+		CutImageAfter: tc.cutAfter, WhileTesting: tc.whileTesting})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,6 +201,14 @@ func TestJourneyPass(t *testing.T) {
 
 func TestJourneyFailingStep(t *testing.T) {
 	runCase(t, journeyCase{scenario: "gm-box-qemu-fail.yaml", image: "firmware.img.zst", fault: line.FailingStep,
+		wantFailed: "LTE signal strong enough", wantReason: "csq"})
+}
+
+// TestJourneyFailingStepWhileTesting: with flash.while_testing the image is being written when
+// the LTE step fails; the download stops, the disk is left without a partition table, the
+// stored result names the step and the device netboots the agent again.
+func TestJourneyFailingStepWhileTesting(t *testing.T) {
+	runCase(t, journeyCase{scenario: "gm-box-qemu-fail.yaml", image: "firmware.img.zst", fault: line.FailingStep, whileTesting: true,
 		wantFailed: "LTE signal strong enough", wantReason: "csq"})
 }
 
