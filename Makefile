@@ -27,8 +27,9 @@ export FLASHLINE_KERNEL := $(KERNEL)
 export FLASHLINE_KVER := $(KVER)
 export FLASHLINE_INITRD := $(CURDIR)/initrd.gz
 
-# Tests `make e2e` skips (go test -skip), e.g. one `make test` already ran.
-E2E_SKIP ?=
+# Tests `make e2e` skips (go test -skip), e.g. one `make test` already ran. TestTaktTime is a
+# benchmark (make bench-takt), not a test of the suite.
+E2E_SKIP ?= ^TestTaktTime$$
 # Version stamp for the binaries: git commit and build time (internal/buildinfo).
 STAMP = $(shell go run ./internal/buildinfo/ldflags)
 
