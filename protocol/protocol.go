@@ -51,6 +51,10 @@ type Hello struct {
 	Inventory Inventory `json:"inventory"`
 	// Timings measured on the device before Hello (kernel boot, module loading, DHCP...).
 	Timings []PhaseTiming `json:"timings,omitempty"`
+	// Line-view fields (line.go): the switch port heard on the boot NIC, and whether this
+	// agent sends heartbeats when asked to.
+	LLDP      *LLDPNeighbor `json:"lldp,omitempty"`
+	Heartbeat bool          `json:"heartbeat,omitempty"`
 }
 
 // HelloResponse carries the device's job, or tells it to wait and ask again.
@@ -64,6 +68,9 @@ type HelloResponse struct {
 	// outside the signed job on purpose: the job is proof of what the operator decided and
 	// may be shown or kept; the secret must not be.
 	RunSecret string `json:"run_secret,omitempty"`
+	// HeartbeatSeconds, when set (and the hello said Heartbeat), asks the agent to send a
+	// Heartbeat this often while the run lasts (line.go).
+	HeartbeatSeconds int `json:"heartbeat_seconds,omitempty"`
 }
 
 // SignedJob carries a job as the exact bytes that were signed. The agent verifies Signature

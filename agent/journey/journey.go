@@ -82,6 +82,8 @@ type Deps struct {
 	// Env.DeviceWait, since a disk's driver may still be probing, and fails the flash with
 	// its reason when the device does not appear.
 	CheckTarget func(path string) error
+	// LLDP, when set, listens on the boot NIC for its switch's LLDP (lineview.go).
+	LLDP func(ctx context.Context) (protocol.LLDPNeighbor, error)
 }
 
 // Env is what the boot part of the agent found out.
@@ -108,6 +110,8 @@ type Env struct {
 	// PASS/FAIL letters). The scenario's own summary must not be shown earlier: a device whose
 	// tests passed has not passed until its flash is verified.
 	Summary func(res protocol.Result)
+	// LLDPWait bounds the wait for LLDP from the journey's start (default DefaultLLDPWait).
+	LLDPWait time.Duration
 }
 
 func (e *Env) defaults() {
@@ -163,6 +167,7 @@ func Run(ctx context.Context, env Env, api API, deps Deps) (Outcome, error) {
 		timings = append(timings, protocol.PhaseTiming{Phase: name, DurationMS: env.Now().Sub(start).Milliseconds()})
 	}
 
+	lldp := listenLLDP(ctx, env, deps)
 	t0 := env.Now()
 	con.Infof("inventory: reading the hardware")
 	inv, err := deps.Inventory(ctx)
@@ -175,6 +180,8 @@ func Run(ctx context.Context, env Env, api API, deps Deps) (Outcome, error) {
 
 	nonce := newNonce()
 	hello := protocol.Hello{AgentVersion: env.AgentVersion, BootMAC: env.BootMAC, IP: env.IP, Nonce: nonce, Inventory: inv, Timings: timings}
+	_, hello.Heartbeat = api.(Heartbeater)
+	hello.LLDP = lldp()
 	invHash, err := protocol.InventoryHash(inv)
 	if err != nil {
 		return Outcome{}, err
@@ -205,6 +212,7 @@ func Run(ctx context.Context, env Env, api API, deps Deps) (Outcome, error) {
 	con.OKf("job %s: scenario %s, image %s (%s)", job.RunID, nameOf(job.Scenario), nameOf(job.Image), human.Bytes(job.Image.Size))
 
 	rep := report.NewAuthenticated(api, job.RunID, inv.DMI.Serial, secret, env.ReportEvery, env.Log)
+	stopHeartbeats := heartbeats(ctx, env, api, resp, job)
 	res := protocol.Result{RunID: job.RunID, Serial: inv.DMI.Serial, MAC: env.BootMAC, Secret: secret}
 	out := Outcome{Job: job}
 	emitPhase := func(name string, st protocol.Status, msg string) {
@@ -283,6 +291,7 @@ func Run(ctx context.Context, env Env, api API, deps Deps) (Outcome, error) {
 	}
 
 	// Report: live events first (best effort, bounded), then the result until acknowledged.
+	stopHeartbeats()
 	t0 = env.Now()
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	if left := rep.Close(cctx); left > 0 {

@@ -34,6 +34,7 @@ import (
 	"github.com/flashline/flashline/server/netbootclock"
 	"github.com/flashline/flashline/server/operatorauth"
 	"github.com/flashline/flashline/server/pxecfg"
+	"github.com/flashline/flashline/server/station"
 	"github.com/flashline/flashline/server/store"
 	"github.com/flashline/flashline/server/tftp"
 )
@@ -116,23 +117,24 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		clock = netbootclock.New(netbootclock.Config{Kernel: cmp.Or(p.Kernel, "vmlinuz"), Initrd: cmp.Or(p.Initrd, "initrd.gz")}) // pxecfg's defaults
 	}
 
+	places := newPlaces(cfg)
 	var runners []func(context.Context) error
 	if cfg.HTTP.Enabled {
-		r, err := httpPart(ctx, cfg, st, clock, log)
+		r, err := httpPart(ctx, cfg, st, clock, places, log)
 		if err != nil {
 			return err
 		}
 		runners = append(runners, r...)
 	}
 	if cfg.TFTP.Enabled {
-		r, err := tftpPart(cfg, st, clock, log)
+		r, err := tftpPart(cfg, st, clock, places, log)
 		if err != nil {
 			return err
 		}
 		runners = append(runners, r)
 	}
 	if cfg.DHCP.Enabled {
-		r, err := dhcpPart(cfg, clock, log)
+		r, err := dhcpPart(cfg, clock, places, log)
 		if err != nil {
 			return err
 		}
@@ -174,11 +176,12 @@ func loadKey(cfg *config.Config, log *slog.Logger) (ed25519.PrivateKey, error) {
 }
 
 // httpPart builds the HTTP server: agent API, files, dashboard, metrics.
-func httpPart(ctx context.Context, cfg *config.Config, st store.Backend, clock *netbootclock.Clock, log *slog.Logger) ([]func(context.Context) error, error) {
+func httpPart(ctx context.Context, cfg *config.Config, st store.Backend, clock *netbootclock.Clock, places *station.Resolver, log *slog.Logger) ([]func(context.Context) error, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := api.NewMetrics(reg)
 	registerStoreMetrics(reg, st)
+	registerLineMetrics(reg, st, cfg)
 	mux := http.NewServeMux()
 	var runners []func(context.Context) error
 
@@ -189,12 +192,13 @@ func httpPart(ctx context.Context, cfg *config.Config, st store.Backend, clock *
 			return nil, err
 		}
 		dash = dashboard.New(dashboard.Options{Store: st, Logger: log.With("component", "dashboard"), Registerer: reg,
-			MaxClients: cfg.Limits.HTTP.MaxEventStreams, Operators: guard})
+			MaxClients: cfg.Limits.HTTP.MaxEventStreams, Operators: guard, LineView: dashboardLineView(cfg)})
 		dash.Register(mux)
 	}
 	opts := api.Options{Metrics: metrics, Logger: log.With("component", "api"), RetryAfter: cfg.Jobs.RetryAfter,
 		Limits: api.Limits{BodyTimeout: cfg.Limits.HTTP.BodyTimeout, HelloMaxBody: int64(cfg.Limits.Hello.MaxBody),
-			HelloMaxList: cfg.Limits.Hello.MaxListItems, HelloMaxString: cfg.Limits.Hello.MaxString}}
+			HelloMaxList: cfg.Limits.Hello.MaxListItems, HelloMaxString: cfg.Limits.Hello.MaxString},
+		LineView: apiLineView(cfg, places)}
 	if dash != nil {
 		opts.Notifier = dash
 	}
@@ -336,7 +340,7 @@ func (b bootState) BootMode(ctx context.Context, mac net.HardwareAddr) (pxecfg.M
 // after its result was switched off or put aside rather than rebooted; nothing is recorded.
 const rebootWithin = time.Hour
 
-func tftpPart(cfg *config.Config, st store.Backend, clock *netbootclock.Clock, log *slog.Logger) (func(context.Context) error, error) {
+func tftpPart(cfg *config.Config, st store.Backend, clock *netbootclock.Clock, places *station.Resolver, log *slog.Logger) (func(context.Context) error, error) {
 	p := cfg.TFTP.PXE
 	unknown := pxecfg.Provision
 	if p.UnknownDevices == "localboot" {
@@ -344,7 +348,7 @@ func tftpPart(cfg *config.Config, st store.Backend, clock *netbootclock.Clock, l
 	}
 	gen, err := pxecfg.New(pxecfg.Config{ServerURL: p.ServerURL, Kernel: p.Kernel, Initrd: p.Initrd, HTTPBase: p.HTTPBase,
 		Consoles: p.Consoles, SerialPort: p.SerialPort, ExtraArgs: p.ExtraArgs, DefaultMode: unknown},
-		pxecfg.Deps{State: bootState{st}, Logger: log})
+		pxecfg.Deps{State: bootState{st}, Logger: log, Station: places.ForMAC})
 	if err != nil {
 		return nil, err
 	}
@@ -389,7 +393,7 @@ func recordReboot(st store.Backend, mac string, at time.Time, log *slog.Logger) 
 	}
 }
 
-func dhcpPart(cfg *config.Config, clock *netbootclock.Clock, log *slog.Logger) (func(context.Context) error, error) {
+func dhcpPart(cfg *config.Config, clock *netbootclock.Clock, places *station.Resolver, log *slog.Logger) (func(context.Context) error, error) {
 	d := cfg.DHCP
 	addr := func(s string) netip.Addr {
 		a, _ := netip.ParseAddr(s) // validated by config; "" gives the zero Addr (= default)
@@ -413,8 +417,11 @@ func dhcpPart(cfg *config.Config, clock *netbootclock.Clock, log *slog.Logger) (
 		}
 	}
 	deps := dhcp.Deps{Logger: log}
-	if clock != nil {
-		deps.OnReply = func(r dhcp.Reply) { clock.DHCPReply(r.MAC, r.IP, r.PXE, r.Type == "ack", r.Time) }
+	deps.OnReply = func(r dhcp.Reply) {
+		if clock != nil {
+			clock.DHCPReply(r.MAC, r.IP, r.PXE, r.Type == "ack", r.Time)
+		}
+		recordRelay(places, r, log)
 	}
 	srv, err := dhcp.New(dc, deps)
 	if err != nil {

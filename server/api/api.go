@@ -71,6 +71,8 @@ type Options struct {
 	Limits Limits
 	// Now is the clock for job expiry checks (tests); nil means time.Now.
 	Now func() time.Time
+	// LineView: stations, heartbeats, step counts (lineview.go).
+	LineView LineView
 }
 
 // Server is the agent-facing HTTP API.
@@ -136,6 +138,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 		mux.HandleFunc("POST "+protocol.PathHello, s.hello)
 		mux.HandleFunc("POST /api/v1/runs/{run}/events", s.events)
 		mux.HandleFunc("PUT /api/v1/runs/{run}/result", s.result)
+		mux.HandleFunc("POST /api/v1/runs/{run}/heartbeat", s.heartbeat)
 		// Anything else under the API is a clear JSON 404/405, not the dashboard's HTML.
 		mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, http.StatusNotFound, "no_route", fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path))
@@ -155,6 +158,12 @@ func (s *Server) Register(mux *http.ServeMux) {
 // fail answers a refused request with a JSON error and logs why. reason is a short stable
 // word for logs and metrics; msg is for the human reading the device console.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, code int, reason, msg string, attrs ...any) {
+	if code == StatusClientClosed {
+		// Nobody is left to answer: not a refusal, not an error.
+		s.log.Info("client went away", append([]any{"method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "error", msg}, attrs...)...)
+		ClientClosed(w)
+		return
+	}
 	lvl := slog.LevelWarn
 	if code >= 500 {
 		lvl = slog.LevelError
@@ -213,7 +222,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any, limit int64, time
 	// downloads and live streams.
 	rc := http.NewResponseController(w)
 	rc.SetReadDeadline(time.Now().Add(timeout))
-	body := http.MaxBytesReader(w, r.Body, limit)
+	body := &readErr{r: http.MaxBytesReader(w, r.Body, limit)}
 	dec := json.NewDecoder(body)
 	if err := dec.Decode(v); err != nil {
 		var mbe *http.MaxBytesError
@@ -229,6 +238,10 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any, limit int64, time
 		}
 		if errors.Is(err, io.EOF) {
 			return &decodeError{http.StatusBadRequest, "malformed", "empty body: want a JSON object"}
+		}
+		if errors.Is(body.err, io.ErrUnexpectedEOF) {
+			// Less than the declared length arrived: the connection closed under it.
+			return &decodeError{StatusClientClosed, "client_gone", "the client closed the connection before its body arrived"}
 		}
 		return &decodeError{http.StatusBadRequest, "malformed", "malformed JSON: " + err.Error()}
 	}
@@ -316,6 +329,11 @@ func (s *Server) hello(w http.ResponseWriter, r *http.Request) {
 		s.log.Warn("unknown device: no rule matches", "mac", mac, "serial", h.Inventory.DMI.Serial,
 			"product", h.Inventory.DMI.Product, "modules", h.Inventory.Modules, "remote", r.RemoteAddr)
 		s.count("no_rule")
+		ip := h.IP
+		if ip == "" {
+			ip, _, _ = net.SplitHostPort(r.RemoteAddr)
+		}
+		s.recordUnmatched(r.Context(), h, mac, ip)
 		writeJSON(w, http.StatusOK, protocol.HelloResponse{Message: err.Error(), RetryAfter: int(s.o.RetryAfter / time.Second)})
 		return
 	}
@@ -342,10 +360,17 @@ func (s *Server) hello(w http.ResponseWriter, r *http.Request) {
 		addr, _ := netip.ParseAddr(ip)
 		netboot = s.o.Netboot.Hello(hw, addr, time.Now())
 	}
-	err = s.o.Store.StartRun(r.Context(), store.NewRun{RunID: iss.Job.RunID, Serial: iss.Job.Device.Serial, MAC: mac,
+	run := store.NewRun{RunID: iss.Job.RunID, Serial: iss.Job.Device.Serial, MAC: mac,
 		Product: h.Inventory.DMI.Product, Rule: iss.Rule, Scenario: iss.Job.Scenario.Name, Image: iss.Job.Image.Name,
 		AgentVersion: h.AgentVersion, IP: ip, IssuedAt: iss.Job.IssuedAt, ExpiresAt: iss.Job.ExpiresAt,
-		Inventory: h.Inventory, Timings: h.Timings, ServerTimings: netboot, SecretHash: protocol.HashRunSecret(secret)})
+		Inventory: h.Inventory, Timings: h.Timings, ServerTimings: netboot, SecretHash: protocol.HashRunSecret(secret)}
+	s.placeRun(&run, h, iss.Job.Scenario.Name)
+	err = s.o.Store.StartRun(r.Context(), run)
+	if err != nil && r.Context().Err() != nil {
+		s.log.Info("client went away before its job was recorded", "run", iss.Job.RunID, "mac", mac, "err", err)
+		ClientClosed(w)
+		return
+	}
 	if err != nil {
 		s.count("error")
 		s.log.Error("record run", "run", iss.Job.RunID, "err", err)
@@ -355,9 +380,9 @@ func (s *Server) hello(w http.ResponseWriter, r *http.Request) {
 	s.count("job")
 	s.log.Info("job issued", "run", iss.Job.RunID, "mac", mac, "serial", iss.Job.Device.Serial, "rule", iss.Rule,
 		"scenario", iss.Job.Scenario.Name, "image", iss.Job.Image.Name, "signed", len(iss.Signed.Signature) > 0,
-		"netboot", netboot)
+		"netboot", netboot, "station", run.Station, "station_source", run.StationSource)
 	s.notify(iss.Job.RunID)
-	writeJSON(w, http.StatusOK, protocol.HelloResponse{Job: &iss.Signed, RunSecret: secret})
+	writeJSON(w, http.StatusOK, protocol.HelloResponse{Job: &iss.Signed, RunSecret: secret, HeartbeatSeconds: s.heartbeatSeconds(h)})
 }
 
 func (s *Server) count(outcome string) {
@@ -462,6 +487,7 @@ func (s *Server) storeFailed(w http.ResponseWriter, r *http.Request, err error, 
 		s.fail(w, r, http.StatusConflict, "wrong_device", err.Error(), "run", runID)
 	case r.Context().Err() != nil:
 		s.log.Info("client went away", "run", runID, "path", r.URL.Path, "err", err)
+		ClientClosed(w)
 	default:
 		s.log.Error("store", "run", runID, "path", r.URL.Path, "err", err)
 		writeJSON(w, http.StatusServiceUnavailable, protocol.Error{Error: "could not store; try again"})
@@ -527,6 +553,9 @@ func (s *Server) result(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.o.Metrics != nil {
 		s.o.Metrics.results.WithLabelValues(string(res.Status), fmt.Sprint(dup)).Inc()
+		if !dup {
+			s.observeResult(ctx, res)
+		}
 	}
 	if !dup {
 		s.log.Info("result stored", "run", runID, "serial", res.Serial, "status", res.Status, "failed_step", res.FailedStep)

@@ -211,7 +211,7 @@ func TestProtocolRoundTrip(t *testing.T) {
 	mb, _ := io.ReadAll(mresp.Body)
 	mresp.Body.Close()
 	for _, want := range []string{`flashline_hello_total{outcome="job"} 1`, `flashline_hello_total{outcome="no_rule"} 1`,
-		`flashline_results_total{duplicate="true",status="pass"} 1`, `flashline_http_requests_total{code="200",method="PUT",route="PUT /api/v1/runs/{run}/result"} 2`} {
+		`flashline_results_total{duplicate="true",status="pass"} 1`, `flashline_http_requests_total{code="200",method="PUT",route="/api/v1/runs/{run}/result"} 2`} {
 		if !strings.Contains(string(mb), want) {
 			t.Errorf("metrics lack %s", want)
 		}

@@ -22,6 +22,7 @@ type Metrics struct {
 	events      prometheus.Counter
 	results     *prometheus.CounterVec
 	badRequests *prometheus.CounterVec
+	line        *lineMetrics // metrics_line.go
 }
 
 // NewMetrics creates the metrics and registers them on reg.
@@ -46,6 +47,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Requests refused with a 4xx, by reason."}, []string{"reason"}),
 	}
 	reg.MustRegister(m.requests, m.duration, m.bytes, m.inflight, m.hellos, m.events, m.results, m.badRequests)
+	m.line = newLineMetrics(reg)
 	return m
 }
 
@@ -57,11 +59,12 @@ func (m *Metrics) Instrument(next http.Handler) http.Handler {
 		rw := &recorder{ResponseWriter: w}
 		defer func() {
 			m.inflight.Dec()
-			route := r.Pattern // set by the ServeMux on this same request
-			if route == "" {
-				route = "unmatched"
-			}
+			route := routeLabel(r.Pattern) // set by the ServeMux on this same request
 			code := rw.code
+			if r.Context().Err() != nil && (code == 0 || code >= 500) {
+				// The client went away before the answer: not a server error.
+				code = StatusClientClosed
+			}
 			if code == 0 {
 				code = http.StatusOK
 			}
@@ -100,6 +103,13 @@ type recorder struct {
 	http.ResponseWriter
 	code int
 	n    int64
+}
+
+// clientClosed notes that the handler found its client gone (ClientClosed).
+func (r *recorder) clientClosed() {
+	if r.code == 0 {
+		r.code = StatusClientClosed
+	}
 }
 
 func (r *recorder) WriteHeader(code int) {

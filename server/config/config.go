@@ -48,6 +48,13 @@ type Config struct {
 
 	// Operators: who may reset devices and, optionally, look at the dashboard (operators.go).
 	Operators Operators `yaml:"operators"`
+	// The line view (stations.go): where each device sits, and when a device counts as
+	// gone silent.
+	Stations  []Station `yaml:"stations"`
+	Heartbeat Heartbeat `yaml:"heartbeat"`
+	// Shifts are the start times of the line's shifts, HH:MM in the server's local time
+	// (default 06:00, 14:00, 22:00): the dashboard's shift figures begin at the latest.
+	Shifts []string `yaml:"shifts"`
 }
 
 // Store picks the results database.
@@ -324,6 +331,7 @@ func (c *Config) setDefaults() {
 	}
 	c.Limits.setDefaults(c.TFTP.MaxTransfers)
 	c.Operators.setDefaults()
+	c.setLineViewDefaults()
 }
 
 func (c *Config) resolve(dir string) {
@@ -511,6 +519,7 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.validateValues()...)
 	errs = append(errs, c.validateOperators()...)
+	errs = append(errs, c.validateLineView()...)
 	return errors.Join(errs...)
 }
 

@@ -31,6 +31,14 @@ func TestParseErrors(t *testing.T) {
 		{"postgres needs line", "store: {driver: postgres, dsn: 'host=db'}", "line: required"},
 		{"sqlite has no dsn", "store: {dsn: 'host=db'}", "store.dsn: only for driver postgres"},
 		{"bad line", "line: 'line 1'", `line "line 1"`},
+		{"station without name", "stations: [{circuit_id: Gi1/0/1}]", "stations[0]: name is required"},
+		{"station twice", "stations: [{name: a, circuit_id: x}, {name: a, circuit_id: y}]", `stations[1]: name "a" used twice`},
+		{"station placed by nothing", "stations: [{name: a}]", "nothing places a device here"},
+		{"station bad mac", "stations: [{name: a, macs: [nope]}]", `macs "nope"`},
+		{"station chassis alone", "stations: [{name: a, lldp_chassis: sw}]", "lldp_chassis needs lldp_port"},
+		{"station unknown key", "stations: [{name: a, circuit: x}]", `unknown key "stations[0].circuit"`},
+		{"heartbeat timeout short", "heartbeat: {interval: 30s, timeout: 45s}", "heartbeat.timeout 45s: at least twice"},
+		{"bad shift", "shifts: ['25:00']", "shifts[0]"},
 	}
 	for _, tt := range tests {
 		_, err := Parse([]byte(tt.yaml))
@@ -93,4 +101,22 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestLineViewKeys(t *testing.T) {
+	c, err := Parse([]byte("stations:\n  - name: bench-1\n    circuit_id: Gi1/0/1\nshifts: ['22:00', '06:00']\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Stations) != 1 || c.Stations[0].CircuitID != "Gi1/0/1" || c.Heartbeat.Interval != 15*time.Second || c.Heartbeat.Timeout != time.Minute {
+		t.Fatalf("line view %+v %+v", c.Stations, c.Heartbeat)
+	}
+	if got := c.ShiftStarts(); len(got) != 2 || got[0] != 6*time.Hour || got[1] != 22*time.Hour {
+		t.Errorf("shifts %v", got)
+	}
+	// Positions: a problem in a station is reported at its line.
+	_, err = Parse([]byte("line: a\nstations:\n  - name: x\n    macs: [bad]\n"))
+	if err == nil || !strings.Contains(err.Error(), "3:") && !strings.Contains(err.Error(), "4:") {
+		t.Errorf("station problem without its position: %v", err)
+	}
 }

@@ -67,6 +67,8 @@ type Options struct {
 	// Operators authorises actions and guards the views (operators.go); nil: views open,
 	// every action refused.
 	Operators *operatorauth.Guard
+	// LineView configures the line overview (lineview.go).
+	LineView LineView
 }
 
 // Dashboard serves the page, its API and the live stream. Start Run before serving.
@@ -146,6 +148,7 @@ func (d *Dashboard) publishRun(ctx context.Context, runID string) {
 		d.log.Warn("dashboard: read device", "mac", r.MAC, "err", err)
 		return
 	}
+	d.decorate(dev.Run)
 	d.broadcast(sse("device", dev))
 }
 
@@ -235,6 +238,8 @@ func (d *Dashboard) Register(mux *http.ServeMux) {
 	mux.Handle("GET /dashboard/api/export", view(http.HandlerFunc(d.export)))
 	mux.Handle("GET /dashboard/api/status", view(http.HandlerFunc(d.status)))
 	mux.Handle("GET /dashboard/api/figures", view(http.HandlerFunc(d.figures)))
+	mux.Handle("GET /dashboard/api/line", view(http.HandlerFunc(d.overview)))
+	mux.Handle("GET /dashboard/api/search", view(http.HandlerFunc(d.search)))
 	mux.Handle("POST /dashboard/api/devices/{mac}/reset", action(http.HandlerFunc(d.reset)))
 	mux.Handle("GET /dashboard/events", view(http.HandlerFunc(d.events)))
 	d.registerOperators(mux, view)
@@ -248,6 +253,9 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 func (d *Dashboard) fail(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	if code >= 500 && d.clientGone(r, nil) {
+		return
+	}
 	lvl := slog.LevelWarn
 	if code >= 500 {
 		lvl = slog.LevelError
@@ -273,6 +281,9 @@ func (d *Dashboard) devices(w http.ResponseWriter, r *http.Request) {
 	}
 	if devs == nil {
 		devs = []store.Device{}
+	}
+	for i := range devs {
+		d.decorate(devs[i].Run)
 	}
 	writeJSON(w, http.StatusOK, devs)
 }
@@ -366,6 +377,7 @@ func (d *Dashboard) reset(w http.ResponseWriter, r *http.Request) {
 	d.log.Info("device reset to provisioning by an operator", "mac", mac, "actor", actor, "remote", r.RemoteAddr)
 	dev, err := d.o.Store.Device(r.Context(), mac)
 	if err == nil {
+		d.decorate(dev.Run)
 		d.broadcast(sse("device", dev))
 	}
 	writeJSON(w, http.StatusOK, dev)
@@ -506,7 +518,8 @@ func (d *Dashboard) figures(w http.ResponseWriter, r *http.Request) {
 
 // exportRuns exports the runs of a line (or every line) over a window.
 func (d *Dashboard) exportRuns(w http.ResponseWriter, r *http.Request) {
-	f, err := d.filter(r)
+	q, err := d.query(r)
+	f := exportFilter(q)
 	if err != nil {
 		d.fail(w, r, http.StatusBadRequest, err.Error())
 		return

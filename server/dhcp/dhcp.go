@@ -151,6 +151,10 @@ type Reply struct {
 	PXE bool
 	// Type is the reply's message type: "offer", "ack" or "nak".
 	Type string
+	// RelayInfo is the raw value of the request's relay agent information (option 82,
+	// RFC 3046) when a relay added one: the line switch's circuit and remote IDs, which
+	// name the port (the station) the device is plugged into. Nil without.
+	RelayInfo []byte
 }
 
 // Server is a DHCP service. Create it with [New], run it with [Server.Serve].
@@ -447,6 +451,7 @@ func (s *Server) handle(conn net.PacketConn, peer net.Addr, req *dhcpv4.DHCPv4, 
 	if resp == nil {
 		return
 	}
+	echoRelayInfo(req, resp)
 	dst := replyAddr(req, upeer)
 	if _, err := conn.WriteTo(resp.ToBytes(), dst); err != nil {
 		s.log.Warn("cannot send reply", "to", dst.String(), "type", resp.MessageType().String(), "err", err)
@@ -459,9 +464,17 @@ func (s *Server) handle(conn net.PacketConn, peer net.Addr, req *dhcpv4.DHCPv4, 
 		"yiaddr", resp.YourIPAddr.String(), "file", resp.BootFileName)
 }
 
+// echoRelayInfo copies the request's relay agent information into the reply: RFC 3046
+// section 2.2, the relay strips it on the way back (and some relays drop replies without it).
+func echoRelayInfo(req, resp *dhcpv4.DHCPv4) {
+	if ri := req.Options.Get(dhcpv4.OptionRelayAgentInformation); ri != nil && resp.Options.Get(dhcpv4.OptionRelayAgentInformation) == nil {
+		resp.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionRelayAgentInformation, ri))
+	}
+}
+
 func replyInfo(req, resp *dhcpv4.DHCPv4) Reply {
 	r := Reply{Time: time.Now(), MAC: req.ClientHWAddr, PXE: classify(req).pxe,
-		Type: strings.ToLower(resp.MessageType().String())}
+		Type: strings.ToLower(resp.MessageType().String()), RelayInfo: req.Options.Get(dhcpv4.OptionRelayAgentInformation)}
 	for _, ip := range []net.IP{resp.YourIPAddr, resp.ClientIPAddr} {
 		if a, ok := netip.AddrFromSlice(ip.To4()); ok && ip.To4() != nil && !a.IsUnspecified() {
 			r.IP = a

@@ -104,13 +104,18 @@ type Deps struct {
 	State DeviceState
 	// Logger default slog.Default().
 	Logger *slog.Logger
+	// Station, when set, names the station a MAC sits at (from the DHCP relay information
+	// or the configured map; "" when not known), written into the file's comment so that a
+	// capture or a look at the TFTP log tells where the device is.
+	Station func(mac net.HardwareAddr) string
 }
 
 // Generator produces pxelinux configuration files.
 type Generator struct {
-	cfg   Config
-	state DeviceState
-	log   *slog.Logger
+	cfg     Config
+	state   DeviceState
+	log     *slog.Logger
+	station func(net.HardwareAddr) string
 }
 
 // New checks cfg and returns a Generator.
@@ -150,7 +155,7 @@ func New(cfg Config, deps Deps) (*Generator, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Generator{cfg: cfg, state: deps.State, log: log.With("component", "pxecfg")}, nil
+	return &Generator{cfg: cfg, state: deps.State, log: log.With("component", "pxecfg"), station: deps.Station}, nil
 }
 
 // ForMAC returns the configuration file for the device with this MAC and the
@@ -166,7 +171,19 @@ func (g *Generator) ForMAC(ctx context.Context, mac net.HardwareAddr) ([]byte, M
 	case mode != Provision && mode != LocalBoot:
 		mode = g.cfg.DefaultMode
 	}
-	return g.render(mode, "device "+mac.String()), mode
+	who := "device " + mac.String()
+	if g.station != nil {
+		if st := g.station(mac); st != "" {
+			// A line break would end the comment and start a directive.
+			who += " at station " + strings.Map(func(r rune) rune {
+				if r < 0x20 || r == 0x7f {
+					return '_'
+				}
+				return r
+			}, st)
+		}
+	}
+	return g.render(mode, who), mode
 }
 
 // Default returns the "default" file, used by pxelinux when no per-MAC file

@@ -252,7 +252,13 @@ func TestSQLiteMigratesOlderFile(t *testing.T) {
 	// Back to what a schema-1 server left: no run secrets, no audit log, no line columns, no outbox.
 	for _, q := range []string{`DROP INDEX runs_line`, `DROP INDEX devices_line`, `ALTER TABLE runs DROP COLUMN line`,
 		`ALTER TABLE devices DROP COLUMN line`, `DROP TABLE outbox`,
-		`ALTER TABLE runs DROP COLUMN secret_hash`, `DROP INDEX audit_time`, `DROP TABLE audit`, `PRAGMA user_version = 1`} {
+		`ALTER TABLE runs DROP COLUMN secret_hash`, `DROP INDEX audit_time`, `DROP TABLE audit`,
+		// and none of migration 4's line view
+		`DROP INDEX runs_station`, `DROP INDEX runs_finished`, `DROP TABLE unmatched`, `ALTER TABLE devices DROP COLUMN station`,
+		`ALTER TABLE runs DROP COLUMN station`, `ALTER TABLE runs DROP COLUMN station_source`, `ALTER TABLE runs DROP COLUMN station_port`,
+		`ALTER TABLE runs DROP COLUMN heard_at`, `ALTER TABLE runs DROP COLUMN heartbeat`, `ALTER TABLE runs DROP COLUMN steps_total`,
+		`ALTER TABLE runs DROP COLUMN step_index`, `ALTER TABLE runs DROP COLUMN prompt`, `ALTER TABLE runs DROP COLUMN prompt_step`,
+		`PRAGMA user_version = 1`} {
 		if _, err := s.w.ExecContext(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}

@@ -14,6 +14,9 @@ import (
 type FiguresFilter struct {
 	Line         string
 	Since, Until time.Time
+	// ExportRuns only (lineview.go): Text is a serial or MAC substring in any case, Status
+	// a run status ("silent": issued or running), Product a substring, Station exact.
+	Text, Status, Product, Station string
 }
 
 // maxExportRuns bounds one ExportRuns: a plant's month is for the database's own tools.
@@ -120,8 +123,9 @@ func (s *Store) ExportRuns(ctx context.Context, w io.Writer, f FiguresFilter, fo
 	if format != "json" && format != "csv" {
 		return fmt.Errorf("export format %q: want json or csv", format)
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT `+runCols+` FROM runs WHERE issued_at >= ? AND issued_at < ? AND (? = '' OR line = ?)
-		ORDER BY issued_at DESC, run_id DESC LIMIT ?`, ms(f.Since), ms(f.Until), f.Line, f.Line, maxExportRuns+1)
+	cond, args := f.runConds()
+	rows, err := s.r.QueryContext(ctx, `SELECT `+runCols+` FROM runs WHERE issued_at >= ? AND issued_at < ? AND (? = '' OR line = ?)`+cond+`
+		ORDER BY issued_at DESC, run_id DESC LIMIT ?`, append(append([]any{ms(f.Since), ms(f.Until), f.Line, f.Line}, args...), maxExportRuns+1)...)
 	if err != nil {
 		return fmt.Errorf("export runs: %w", err)
 	}
@@ -148,7 +152,7 @@ func (s *Store) ExportRuns(ctx context.Context, w io.Writer, f FiguresFilter, fo
 	}
 	sort.SliceStable(runs, func(i, j int) bool { return runs[i].IssuedAt.After(runs[j].IssuedAt) })
 	if format == "csv" {
-		return writeCSV(w, append(CSVHeader(), "line"), runs, func(r RunDetail) []string { return []string{r.Line} })
+		return writeCSV(w, append(CSVHeader(), ExportExtraColumns...), runs, exportExtra)
 	}
 	if runs == nil {
 		runs = []RunDetail{}

@@ -136,6 +136,35 @@ CREATE TABLE audit (
 );
 CREATE INDEX audit_time ON audit(time);
 `,
+	// 3: the line view (SQLite's migration 4).
+	`
+ALTER TABLE runs ADD COLUMN station TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN station_source TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN station_port TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN heard_at BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN heartbeat BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN steps_total BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN step_index BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN prompt TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN prompt_step TEXT NOT NULL DEFAULT '';
+ALTER TABLE devices ADD COLUMN station TEXT NOT NULL DEFAULT '';
+CREATE INDEX runs_station ON runs(station, issued_at);
+CREATE INDEX runs_finished ON runs(finished_at);
+CREATE TABLE unmatched (
+	mac        TEXT PRIMARY KEY,
+	serial     TEXT NOT NULL DEFAULT '',
+	product    TEXT NOT NULL DEFAULT '',
+	line       TEXT NOT NULL DEFAULT '',
+	station    TEXT NOT NULL DEFAULT '',
+	ip         TEXT NOT NULL DEFAULT '',
+	reported   TEXT NOT NULL DEFAULT '{}',
+	reason     TEXT NOT NULL DEFAULT '',
+	first_seen BIGINT NOT NULL,
+	last_seen  BIGINT NOT NULL,
+	hellos     BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX unmatched_last_seen ON unmatched(last_seen);
+`,
 }
 
 // openPostgres connects to dsn and applies pending migrations. Every connection runs with

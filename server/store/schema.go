@@ -136,4 +136,38 @@ CREATE TABLE outbox (
 	failed TEXT NOT NULL DEFAULT ''
 );
 `,
+	// 4: the line view. A run's station (and what placed it: dhcp-relay, lldp, config) and
+	// the port the network named; heard_at, the last time the device was heard (events or
+	// heartbeats), and whether its agent sends heartbeats (SILENT after the heartbeat
+	// timeout, not the job's expiry); the scenario's step count and the step being run; the
+	// operator prompt shown while a step waits. Devices no rule matched, with what they
+	// reported and why no rule took them.
+	`
+ALTER TABLE runs ADD COLUMN station TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN station_source TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN station_port TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN heard_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN heartbeat INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN steps_total INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN step_index INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN prompt TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN prompt_step TEXT NOT NULL DEFAULT '';
+ALTER TABLE devices ADD COLUMN station TEXT NOT NULL DEFAULT '';
+CREATE INDEX runs_station ON runs(station, issued_at);
+CREATE INDEX runs_finished ON runs(finished_at);
+CREATE TABLE unmatched (
+	mac        TEXT PRIMARY KEY,
+	serial     TEXT NOT NULL DEFAULT '',
+	product    TEXT NOT NULL DEFAULT '',
+	line       TEXT NOT NULL DEFAULT '',
+	station    TEXT NOT NULL DEFAULT '',
+	ip         TEXT NOT NULL DEFAULT '',
+	reported   TEXT NOT NULL DEFAULT '{}',
+	reason     TEXT NOT NULL DEFAULT '',
+	first_seen INTEGER NOT NULL,
+	last_seen  INTEGER NOT NULL,
+	hellos     INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX unmatched_last_seen ON unmatched(last_seen);
+`,
 }

@@ -276,6 +276,13 @@ type NewRun struct {
 	Line string `json:",omitempty"`
 	// SecretHash is protocol.HashRunSecret of the run secret issued with the job.
 	SecretHash string
+	// The line view (lineview.go): where the device sits, whether its agent sends
+	// heartbeats, and how many steps its scenario has.
+	Station       string `json:",omitempty"`
+	StationSource string `json:",omitempty"`
+	StationPort   string `json:",omitempty"`
+	Heartbeat     bool   `json:",omitempty"`
+	StepsTotal    int    `json:",omitempty"`
 }
 
 // StartRun records a newly issued job and the device it went to.
@@ -309,10 +316,12 @@ func (s *Store) StartRun(ctx context.Context, n NewRun) error {
 // and may already be stored, which is then left as it is.
 func (s *Store) startRun(ctx context.Context, tx *sql.Tx, n NewRun, inv string, now int64, replay bool) error {
 	res, err := tx.ExecContext(ctx, `INSERT INTO runs (run_id, serial, mac, product, rule, scenario, image,
-		agent_version, ip, issued_at, expires_at, updated_at, line, secret_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+		agent_version, ip, issued_at, expires_at, updated_at, line, secret_hash,
+		station, station_source, station_port, heartbeat, steps_total, heard_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 		ON CONFLICT (run_id) DO NOTHING`,
 		n.RunID, n.Serial, n.MAC, n.Product, n.Rule, n.Scenario, n.Image, n.AgentVersion, n.IP,
-		ms(n.IssuedAt), ms(n.ExpiresAt), now, n.Line, n.SecretHash)
+		ms(n.IssuedAt), ms(n.ExpiresAt), now, n.Line, n.SecretHash,
+		n.Station, n.StationSource, n.StationPort, boolInt(n.Heartbeat), n.StepsTotal, now)
 	if err != nil {
 		return err
 	}
@@ -324,11 +333,12 @@ func (s *Store) startRun(ctx context.Context, tx *sql.Tx, n NewRun, inv string, 
 		}
 		return fmt.Errorf("run id %q is already taken", n.RunID)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO devices (mac, serial, product, last_run_id, first_seen, last_seen, inventory, line)
-		VALUES (?,?,?,?,?,?,?,?)
+	if _, err := tx.ExecContext(ctx, `INSERT INTO devices (mac, serial, product, last_run_id, first_seen, last_seen, inventory, line, station)
+		VALUES (?,?,?,?,?,?,?,?,?)
 		ON CONFLICT(mac) DO UPDATE SET serial=excluded.serial, product=excluded.product,
-			last_run_id=excluded.last_run_id, last_seen=excluded.last_seen, inventory=excluded.inventory, line=excluded.line`,
-		n.MAC, n.Serial, n.Product, n.RunID, now, now, inv, n.Line); err != nil {
+			last_run_id=excluded.last_run_id, last_seen=excluded.last_seen, inventory=excluded.inventory, line=excluded.line,
+			station=excluded.station`,
+		n.MAC, n.Serial, n.Product, n.RunID, now, now, inv, n.Line, n.Station); err != nil {
 		return err
 	}
 	if err := insertTimings(ctx, tx, n.RunID, "server", n.ServerTimings); err != nil {
@@ -375,6 +385,7 @@ type Run struct {
 	Reason        string       `json:"reason,omitempty"`
 	Flash         *FlashRecord `json:"flash,omitempty"`
 	HasResult     bool         `json:"has_result"`
+	LineView
 }
 
 // FlashRecord is the flash part of a stored result.
@@ -389,7 +400,8 @@ type FlashRecord struct {
 
 const runCols = `run_id, serial, mac, product, rule, scenario, image, agent_version, ip, issued_at, expires_at,
 	updated_at, status, phase, step, message, progress_done, progress_total, acked_seq, finished_at, failed_step,
-	reason, flash_target, flash_bytes, flash_sha256, flash_format, flash_duration_ms, flash_resumes, result IS NOT NULL, line`
+	reason, flash_target, flash_bytes, flash_sha256, flash_format, flash_duration_ms, flash_resumes, result IS NOT NULL, line,
+	` + lineViewCols
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -398,13 +410,16 @@ func scanRun(sc scanner) (Run, error) {
 	var issued, expires, updated int64
 	var finished sql.NullInt64
 	var f FlashRecord
+	var lv lineViewScan
 	err := sc.Scan(&r.RunID, &r.Serial, &r.MAC, &r.Product, &r.Rule, &r.Scenario, &r.Image, &r.AgentVersion, &r.IP,
 		&issued, &expires, &updated, &r.Status, &r.Phase, &r.Step, &r.Message, &r.ProgressDone, &r.ProgressTotal,
 		&r.AckedSeq, &finished, &r.FailedStep, &r.Reason, &f.Target, &f.Bytes, &f.SHA256, &f.Format, &f.DurationMS,
-		&f.Resumes, &r.HasResult, &r.Line)
+		&f.Resumes, &r.HasResult, &r.Line, &lv.station, &lv.source, &lv.port, &lv.heard, &lv.heartbeat, &lv.total,
+		&lv.index, &lv.prompt, &lv.promptStep)
 	if err != nil {
 		return Run{}, err
 	}
+	r.LineView = lv.view()
 	r.IssuedAt, r.ExpiresAt, r.UpdatedAt = fromMS(issued), fromMS(expires), fromMS(updated)
 	if finished.Valid {
 		t := fromMS(finished.Int64)
@@ -485,8 +500,8 @@ func (s *Store) addEvents(ctx context.Context, tx *sql.Tx, runID, serial string,
 			return fmt.Errorf("run %q is serial %q, batch says %q: %w", runID, runSerial, serial, ErrMismatch)
 		}
 		live := liveState{}
-		if err := tx.QueryRowContext(ctx, `SELECT phase, step, message, progress_done, progress_total FROM runs WHERE run_id = ?`, runID).
-			Scan(&live.phase, &live.step, &live.message, &live.done, &live.total); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT phase, step, message, progress_done, progress_total, prompt, prompt_step FROM runs WHERE run_id = ?`, runID).
+			Scan(&live.phase, &live.step, &live.message, &live.done, &live.total, &live.prompt, &live.promptStep); err != nil {
 			return err
 		}
 		changed := false
@@ -549,9 +564,12 @@ func (s *Store) addEvents(ctx context.Context, tx *sql.Tx, runID, serial string,
 			newStatus = string(protocol.StatusRunning)
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE runs SET acked_seq = ?, last_seq = ?, status = ?, phase = ?, step = ?, message = ?,
-			progress_done = ?, progress_total = ?, updated_at = ? WHERE run_id = ?`,
-			acked, lastSeq, newStatus, live.phase, live.step, live.message, live.done, live.total, now, runID)
-		return err
+			progress_done = ?, progress_total = ?, updated_at = ?, prompt = ?, prompt_step = ?, heard_at = ? WHERE run_id = ?`,
+			acked, lastSeq, newStatus, live.phase, live.step, live.message, live.done, live.total, now, live.prompt, live.promptStep, now, runID)
+		if err != nil {
+			return err
+		}
+		return updateStepIndex(ctx, tx, runID)
 	}()
 	if err != nil {
 		return EventsAck{}, nil, err
@@ -563,6 +581,8 @@ func (s *Store) addEvents(ctx context.Context, tx *sql.Tx, runID, serial string,
 type liveState struct {
 	phase, step, message string
 	done, total          int64
+	// prompt is what the operator is asked to do (for promptStep), until that step ends.
+	prompt, promptStep string
 }
 
 func (l *liveState) apply(e protocol.Event) {
@@ -587,6 +607,7 @@ func (l *liveState) apply(e protocol.Event) {
 	case protocol.EventPrompt, protocol.EventLog:
 		l.message = e.Message
 	}
+	l.applyPrompt(e)
 }
 
 // PutResult stores a run's final result once. A repeat of an already stored result is
@@ -801,6 +822,7 @@ func resetDevice(ctx context.Context, tx *sql.Tx, mac string, now int64) error {
 type Device struct {
 	MAC         string    `json:"mac"`
 	Line        string    `json:"line,omitempty"`
+	Station     string    `json:"station,omitempty"`
 	Serial      string    `json:"serial"`
 	Product     string    `json:"product,omitempty"`
 	BootMode    string    `json:"boot_mode"`
@@ -822,7 +844,7 @@ const AllLines = ""
 // (AllLines).
 func (s *Store) DevicesOn(ctx context.Context, line string, since time.Time, limit int) ([]Device, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT d.mac, d.serial, d.product, d.boot_mode, d.first_seen, d.last_seen,
-		d.mode_changed, d.last_run_id, d.line FROM devices d WHERE d.last_seen >= ? AND (? = '' OR d.line = ?)
+		d.mode_changed, d.last_run_id, d.line, d.station FROM devices d WHERE d.last_seen >= ? AND (? = '' OR d.line = ?)
 		ORDER BY d.last_seen DESC LIMIT ?`, ms(since), line, line, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list devices: %w", err)
@@ -833,7 +855,7 @@ func (s *Store) DevicesOn(ctx context.Context, line string, since time.Time, lim
 		var d Device
 		var first, last, changed int64
 		var runID string
-		if err := rows.Scan(&d.MAC, &d.Serial, &d.Product, &d.BootMode, &first, &last, &changed, &runID, &d.Line); err != nil {
+		if err := rows.Scan(&d.MAC, &d.Serial, &d.Product, &d.BootMode, &first, &last, &changed, &runID, &d.Line, &d.Station); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("list devices: %w", err)
 		}
@@ -867,8 +889,8 @@ func (s *Store) Device(ctx context.Context, mac string) (Device, error) {
 	var d Device
 	var first, last, changed int64
 	var runID string
-	err = s.r.QueryRowContext(ctx, `SELECT mac, serial, product, boot_mode, first_seen, last_seen, mode_changed, last_run_id, line
-		FROM devices WHERE mac = ?`, m).Scan(&d.MAC, &d.Serial, &d.Product, &d.BootMode, &first, &last, &changed, &runID, &d.Line)
+	err = s.r.QueryRowContext(ctx, `SELECT mac, serial, product, boot_mode, first_seen, last_seen, mode_changed, last_run_id, line, station
+		FROM devices WHERE mac = ?`, m).Scan(&d.MAC, &d.Serial, &d.Product, &d.BootMode, &first, &last, &changed, &runID, &d.Line, &d.Station)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Device{}, fmt.Errorf("device %s: %w", m, ErrNotFound)
 	}

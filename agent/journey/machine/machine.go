@@ -18,6 +18,7 @@ import (
 	"github.com/flashline/flashline/agent/inventory"
 	"github.com/flashline/flashline/agent/journey"
 	"github.com/flashline/flashline/agent/lineclient"
+	"github.com/flashline/flashline/agent/lldp"
 	"github.com/flashline/flashline/agent/membudget"
 	"github.com/flashline/flashline/agent/netquiet"
 	"github.com/flashline/flashline/agent/operator"
@@ -72,6 +73,7 @@ func Run(ctx context.Context, env *bootstrap.Env) error {
 		con.Summary("run "+res.RunID, scenario.Report{Steps: res.Steps, Status: res.Status, FailedStep: res.FailedStep, Reason: res.Reason})
 	}
 	deps := Deps(policy, con, log, Hardware{Root: "/", Checks: checks.Default()})
+	deps.LLDP = func(ctx context.Context) (protocol.LLDPNeighbor, error) { return lldp.Listen(ctx, env.NIC.Name) }
 	out, err := journey.Run(ctx, jenv, api, deps)
 	if err != nil {
 		return err
