@@ -104,6 +104,25 @@ type Job struct {
 	// refuses it when its own inventory hashes differently (a relayed hello with another
 	// module list).
 	InventorySHA256 string `json:"inventory_sha256,omitempty"`
+	// Swarm, when set, offers the image over BitTorrent as well as at Image.URL, which is
+	// the torrent's web seed and the agent's fallback. Agents that do not know it ignore it
+	// and download over plain HTTP.
+	Swarm *Swarm `json:"swarm,omitempty"`
+}
+
+// Swarm offers a job's image in the line's BitTorrent swarm. The torrent is of the file
+// served at Job.Image.URL (the compressed image as stored); Job.Image.SHA256 still decides
+// whether the flash is good.
+type Swarm struct {
+	// Torrent is the URL of the image's metainfo (the server's /images/<file>.torrent).
+	Torrent string `json:"torrent"`
+	// InfoHash is the torrent's BitTorrent v1 infohash in hex. It is signed with the job,
+	// so the agent refuses a metainfo that hashes otherwise.
+	InfoHash string `json:"info_hash"`
+	// LingerSeconds is how long the agent keeps seeding after it has flashed and verified
+	// the image, cut short when no peer wants anything; 0 means the agent's default (60 s),
+	// negative means no linger.
+	LingerSeconds int `json:"linger_seconds,omitempty"`
 }
 
 // Identity names the device a job was issued to; the agent refuses a job for another device.
