@@ -33,7 +33,7 @@ E2E_SKIP ?= ^TestTaktTime$$
 # Version stamp for the binaries: git commit and build time (internal/buildinfo).
 STAMP = $(shell go run ./internal/buildinfo/ldflags)
 
-.PHONY: all initrd.gz testbed-initrd firmware uki usb iso e2e-ci e2e-linehost bench-takt test unit smoke e2e bench demo setup clean bins flashline-server install deb
+.PHONY: all initrd.gz testbed-initrd firmware uki usb iso e2e-ci e2e-linehost bench-takt bench-line test unit smoke e2e bench demo setup clean bins flashline-server install deb
 
 all: initrd.gz
 
@@ -118,6 +118,13 @@ e2e-linehost: firmware
 # flash after it, against its parallel group with flash.while_testing (about 10 min).
 bench-takt: testbed-initrd firmware
 	go test -count=1 -v -timeout 70m -tags e2e -run 'TestTaktTime$$' ./scripts/e2e/journey/
+
+# A virtual line (scripts/bench-line): N agents (N=20) in shaped network namespaces flash one image
+# through the BitTorrent swarm and over plain HTTP; KILL=3 also kills 3 of them mid-transfer.
+N ?=
+KILL ?=
+bench-line:
+	$(if $(N),BENCH_LINE_N=$(N)) $(if $(KILL),KILL=$(KILL)) scripts/bench-line
 
 # Benchmarks: every scripts/bench-* prints its figures as ratios against a baseline of the same run.
 bench:
