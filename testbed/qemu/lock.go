@@ -17,3 +17,44 @@ func Lock(ctx context.Context, path, who string, onWait func(holder string)) (un
 	}
 	return sync.OnceFunc(func() { releaseLock(f) }), nil
 }
+
+// Hold is one hold of a QEMU lock under which a test runs several guests at once (two devices
+// of a line sharing an image, say): Start with Options.Hold takes no lock of its own, the
+// guests run under this one. Single-guest callers never need it; the lock is still taken
+// exactly once for the whole group, so no other guest of the machine runs beside them.
+type Hold struct {
+	mu       sync.Mutex
+	unlock   func()
+	released bool
+}
+
+// HoldLock takes the lock at path (LockPath when empty) for a group of guests, waiting as
+// long as ctx allows. Release it once the group's guests have exited.
+func HoldLock(ctx context.Context, path, who string, onWait func(holder string)) (*Hold, error) {
+	if path == "" {
+		path = LockPath
+	}
+	unlock, err := Lock(ctx, path, who, onWait)
+	if err != nil {
+		return nil, err
+	}
+	return &Hold{unlock: unlock}, nil
+}
+
+// Release gives the lock up. Guests started under the hold and still running are not
+// stopped; the caller kills them first (Start refuses new ones from now on).
+func (h *Hold) Release() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.released {
+		h.released = true
+		h.unlock()
+	}
+}
+
+// held reports whether the hold is still in force.
+func (h *Hold) held() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return !h.released
+}

@@ -149,6 +149,9 @@ type Options struct {
 	LockWait func(holder string)
 	// LockPath overrides the machine-wide LockPath (the harness' own tests use a private one).
 	LockPath string
+	// Hold, when set, is a lock the caller already holds for a group of guests (HoldLock):
+	// Start takes none of its own and refuses to start once the hold was released.
+	Hold *Hold
 }
 
 // DefaultMAC is the guest NIC's MAC unless Options.MAC says otherwise.
@@ -209,8 +212,12 @@ func Start(ctx context.Context, opts Options) (*VM, error) {
 	vm.logPath = vm.log.Name()
 	fmt.Fprintf(vm.log, "# %s %s\n", opts.QEMU, strings.Join(args, " "))
 
-	vm.lock, err = acquireLock(ctx, opts.LockPath, opts.Name, opts.LockWait)
-	if err != nil {
+	if opts.Hold != nil {
+		if !opts.Hold.held() {
+			vm.log.Close()
+			return nil, errors.New("qemu: the lock hold for this guest was already released")
+		}
+	} else if vm.lock, err = acquireLock(ctx, opts.LockPath, opts.Name, opts.LockWait); err != nil {
 		vm.log.Close()
 		return nil, err
 	}

@@ -268,3 +268,59 @@ func TestArgs(t *testing.T) {
 		}
 	}
 }
+
+// Under one HoldLock two guests run at once; a guest outside the hold waits until the hold
+// is released; Start under a released hold is refused.
+func TestHoldRunsGuestsTogether(t *testing.T) {
+	opts, dir := fakeQEMU(t, `echo "start $NAME" >> "$MARK"; sleep 0.5; echo "end $NAME" >> "$MARK"`)
+	mark := filepath.Join(dir, "mark")
+	t.Setenv("MARK", mark)
+	ctx := context.Background()
+	hold, err := HoldLock(ctx, opts.LockPath, "pair", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vms []*VM
+	for _, name := range []string{"a", "b"} {
+		t.Setenv("NAME", name)
+		o := opts
+		o.Name, o.Hold = name, hold
+		vm, err := Start(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vms = append(vms, vm)
+	}
+	// A single guest, outside the hold, must wait for it.
+	t.Setenv("NAME", "c")
+	outside := make(chan error, 1)
+	go func() {
+		o := opts
+		o.Name = "c"
+		time.Sleep(100 * time.Millisecond)
+		vm, err := Start(ctx, o)
+		if err == nil {
+			err = vm.Wait()
+		}
+		outside <- err
+	}()
+	for _, vm := range vms {
+		_ = vm.Wait()
+	}
+	time.Sleep(200 * time.Millisecond) // c would have started by now without the hold
+	hold.Release()
+	if err := <-outside; err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(mark)
+	got := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(got) != 6 || !strings.HasPrefix(got[0], "start") || !strings.HasPrefix(got[1], "start") ||
+		got[4] != "start c" || got[5] != "end c" {
+		t.Errorf("want a and b overlapping, then c alone: %q", got)
+	}
+	o := opts
+	o.Hold = hold
+	if _, err := Start(ctx, o); err == nil || !strings.Contains(err.Error(), "released") {
+		t.Errorf("Start under a released hold = %v", err)
+	}
+}
