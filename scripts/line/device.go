@@ -1,6 +1,7 @@
 package line
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -36,6 +37,14 @@ type Device struct {
 	OnLine func(line string)
 	// LockPath is the QEMU lock each boot takes; empty: the machine-wide one.
 	LockPath string
+	// Hold, when set, is the QEMU lock hold the device's boots run under with other guests
+	// (qemu.HoldLock); LockPath is then not taken.
+	Hold *qemu.Hold
+	// Tap is the line tap the NIC uses; empty: the line's first (Line.Tap).
+	Tap string
+	// Button, when set, holds the operator back: the power button is pressed once it is
+	// closed (and OperatorDelay has passed), so a test can release several devices in order.
+	Button <-chan struct{}
 }
 
 // NewDevice makes a device with a blank disk of diskSize bytes in dir.
@@ -89,6 +98,13 @@ func (d *Device) PowerOn(ctx context.Context, l *Line, name string, timeout time
 					<-vmReady
 					// The check opens the key device before it prompts; give it a moment.
 					time.Sleep(max(d.OperatorDelay, time.Second))
+					if d.Button != nil {
+						select {
+						case <-d.Button:
+						case <-ctx.Done():
+							return
+						}
+					}
 					pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 					defer cancel()
 					_ = vm.SendKey(pctx, "power")
@@ -101,7 +117,7 @@ func (d *Device) PowerOn(ctx context.Context, l *Line, name string, timeout time
 		Mode:      qemu.PXEBIOS,
 		MemoryMiB: d.Memory,
 		MAC:       d.MAC,
-		Net:       qemu.Netdev{Args: "tap,ifname=" + l.Tap() + ",script=no,downscript=no"},
+		Net:       qemu.Netdev{Args: "tap,ifname=" + cmp.Or(d.Tap, l.Tap()) + ",script=no,downscript=no"},
 		Disks:     []qemu.Drive{{Path: d.Disk, Serial: "GMDISK-" + d.Serial}},
 		SMBIOS:    &qemu.SMBIOS{Manufacturer: "Flashline", Product: d.Product, Serial: d.Serial},
 		Extra: []string{
@@ -114,6 +130,7 @@ func (d *Device) PowerOn(ctx context.Context, l *Line, name string, timeout time
 		LogDir:   d.LogDir,
 		OnLine:   onLine,
 		LockPath: d.LockPath,
+		Hold:     d.Hold,
 	})
 	close(vmReady)
 	if err != nil {

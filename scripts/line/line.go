@@ -33,6 +33,13 @@ import (
 // NSEnv tells a re-executed program the namespace it runs in and the tap it is to use.
 const NSEnv = "FLASHLINE_LINE_TAP"
 
+// TapsEnv lists every tap of the namespace (comma-separated, NSEnv's first) and IfaceEnv the
+// interface holding the server's address (the tap, or the bridge of several).
+const (
+	TapsEnv  = "FLASHLINE_LINE_TAPS"
+	IfaceEnv = "FLASHLINE_LINE_IFACE"
+)
+
 // ServerBinEnv names the flashline-server binary Enter built before it entered the namespace.
 // The namespace has no route out, so nothing may be built or downloaded inside it.
 const ServerBinEnv = "FLASHLINE_LINE_SERVER_BIN"
@@ -58,6 +65,11 @@ func BuildServer(ctx context.Context, repo, dir string) (string, error) {
 // with NSEnv set, waits, removes the namespace and returns inside=false with the child's
 // error. Inside (NSEnv set) it returns inside=true at once and the caller does the work.
 func Enter(ctx context.Context, veth bool, args []string, onLab func(*netlab.Lab)) (inside bool, err error) {
+	return EnterN(ctx, veth, 1, args, onLab)
+}
+
+// EnterN is Enter with taps taps on one bridge, for a line of several guests at once.
+func EnterN(ctx context.Context, veth bool, taps int, args []string, onLab func(*netlab.Lab)) (inside bool, err error) {
 	if os.Getenv(NSEnv) != "" {
 		return true, nil
 	}
@@ -69,7 +81,7 @@ func Enter(ctx context.Context, veth bool, args []string, onLab func(*netlab.Lab
 	if err != nil {
 		return false, err
 	}
-	lab, err := netlab.New(ctx, netlab.Config{NS: fmt.Sprintf("flline-%d", os.Getpid()), Veth: veth})
+	lab, err := netlab.New(ctx, netlab.Config{NS: fmt.Sprintf("flline-%d", os.Getpid()), Veth: veth, Taps: taps})
 	if err != nil {
 		return false, err
 	}
@@ -78,7 +90,8 @@ func Enter(ctx context.Context, veth bool, args []string, onLab func(*netlab.Lab
 		onLab(lab)
 	}
 	cmd := lab.Command(ctx, args[0], args[1:]...)
-	cmd.Env = append(os.Environ(), NSEnv+"="+lab.Tap, "FLASHLINE_LINE_SERVER_IP="+lab.ServerIP(), ServerBinEnv+"="+bin)
+	cmd.Env = append(os.Environ(), NSEnv+"="+lab.Tap, TapsEnv+"="+strings.Join(lab.Taps, ","), IfaceEnv+"="+lab.Iface,
+		"FLASHLINE_LINE_SERVER_IP="+lab.ServerIP(), ServerBinEnv+"="+bin)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	return false, cmd.Run()
 }
@@ -102,6 +115,10 @@ type Config struct {
 	// WhileTesting sets the rule's flash: {while_testing: true}: the device writes the image
 	// while its scenario runs.
 	WhileTesting bool
+	// Swarm enables the server's BitTorrent swarm (swarm: {enabled: true}) with SwarmLinger
+	// (the server's default when zero).
+	Swarm       bool
+	SwarmLinger time.Duration
 	// Printf receives the line's progress (phases, timings); nil is silent.
 	Printf func(format string, args ...any)
 }
@@ -110,6 +127,8 @@ type Config struct {
 type Line struct {
 	cfg     Config
 	tap     string
+	taps    []string
+	iface   string // where the server's address is: DHCP and TFTP listen there
 	ip      string
 	bin     string // flashline-server binary
 	cfgPath string
@@ -134,7 +153,13 @@ func Start(ctx context.Context, cfg Config) (*Line, error) {
 		return nil, errors.New("line: not inside a line namespace (use line.Enter)")
 	}
 	ip := os.Getenv("FLASHLINE_LINE_SERVER_IP")
-	l := &Line{cfg: cfg, tap: tap, ip: ip, start: time.Now()}
+	l := &Line{cfg: cfg, tap: tap, taps: []string{tap}, iface: tap, ip: ip, start: time.Now()}
+	if v := os.Getenv(TapsEnv); v != "" {
+		l.taps = strings.Split(v, ",")
+	}
+	if v := os.Getenv(IfaceEnv); v != "" {
+		l.iface = v
+	}
 	if cfg.Printf == nil {
 		l.cfg.Printf = func(string, ...any) {}
 	}
@@ -168,6 +193,9 @@ func (l *Line) URL() string { return "http://" + l.ip + ":8080" }
 
 // Tap is the tap device the device's NIC must use.
 func (l *Line) Tap() string { return l.tap }
+
+// Taps are all the line's taps, one per guest that may run at once (Tap first).
+func (l *Line) Taps() []string { return l.taps }
 
 // ServerLog is the server's log file.
 func (l *Line) ServerLog() string { return filepath.Join(l.cfg.Work, "server.log") }
@@ -208,6 +236,14 @@ func (l *Line) prepare(ctx context.Context) error {
 	imagesURL := ""
 	if l.cfg.CutImageAfter > 0 {
 		imagesURL = fmt.Sprintf("  images_url: \"http://%s:8081/images/\"\n", l.ip)
+	}
+	swarm := ""
+	if l.cfg.Swarm {
+		swarm = "swarm: {enabled: true"
+		if l.cfg.SwarmLinger > 0 {
+			swarm += ", linger: " + l.cfg.SwarmLinger.String()
+		}
+		swarm += "}\n"
 	}
 	flashOpts := ""
 	if l.cfg.WhileTesting {
@@ -258,7 +294,7 @@ rules:
     image: gm-soft-kit
     target: {transport: virtio}
     after: reboot
-%[11]s`, l.cfg.Work, key, l.ip, l.tap, testbedArgs(), l.cfg.Image, m.SHA256, m.Size, filepath.Base(l.cfg.Scenario), imagesURL, flashOpts)
+%[11]s%[12]s`, l.cfg.Work, key, l.ip, l.iface, testbedArgs(), l.cfg.Image, m.SHA256, m.Size, filepath.Base(l.cfg.Scenario), imagesURL, flashOpts, swarm)
 	l.cfgPath = l.dir("server.yaml")
 	return os.WriteFile(l.cfgPath, []byte(conf), 0o644)
 }

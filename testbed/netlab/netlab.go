@@ -20,6 +20,12 @@ type Lab struct {
 	NS     string       // network namespace name
 	Tap    string       // tap device inside NS, for QEMU's -netdev tap,ifname=
 	Server netip.Prefix // the server's address on the tap, e.g. 10.77.0.1/24
+	// Taps are all the taps, Tap first. With more than one they are ports of a bridge, Iface,
+	// which holds the server's address (several guests on one line network).
+	Taps []string
+	// Iface is the interface holding Server: Tap, or the bridge when there are several taps.
+	// The server's DHCP and TFTP listen on it.
+	Iface string
 	// HostSide and NSSide are the addresses of a veth pair between the host and the
 	// namespace, when Config.Veth asked for one: the host reaches the server's HTTP (the
 	// dashboard) at NSSide.
@@ -36,6 +42,9 @@ type Config struct {
 	// namespace so that labs side by side do not collide) so that a browser on the host can
 	// open the server's dashboard.
 	Veth bool
+	// Taps is how many taps (guests) the namespace has; 0 means 1. Tap N+1 is named after
+	// Tap with N appended (fltap01 ...).
+	Taps int
 }
 
 // New creates the namespace and the tap. A stale namespace of the same name (from a run that
@@ -58,10 +67,26 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	steps := [][]string{
 		{"ip", "netns", "add", l.NS},
 		{"ip", "-n", l.NS, "link", "set", "lo", "up"},
-		{"ip", "-n", l.NS, "tuntap", "add", "dev", l.Tap, "mode", "tap"},
-		{"ip", "-n", l.NS, "addr", "add", l.Server.String(), "dev", l.Tap},
-		{"ip", "-n", l.NS, "link", "set", l.Tap, "up"},
 	}
+	l.Taps = []string{l.Tap}
+	for i := 1; i < cfg.Taps; i++ {
+		l.Taps = append(l.Taps, fmt.Sprintf("%s%d", l.Tap, i))
+	}
+	l.Iface = l.Tap
+	if len(l.Taps) > 1 {
+		l.Iface = "flbr0"
+		steps = append(steps,
+			[]string{"ip", "-n", l.NS, "link", "add", l.Iface, "type", "bridge", "stp_state", "0", "forward_delay", "0"},
+			[]string{"ip", "-n", l.NS, "link", "set", l.Iface, "up"})
+	}
+	for _, tap := range l.Taps {
+		steps = append(steps, []string{"ip", "-n", l.NS, "tuntap", "add", "dev", tap, "mode", "tap"})
+		if len(l.Taps) > 1 {
+			steps = append(steps, []string{"ip", "-n", l.NS, "link", "set", tap, "master", l.Iface})
+		}
+		steps = append(steps, []string{"ip", "-n", l.NS, "link", "set", tap, "up"})
+	}
+	steps = append(steps, []string{"ip", "-n", l.NS, "addr", "add", l.Server.String(), "dev", l.Iface})
 	if cfg.Veth {
 		n := 100 + fnv32(l.NS)%150
 		l.HostSide = netip.MustParsePrefix(fmt.Sprintf("10.77.%d.1/30", n))
