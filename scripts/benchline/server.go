@@ -149,7 +149,7 @@ func (s *server) metrics(ctx context.Context, probe *netlab.Host) {
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
 		l := sc.Text()
-		if !strings.HasPrefix(l, "#") && (strings.Contains(l, "swarm") || strings.Contains(l, "image_bytes")) {
+		if !strings.HasPrefix(l, "#") && (strings.Contains(l, "swarm") || strings.Contains(l, "image_http_bytes")) {
 			fmt.Println("  metrics:", l)
 		}
 	}
