@@ -66,6 +66,7 @@ func (b *bench) line(ctx context.Context, label string, devs []*netlab.Host, swa
 	if err != nil {
 		return nil, err
 	}
+	m0 := b.srv.counters(ctx, b.devs[0])
 	fmt.Fprintf(os.Stderr, "bench-line: run %q: %d devices\n", label, len(devs))
 	t0 := time.Now()
 	results := make([]*device, len(devs))
@@ -144,6 +145,11 @@ func (b *bench) line(ctx context.Context, label string, devs []*netlab.Host, swa
 	fmt.Printf("%s: %d devices, %d right, %d failed, %d false successes, %d killed; flash time fastest %.1f s, median %.1f s, slowest %.1f s; server egress %.1f MiB (%.2f x image); run %.0f s\n",
 		label, len(devs), r.right, r.failed, r.falseOK, r.killedMid, first(times), med, r.slowest,
 		mib(r.egress), float64(r.egress)/float64(b.img.Size), wall.Seconds())
+	if m1 := b.srv.counters(context.WithoutCancel(ctx), b.devs[0]); m0 != nil && m1 != nil {
+		fmt.Printf("  %s: of the server's egress, seed (BitTorrent) %.1f MiB, HTTP (downloads and web seed) %.1f MiB\n", label,
+			(m1["flashline_swarm_seed_upload_bytes_total"]-m0["flashline_swarm_seed_upload_bytes_total"])/(1<<20),
+			(m1["flashline_image_http_bytes_total"]-m0["flashline_image_http_bytes_total"])/(1<<20))
+	}
 	if !b.c.KeepLogs {
 		for _, d := range results {
 			os.Remove(filepath.Join(dir, fmt.Sprintf("agent-%02d.log", d.idx)))

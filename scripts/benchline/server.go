@@ -184,3 +184,32 @@ func envDuration(k string, def time.Duration) time.Duration {
 	}
 	return def
 }
+
+// counters sums the server's byte counters by metric name (over their labels): the split of
+// its egress between the swarm's seed and HTTP (downloads and the web seed).
+func (s *server) counters(ctx context.Context, probe *netlab.Host) map[string]float64 {
+	out, err := probe.Command(ctx, "curl", "-sf", "--max-time", "10", s.base+"/metrics").Output()
+	if err != nil {
+		return nil
+	}
+	m := map[string]float64{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		l := sc.Text()
+		if strings.HasPrefix(l, "#") {
+			continue
+		}
+		name, rest, _ := strings.Cut(l, " ")
+		name, _, _ = strings.Cut(name, "{")
+		if name != "flashline_swarm_seed_upload_bytes_total" && name != "flashline_image_http_bytes_total" {
+			continue
+		}
+		if i := strings.LastIndexByte(l, ' '); i >= 0 {
+			rest = l[i+1:]
+		}
+		if v, err := strconv.ParseFloat(rest, 64); err == nil {
+			m[name] += v
+		}
+	}
+	return m
+}
