@@ -23,9 +23,12 @@ func (l *Line) ShapeUplink(ctx context.Context, rate int64) error {
 // (HTTP, the seed, TFTP alike): what the guest on that tap takes from the server, as opposed
 // to what its peers send it. BytesFromServer reads the count.
 func (l *Line) CountFromServer(ctx context.Context, tap string) error {
+	// An htb with two unlimited classes, the server's traffic sorted into 1:1 (the kernel
+	// here has no prio qdisc; htb and u32 it has).
 	steps := [][]string{
-		{"qdisc", "replace", "dev", tap, "root", "handle", "1:", "prio", "bands", "2",
-			"priomap", "1", "1", "1", "1", "1", "1", "1", "1", "1", "1", "1", "1", "1", "1", "1", "1"},
+		{"qdisc", "replace", "dev", tap, "root", "handle", "1:", "htb", "default", "2", "r2q", "100000"},
+		{"class", "add", "dev", tap, "parent", "1:", "classid", "1:1", "htb", "rate", "10gbit"},
+		{"class", "add", "dev", tap, "parent", "1:", "classid", "1:2", "htb", "rate", "10gbit"},
 		{"filter", "add", "dev", tap, "parent", "1:", "protocol", "ip", "prio", "1", "u32",
 			"match", "ip", "src", l.ip + "/32", "flowid", "1:1"},
 	}
@@ -37,7 +40,7 @@ func (l *Line) CountFromServer(ctx context.Context, tap string) error {
 	return nil
 }
 
-var fromServerRe = regexp.MustCompile(`class prio 1:1 parent 1:[^\n]*\n\s*Sent (\d+) bytes`)
+var fromServerRe = regexp.MustCompile(`class htb 1:1 [^\n]*\n\s*Sent (\d+) bytes`)
 
 // BytesFromServer is what CountFromServer has counted on tap so far.
 func (l *Line) BytesFromServer(ctx context.Context, tap string) (int64, error) {
