@@ -30,9 +30,14 @@ type bench struct {
 
 // device is one agent's run.
 type device struct {
-	idx      int
-	start    time.Time
-	flashed  time.Duration // start to the agent's "flash: wrote" line (before its linger)
+	idx   int
+	start time.Time
+	// flashed is from the start to the first sign that the flash is complete: the image's
+	// first MiB on the target (the agent writes it last, once the hash matched; a linger
+	// comes after it) or the agent's "flash: wrote" line, whichever came first.
+	flashed  time.Duration
+	once     sync.Once
+	finished chan struct{}
 	exited   time.Duration // start to exit
 	code     int
 	reason   string // the agent's last stderr line
@@ -193,10 +198,11 @@ func (b *bench) start(ctx context.Context, wg *sync.WaitGroup, h *netlab.Host, d
 		return fmt.Errorf("starting agent %d: %w", d.idx, err)
 	}
 	wg.Add(1)
-	finished := make(chan struct{})
+	d.finished = make(chan struct{})
 	if d.victim {
-		go b.killWhenMid(ctx, h, cmd, d, target, finished)
+		go b.killWhenMid(ctx, h, cmd, d, target, d.finished)
 	}
+	go watchCommit(ctx, d, target)
 	go func() {
 		defer wg.Done()
 		defer logf.Close()
@@ -207,17 +213,13 @@ func (b *bench) start(ctx context.Context, wg *sync.WaitGroup, h *netlab.Host, d
 			if strings.TrimSpace(line) != "" {
 				d.reason = line
 			}
-			if strings.HasPrefix(line, "flash: wrote ") && d.flashed == 0 {
-				d.flashed = time.Since(d.start)
-				close(finished)
+			if strings.HasPrefix(line, "flash: wrote ") {
+				d.done(time.Since(d.start))
 			}
 		}
 		err := cmd.Wait()
 		d.exited = time.Since(d.start)
-		if d.flashed == 0 {
-			d.flashed = d.exited
-			close(finished)
-		}
+		d.done(d.exited)
 		var ee *exec.ExitError
 		switch {
 		case errors.As(err, &ee):
@@ -231,6 +233,42 @@ func (b *bench) start(ctx context.Context, wg *sync.WaitGroup, h *netlab.Host, d
 		}
 	}()
 	return nil
+}
+
+// done records the first sign that the flash is complete.
+func (d *device) done(at time.Duration) {
+	d.once.Do(func() {
+		d.flashed = at
+		close(d.finished)
+	})
+}
+
+// watchCommit polls the target's first 4 KiB every 100 ms: the agent writes the first MiB
+// last, after the whole image was written and its hash matched, so its appearance is the
+// flash's end, before any linger. The bench's image starts with random data, never zeros.
+func watchCommit(ctx context.Context, d *device, target string) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	buf := make([]byte, 4096)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.finished:
+			return
+		case <-t.C:
+		}
+		f, err := os.Open(target)
+		if err != nil {
+			continue
+		}
+		n, _ := f.ReadAt(buf, 0)
+		f.Close()
+		if n == len(buf) && slices.ContainsFunc(buf, func(c byte) bool { return c != 0 }) {
+			d.done(time.Since(d.start))
+			return
+		}
+	}
 }
 
 // killWhenMid SIGKILLs the agent once its target holds a third of the image, then unplugs
