@@ -58,7 +58,7 @@ type swarmSource struct {
 	spec     string
 	opts     source.Options
 	log      *slog.Logger
-	http     source.Source             // the reading goroutine's
+	http     source.Source            // the reading goroutine's
 	fallback atomic.Pointer[fellBack] // for Stats, from any goroutine
 }
 

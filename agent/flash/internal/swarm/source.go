@@ -13,13 +13,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"sync/atomic"
 	"time"
 
 	alog "github.com/anacrolix/log"
 	"github.com/anacrolix/torrent"
-	"github.com/anacrolix/torrent/metainfo"
+
 	"golang.org/x/time/rate"
 )
 
@@ -50,7 +51,10 @@ type Options struct {
 	Stall time.Duration
 	// UploadRate caps what this device serves, bytes/s; 0 is no cap.
 	UploadRate int64
-	Logger     *slog.Logger
+	// NoPEX stops peers from telling this one about others (a test that wants to know
+	// where the bytes came from).
+	NoPEX  bool
+	Logger *slog.Logger
 }
 
 // Stats are a swarm source's counters.
@@ -103,12 +107,24 @@ func Open(ctx context.Context, opts Options) (*Source, error) {
 	cfg.Seed = true
 	cfg.ListenPort = opts.ListenPort
 	cfg.MaxUnverifiedBytes = opts.Window / 2
+	// v1.59.1 serves a peer's requests one at a time in map order, each waiting for its
+	// share of this allocation limit: once a peer has more than the limit outstanding
+	// (1 MiB by default, and a reader's readahead of 4 MiB is enough) it can wait on a
+	// request queued behind ones that are never served, and the upload to that peer stops
+	// for good. At the library's request queue (1024) x 16 KiB no request ever waits.
+	// Memory is taken only for requests being sent, which peers bound by their readahead.
+	cfg.MaxAllocPeerRequestDataPerConn = 16 << 20
 	// Piece data is verified and peers that send bad data are banned; the library's chatter
 	// is for its own debugging.
 	cfg.Logger = alog.Default.FilterLevel(alog.Critical)
-	cfg.Slogger = opts.Logger.With("part", "swarm")
+	cfg.Slogger = slog.New(slog.DiscardHandler)
+	if os.Getenv("FLASHLINE_SWARM_DEBUG") != "" {
+		cfg.Logger = alog.Default
+		cfg.Slogger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	cfg.DisablePEX = opts.NoPEX
 	if opts.UploadRate > 0 {
-		cfg.UploadRateLimiter = rate.NewLimiter(rate.Limit(opts.UploadRate), 256<<10)
+		cfg.UploadRateLimiter = rate.NewLimiter(rate.Limit(opts.UploadRate), 0) // the library sets the burst to a request's size
 	}
 	win := newWindow(opts.Window)
 	cfg.DefaultStorage = win
@@ -141,7 +157,7 @@ func Open(ctx context.Context, opts Options) (*Source, error) {
 	r := t.NewReader()
 	// The reader's readahead is what the library asks peers for; the rest of the window
 	// keeps pieces behind the reader for the others.
-	r.SetReadahead(opts.Window / 2)
+	r.SetReadahead(min(opts.Window/2, info.Length))
 	s := &Source{ctx: ctx, opts: opts, cl: cl, t: t, r: r, win: win, size: info.Length}
 	s.close = func() {
 		r.Close()
@@ -201,8 +217,20 @@ func (s *Source) Stats() Stats {
 		Peers:     ts.ActivePeers,
 		Held:      held,
 		MaxHeld:   maxHeld,
-		BadPeers:  len(s.cl.BadPeerIPs()),
+		BadPeers:  badPeers(s.cl.BadPeerIPs()),
 	}
+}
+
+// badPeers counts banned addresses: the library may hold one as IPv4 and as IPv4-mapped IPv6.
+func badPeers(ips []string) int {
+	seen := map[string]bool{}
+	for _, s := range ips {
+		if ip := net.ParseIP(s); ip != nil {
+			s = ip.String()
+		}
+		seen[s] = true
+	}
+	return len(seen)
 }
 
 // StopDownload leaves the swarm's downloading (after a fall back to HTTP): the window keeps
@@ -258,6 +286,3 @@ func (s *Source) Close() error {
 	s.close()
 	return nil
 }
-
-// infoHash is exported for tests in this package.
-func (s *Source) infoHash() metainfo.Hash { return s.t.InfoHash() }

@@ -16,8 +16,8 @@ import (
 var errNotHeld = errors.New("piece not in the memory window")
 
 // errFull is a write to a new piece while every held piece is still ahead of the reader.
-// The storage capacity the library is told about keeps it from asking for that; should a
-// peer send an unrequested block anyway, it is dropped and fetched again later.
+// The readahead keeps the library from asking for that; should a peer send an unrequested
+// block anyway, it is dropped and fetched again later.
 var errFull = errors.New("memory window full")
 
 // window is a torrent storage that holds at most limit bytes of pieces in memory, the
@@ -51,7 +51,10 @@ func newWindow(limit int64) *window {
 // OpenTorrent implements storage.ClientImpl.
 func (w *window) OpenTorrent(_ context.Context, info *metainfo.Info, _ metainfo.Hash) (storage.TorrentImpl, error) {
 	w.info = info
-	capacity := func() (int64, bool) { return w.limit, true }
+	// No storage Capacity is declared: with one, v1.59.1's reader retries a read that its
+	// context ended without end (a stack overflow once the swarm stalls). The bound holds
+	// all the same: the library asks only for the reader's readahead (half the window) and
+	// a write that finds no room fails.
 	return storage.TorrentImpl{
 		Piece: func(p metainfo.Piece) storage.PieceImpl {
 			return &windowPiece{w: w, i: p.Index(), length: p.Length()}
@@ -59,8 +62,7 @@ func (w *window) OpenTorrent(_ context.Context, info *metainfo.Info, _ metainfo.
 		PieceWithHash: func(p metainfo.Piece, _ g.Option[[]byte]) storage.PieceImpl {
 			return &windowPiece{w: w, i: p.Index(), length: p.Length()}
 		},
-		Close:    func() error { return nil },
-		Capacity: &capacity,
+		Close: func() error { return nil },
 	}, nil
 }
 
