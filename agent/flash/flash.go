@@ -99,11 +99,16 @@ type Options struct {
 	// the first (and last) MiB is committed, and may block: the flash is committed only
 	// when it returns nil; an error fails the flash, which wipes the partition tables.
 	Commit func(ctx context.Context) error
+
+	// Swarm, when set, gets the image from a BitTorrent swarm (Source being its web seed
+	// and fallback) and, after the flash, seeds it for Swarm.Linger. A metainfo that
+	// cannot be loaded or has another infohash means plain HTTP (Result.Warnings says so).
+	Swarm *Swarm
 }
 
 // Progress is a snapshot of a running flash.
 type Progress struct {
-	Phase   string        // "write", "sync", "verify", "hold" (waiting for Commit), "finalize", "done"
+	Phase   string        // "write", "sync", "verify", "hold" (waiting for Commit), "finalize", "seed" (lingering in the swarm), "done"
 	Written int64         // image bytes handled (written or skipped as zeros)
 	Total   int64         // image length, 0 when not known yet
 	Rate    float64       // bytes per second, smoothed
@@ -125,6 +130,7 @@ type Result struct {
 	Direct      bool  // O_DIRECT was used
 	GPT         target.GPTResult
 	Warnings    []string
+	Swarm       SwarmResult // where the bytes came from, when Options.Swarm was set
 }
 
 func fail(format string, args ...any) error {
@@ -196,12 +202,32 @@ func Write(ctx context.Context, opts Options) (res Result, err error) {
 	p := newPipeline(opts, log)
 
 	// 2. The source and its decoder, sized to the memory budget.
-	src, err := source.Open(ctx, opts.Source, source.Options{
+	sopts := source.Options{
 		Client: opts.HTTPClient, StallTimeout: opts.StallTimeout, Retries: opts.Retries,
 		Backoff: opts.RetryBackoff, Logger: log,
-	})
-	if err != nil {
-		return res, fail("%w", err)
+	}
+	var src source.Source
+	var sw *swarmSource
+	var lingered time.Duration
+	if opts.Swarm != nil {
+		var why string
+		sw, why, err = openSwarm(ctx, opts, sopts, log)
+		if err != nil {
+			return res, err
+		}
+		if sw == nil {
+			res.Warnings = append(res.Warnings, "swarm not used: "+why)
+			log.Warn("swarm not used, downloading over HTTP", "err", why)
+		} else {
+			src = sw
+			defer func() { res.Swarm = sw.result(); res.Swarm.Lingered = lingered }()
+		}
+	}
+	if src == nil {
+		src, err = source.Open(ctx, opts.Source, sopts)
+		if err != nil {
+			return res, fail("%w", err)
+		}
 	}
 	defer src.Close()
 	p.src = src
@@ -324,6 +350,18 @@ func Write(ctx context.Context, opts Options) (res Result, err error) {
 		// The image is written and durable; only the kernel's view is stale.
 		res.Warnings = append(res.Warnings, err.Error())
 		log.Warn("partition table re-read failed", "err", err)
+	}
+	if sw != nil {
+		if sw.fallback.Load() != nil {
+			res.Warnings = append(res.Warnings, "swarm: "+sw.fallback.Load().why)
+		}
+		if d := opts.Swarm.Linger; d > 0 {
+			// Verified and committed: serve what the window holds to the devices behind.
+			p.prog.set("seed", n)
+			t0 := time.Now()
+			sw.sw.Linger(ctx, d, 0)
+			lingered = time.Since(t0)
+		}
 	}
 	p.prog.finish(n)
 	return res, nil

@@ -44,7 +44,8 @@ type httpSource struct {
 }
 
 func openHTTP(ctx context.Context, url string, opts Options) (*httpSource, error) {
-	s := &httpSource{ctx: ctx, url: url, opts: opts, size: -1}
+	s := &httpSource{ctx: ctx, url: url, opts: opts, size: -1, off: max(opts.Offset, 0)}
+	s.read.Store(s.off)
 	if err := s.connect(); err != nil {
 		return nil, err
 	}
@@ -203,7 +204,11 @@ func (s *httpSource) attempt(first bool) error {
 		if s.etag != "" && !strings.HasPrefix(s.etag, "W/") {
 			validator = s.etag
 		}
-		if validator != "" {
+		switch {
+		case first:
+			// Continuing a download that another source started: nothing to validate yet.
+			req.Header.Set("Range", fmt.Sprintf("bytes=%d-", s.off))
+		case validator != "":
 			req.Header.Set("Range", fmt.Sprintf("bytes=%d-", s.off))
 			req.Header.Set("If-Range", validator)
 		}
@@ -229,6 +234,15 @@ func (s *httpSource) accept(resp *http.Response, first bool) error {
 		if first {
 			s.size, s.etag, s.lastMod = resp.ContentLength, etag, lastMod
 			strong := etag != "" && !strings.HasPrefix(etag, "W/")
+			if s.off > 0 {
+				// Range ignored: read past what the other source delivered. Those bytes
+				// cannot be compared (the image's SHA-256 still decides), and without Range
+				// support a later resume cannot be checked either.
+				if n, err := io.CopyN(io.Discard, resp.Body, s.off); err != nil {
+					return fmt.Errorf("skipping to byte %d: got %d: %w", s.off, n, err)
+				}
+				return nil
+			}
 			if resp.Header.Get("Accept-Ranges") != "bytes" || !strong && lastMod == "" {
 				s.prefix = sha256.New()
 			}
@@ -246,13 +260,17 @@ func (s *httpSource) accept(resp *http.Response, first bool) error {
 			return permanentError{fmt.Errorf("source %s: server ignored the Range request it advertised; cannot resume at byte %d", s.url, s.off)}
 		}
 		return s.skipPrefix(resp.Body)
-	case resp.StatusCode == http.StatusPartialContent && !first:
+	case resp.StatusCode == http.StatusPartialContent && (!first || s.off > 0):
 		start, total, err := parseContentRange(resp.Header.Get("Content-Range"))
 		if err != nil {
 			return permanentError{fmt.Errorf("source %s: %w", s.url, err)}
 		}
 		if start != s.off {
 			return permanentError{fmt.Errorf("source %s: asked for byte %d, server sent from %d", s.url, s.off, start)}
+		}
+		if first {
+			s.size, s.etag, s.lastMod = total, etag, lastMod
+			return nil
 		}
 		if s.size >= 0 && total >= 0 && total != s.size {
 			return permanentError{fmt.Errorf("source changed during download: size %d, was %d", total, s.size)}

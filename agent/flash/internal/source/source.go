@@ -47,6 +47,10 @@ type Options struct {
 	// 0 means 1 s.
 	Backoff time.Duration
 	Logger  *slog.Logger
+	// Offset is where the stream starts: a swarm download that stalled goes on over HTTP
+	// from there (a Range request; a server that ignores it is read past the offset), or a
+	// file from there. Stats.Read counts from the file's start.
+	Offset int64
 }
 
 func (o Options) withDefaults() Options {
@@ -78,13 +82,25 @@ func Open(ctx context.Context, spec string, opts Options) (Source, error) {
 	case strings.HasPrefix(spec, "http://"), strings.HasPrefix(spec, "https://"):
 		return openHTTP(ctx, spec, opts.withDefaults())
 	case spec == "-":
+		if opts.Offset > 0 {
+			return nil, fmt.Errorf("open source: standard input cannot start at byte %d", opts.Offset)
+		}
 		return newFileSource(os.Stdin, false), nil
 	}
 	f, err := os.Open(spec)
 	if err != nil {
 		return nil, fmt.Errorf("open source: %w", err)
 	}
-	return newFileSource(f, true), nil
+	s := newFileSource(f, true)
+	if opts.Offset > 0 {
+		if _, err := f.Seek(opts.Offset, io.SeekStart); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("open source: %w", err)
+		}
+		s.total = opts.Offset
+		s.read.Store(s.total)
+	}
+	return s, nil
 }
 
 type fileSource struct {
