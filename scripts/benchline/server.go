@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -192,22 +193,40 @@ func (s *server) counters(ctx context.Context, probe *netlab.Host) map[string]fl
 	if err != nil {
 		return nil
 	}
+	return parseCounters(out, "flashline_swarm_seed_upload_bytes_total", "flashline_image_http_bytes_total")
+}
+
+// parseCounters sums, in a Prometheus text exposition, the samples of each named metric over
+// its label sets. Lines it cannot read are skipped.
+func parseCounters(text []byte, names ...string) map[string]float64 {
 	m := map[string]float64{}
-	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc := bufio.NewScanner(bytes.NewReader(text))
 	for sc.Scan() {
-		l := sc.Text()
-		if strings.HasPrefix(l, "#") {
+		l := strings.TrimSpace(sc.Text())
+		if l == "" || strings.HasPrefix(l, "#") {
 			continue
 		}
-		name, rest, _ := strings.Cut(l, " ")
-		name, _, _ = strings.Cut(name, "{")
-		if name != "flashline_swarm_seed_upload_bytes_total" && name != "flashline_image_http_bytes_total" {
+		name := l
+		if i := strings.IndexAny(l, "{ "); i >= 0 {
+			name = l[:i]
+		}
+		if !slices.Contains(names, name) {
 			continue
 		}
-		if i := strings.LastIndexByte(l, ' '); i >= 0 {
-			rest = l[i+1:]
+		// The value follows the labels (which may hold spaces inside quotes).
+		rest := l[len(name):]
+		if strings.HasPrefix(rest, "{") {
+			end := strings.LastIndexByte(rest, '}')
+			if end < 0 {
+				continue
+			}
+			rest = rest[end+1:]
 		}
-		if v, err := strconv.ParseFloat(rest, 64); err == nil {
+		f := strings.Fields(rest)
+		if len(f) == 0 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(f[0], 64); err == nil {
 			m[name] += v
 		}
 	}
