@@ -40,8 +40,16 @@ func cmdFlash(ctx context.Context, args []string) int {
 	memMiB := fs.Int64("memory", flash.DefaultMemory>>20, "memory budget in MiB; xz decodes blocks in parallel only where that fits it (xz -6 images need about 160)")
 	verbose := fs.Bool("v", false, "log retries and warnings to stderr")
 	bmapSrc := fs.String("bmap", "", "bmaptool block map (.bmap FILE or URL): write only its mapped ranges, each checked against its SHA-256 (replaces --sha256)")
+	var sw flash.Swarm
+	var peers peerList
+	fs.StringVar(&sw.Torrent, "torrent", "", "get the image from its BitTorrent swarm: the .torrent (URL or FILE) of SOURCE, which stays the web seed and fallback")
+	fs.StringVar(&sw.InfoHash, "info-hash", "", "with --torrent: refuse a .torrent whose v1 infohash (hex) differs")
+	fs.DurationVar(&sw.Linger, "linger", 0, "with --torrent: keep seeding this long after a verified flash (ends early when no peer wants anything)")
+	fs.Var(&peers, "peer", "with --torrent: a peer HOST:PORT to connect to besides the tracker's (repeatable)")
+	fs.IntVar(&sw.Port, "peer-port", envInt("FLASHLINE_PEER_PORT"), "with --torrent: TCP port for peers (default $FLASHLINE_PEER_PORT, else any free port)")
+	fs.DurationVar(&sw.Stall, "swarm-stall", 0, "with --torrent: go on over HTTP after the swarm sends nothing this long (default 5s)")
 	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: flashline-agent flash [--sha256 HEX | --bmap FILE|URL] [--size BYTES] [flags] SOURCE TARGET\n\nSOURCE is an http(s) URL, a file or - (stdin); TARGET a block device or a regular file.\n\nFlags:")
+		fmt.Fprintln(os.Stderr, "usage: flashline-agent flash [--sha256 HEX | --bmap FILE|URL] [--size BYTES] [--torrent URL|FILE [--linger D]] [flags] SOURCE TARGET\n\nSOURCE is an http(s) URL, a file or - (stdin); TARGET a block device or a regular file.\nWith --torrent the image comes from its BitTorrent swarm, SOURCE being its web seed and fallback.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	var pos []string
@@ -100,6 +108,13 @@ func cmdFlash(ctx context.Context, args []string) int {
 		}
 		opts.Bmap = m
 	}
+	if sw.Torrent != "" {
+		sw.Peers = peers
+		opts.Swarm = &sw
+	} else if sw.Linger != 0 || len(peers) > 0 || sw.InfoHash != "" {
+		fmt.Fprintln(os.Stderr, "flash: --linger, --peer and --info-hash need --torrent")
+		return 2
+	}
 	term := isTerminal(os.Stderr)
 	if term {
 		opts.Progress = func(p flash.Progress) { fmt.Fprint(os.Stderr, "\r"+progressLine(p)+"\033[K") }
@@ -122,7 +137,29 @@ func cmdFlash(ctx context.Context, args []string) int {
 	fmt.Fprintf(os.Stderr, "flash: wrote %d bytes (%s) %s in %.1fs (%s/s), %d resumes, %s zero bytes skipped\n",
 		res.Bytes, res.Format, check, res.Duration.Seconds(),
 		human.Bytes(int64(float64(res.Bytes)/max(res.Duration.Seconds(), 1e-9))), res.Resumes, human.Bytes(res.ZeroSkipped))
+	if s := res.Swarm; s.Used {
+		fmt.Fprintf(os.Stderr, "flash: swarm: %s from peers, %s over HTTP, %s served to peers, %d peers banned, lingered %.1fs\n",
+			human.Bytes(s.FromPeers), human.Bytes(s.FromHTTP), human.Bytes(s.Uploaded), s.BadPeers, s.Lingered.Seconds())
+	}
 	return 0
+}
+
+// peerList is a repeatable HOST:PORT flag.
+type peerList []string
+
+func (p *peerList) String() string { return strings.Join(*p, ",") }
+func (p *peerList) Set(v string) error {
+	for _, a := range strings.Split(v, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			*p = append(*p, a)
+		}
+	}
+	return nil
+}
+
+func envInt(name string) int {
+	n, _ := strconv.Atoi(os.Getenv(name))
+	return n
 }
 
 func isTerminal(f *os.File) bool {
