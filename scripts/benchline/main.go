@@ -42,6 +42,7 @@ type config struct {
 	Server     string
 	KeepLogs   bool
 	SkipHTTP   bool
+	AgentArgs  string
 }
 
 func main() {
@@ -59,6 +60,7 @@ func main() {
 	flag.StringVar(&c.Agent, "agent", "", "flashline-agent binary")
 	flag.StringVar(&c.Server, "server", "", "flashline-server binary")
 	flag.BoolVar(&c.KeepLogs, "keep-logs", false, "keep the server's and agents' logs")
+	flag.StringVar(&c.AgentArgs, "agent-args", "", "extra flags for every agent, space-separated (e.g. -v)")
 	flag.BoolVar(&c.SkipHTTP, "skip-http", false, "skip the plain HTTP baseline (its figure prints as -)")
 	flag.Parse()
 	if c.Agent == "" || c.Server == "" || c.N < 1 || c.Kill < 0 || c.Kill >= c.N {

@@ -174,7 +174,7 @@ func first(s []float64) float64 {
 // mid-transfer when d is a victim).
 func (b *bench) start(ctx context.Context, wg *sync.WaitGroup, h *netlab.Host, d *device, target, logPath string, swarm bool) error {
 	os.Remove(target)
-	args := []string{"flash"}
+	args := append([]string{"flash"}, strings.Fields(b.c.AgentArgs)...)
 	if swarm {
 		args = append(args, "--torrent", b.srv.torrent, "--linger", b.c.Linger.String())
 	}
