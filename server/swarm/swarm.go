@@ -164,7 +164,14 @@ func (s *Swarm) startSeed() error {
 	cfg.ListenPort = s.o.PeerPort
 	host := s.o.ListenHost
 	cfg.ListenHost = func(string) string { return host }
+	if ip := net.ParseIP(host); ip != nil && ip.To4() != nil {
+		cfg.DisableIPv6 = true // an IPv4 address has no tcp6 listener
+	}
 	cfg.DataDir = s.o.Dir
+	// The library's default (1 MiB of requested data per connection) stalled a download after
+	// two 1 MiB pieces in TestDownloadFromSeed; several pieces of the largest length keep
+	// requests flowing. It bounds what one peer's requests can make the seed buffer.
+	cfg.MaxAllocPeerRequestDataPerConn = 4 * 4 << 20
 	cfg.Slogger = s.log
 	if s.o.UploadRate > 0 {
 		// A burst of at least one request's chunk, so that the limiter can pass it at all.
