@@ -256,6 +256,9 @@ func TestAnnounce(t *testing.T) {
 			}
 			continue
 		}
+		if _, has := m["failure reason"]; has {
+			t.Errorf("%s: answer %v has a failure reason key, which BEP 3 clients read as failure", tt.name, m)
+		}
 		got := compactPeers(t, m["peers"])
 		if !sameSet(got, tt.peers) {
 			t.Errorf("%s: peers %v, want %v", tt.name, got, tt.peers)
