@@ -8,6 +8,7 @@
 package swarm
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -164,7 +165,14 @@ func (s *Swarm) startSeed() error {
 	cfg.ListenPort = s.o.PeerPort
 	host := s.o.ListenHost
 	cfg.ListenHost = func(string) string { return host }
+	if ip := net.ParseIP(host); ip != nil && ip.To4() != nil {
+		cfg.DisableIPv6 = true // an IPv4 address has no tcp6 listener
+	}
 	cfg.DataDir = s.o.Dir
+	// The library's default (1 MiB of requested data per connection) stalled a download after
+	// two 1 MiB pieces in TestDownloadFromSeed; several pieces of the largest length keep
+	// requests flowing. It bounds what one peer's requests can make the seed buffer.
+	cfg.MaxAllocPeerRequestDataPerConn = 4 * 4 << 20
 	cfg.Slogger = s.log
 	if s.o.UploadRate > 0 {
 		// A burst of at least one request's chunk, so that the limiter can pass it at all.
@@ -281,8 +289,47 @@ func (s *Swarm) announceHandler() http.Handler {
 			return
 		}
 		w.Header().Set("Cache-Control", "no-store")
-		lib.ServeHTTP(w, r)
+		rec := &buffered{header: http.Header{}, code: http.StatusOK}
+		lib.ServeHTTP(rec, r)
+		body := rec.body.Bytes()
+		if rec.code == http.StatusOK {
+			body = dropEmptyFailure(body)
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(rec.code)
+		w.Write(body)
 	})
+}
+
+// buffered holds the library handler's answer (a few hundred bytes) for dropEmptyFailure.
+type buffered struct {
+	header http.Header
+	code   int
+	body   bytes.Buffer
+}
+
+func (b *buffered) Header() http.Header         { return b.header }
+func (b *buffered) WriteHeader(code int)        { b.code = code }
+func (b *buffered) Write(p []byte) (int, error) { return b.body.Write(p) }
+
+// dropEmptyFailure removes the empty "failure reason" the library's handler (v1.59.1) writes
+// into every answer: BEP 3 makes the key's presence mean failure, and aria2 refuses such an
+// answer ("Tracker returned failure reason: "). Anything that does not decode is left as it is.
+func dropEmptyFailure(b []byte) []byte {
+	var m map[string]bencode.Bytes
+	if bencode.Unmarshal(b, &m) != nil {
+		return b
+	}
+	var reason string
+	if f, ok := m["failure reason"]; !ok || bencode.Unmarshal(f, &reason) != nil || reason != "" {
+		return b
+	}
+	delete(m, "failure reason")
+	out, err := bencode.Marshal(m)
+	if err != nil {
+		return b
+	}
+	return out
 }
 
 func failure(w http.ResponseWriter, reason string) {
