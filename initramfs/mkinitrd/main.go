@@ -291,4 +291,3 @@ func baseNames(cmds []string) []string {
 // build is CGO_ENABLED=0 anyway, and the agent speaks TCP only). Its WebRTC and DHT code has
 // no build tag and stays linked, unused (see docs/flash.md for the cost).
 var agentTags = []string{"disable_libutp", "noboltdb", "nosqlite"}
-

@@ -186,7 +186,7 @@ func Flash(ctx context.Context, req journey.FlashRequest, policy *trust.Policy, 
 	res, err := flash.Write(ctx, flash.Options{
 		Swarm: sw,
 		Bmap:  bm,
-		Hold: req.Hold, Commit: req.Commit,
+		Hold:  req.Hold, Commit: req.Commit,
 		Source: req.Source, Target: req.Target, SHA256: req.SHA256, Size: req.Size,
 		VerifyReadback:    req.Options.VerifyReadback,
 		GrowLastPartition: req.Options.GrowLastPartition,
