@@ -25,8 +25,9 @@ import (
 	"github.com/u-root/uio/llog"
 )
 
-// sizeGoal is the budget for an initrd without firmware (issue 2).
-const sizeGoal = 8 << 20
+// sizeGoal is the budget for an initrd without firmware: 8 MiB in issue 2, 10 MiB since
+// issue 15 put a BitTorrent client in the agent (about 2.4 MiB of it, see docs/flash.md).
+const sizeGoal = 10 << 20
 
 type listFlag []string
 
