@@ -58,6 +58,39 @@ type FlashRequest struct {
 	// Commit blocks until the scenario's verdict and fails when a step failed, so that the
 	// first MiB is written only after every step passed.
 	Hold, Commit func(ctx context.Context) error
+	// Swarm, when the job offers the image in the line's BitTorrent swarm, says where its
+	// metainfo is (TorrentURL, absolute) and which infohash it must have; Linger is how long
+	// to seed after the flash is verified (0: none).
+	Swarm *FlashSwarm
+}
+
+// FlashSwarm is the swarm part of a FlashRequest.
+type FlashSwarm struct {
+	TorrentURL string
+	InfoHash   string
+	Linger     time.Duration
+}
+
+// DefaultLinger is the seeding time after a verified flash when the job does not say.
+const DefaultLinger = 60 * time.Second
+
+// swarmRequest turns a job's swarm offer into the flash's; nil for a job without one.
+func swarmRequest(api API, sw *protocol.Swarm) (*FlashSwarm, error) {
+	if sw == nil || sw.Torrent == "" {
+		return nil, nil
+	}
+	u, err := api.Resolve(sw.Torrent)
+	if err != nil {
+		return nil, err
+	}
+	linger := DefaultLinger
+	switch {
+	case sw.LingerSeconds < 0:
+		linger = 0
+	case sw.LingerSeconds > 0:
+		linger = time.Duration(sw.LingerSeconds) * time.Second
+	}
+	return &FlashSwarm{TorrentURL: u, InfoHash: sw.InfoHash, Linger: linger}, nil
 }
 
 // Deps are the journey's parts.
@@ -415,10 +448,17 @@ func flash(ctx context.Context, env Env, api API, deps Deps, job protocol.Job, i
 		bmapSum = job.Bmap.SHA256
 		con.Infof("flash: only the blocks mapped by %s", bmapURL)
 	}
+	sw, err := swarmRequest(api, job.Swarm)
+	if err != nil {
+		return protocol.FlashResult{Target: target}, err
+	}
+	if sw != nil {
+		con.Infof("flash: through the line's swarm (%s), seeding %s after", sw.TorrentURL, sw.Linger)
+	}
 	var lastPct int64 = -1
 	fr, err := deps.Flash(ctx, FlashRequest{
 		Source: src, Target: target, SHA256: job.Image.SHA256, Size: job.Image.Size, Options: job.Flash,
-		BmapURL: bmapURL, BmapSHA256: bmapSum,
+		BmapURL: bmapURL, BmapSHA256: bmapSum, Swarm: sw,
 		Hold: hooks.hold, Commit: hooks.commit,
 		Progress: func(done, total int64) {
 			rep.Emit(protocol.Event{Kind: protocol.EventProgress, Phase: "flash", Done: done, Total: total})

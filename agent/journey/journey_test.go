@@ -189,7 +189,21 @@ func TestJourney(t *testing.T) {
 		wantFailed string
 		wantFlash  bool
 		wantOnCon  []string
+		wantSwarm  *FlashSwarm // nil: the flash request has none (a job without Swarm)
 	}{
+		{name: "swarm offered", setup: func(f *fakeAPI) {
+			f.job.Swarm = &protocol.Swarm{Torrent: "/images/fw.img.zst.torrent", InfoHash: strings.Repeat("ab", 20)}
+		}, steps: []protocol.StepResult{pass}, wantStatus: protocol.StatusPass, wantFlash: true,
+			wantSwarm: &FlashSwarm{TorrentURL: "http://line/images/fw.img.zst.torrent", InfoHash: strings.Repeat("ab", 20), Linger: DefaultLinger},
+			wantOnCon: []string{"through the line's swarm"}},
+		{name: "swarm offered, no linger", setup: func(f *fakeAPI) {
+			f.job.Swarm = &protocol.Swarm{Torrent: "/t", InfoHash: "x", LingerSeconds: -1}
+		}, steps: []protocol.StepResult{pass}, wantStatus: protocol.StatusPass, wantFlash: true,
+			wantSwarm: &FlashSwarm{TorrentURL: "http://line/t", InfoHash: "x"}},
+		{name: "swarm offered, linger 5 s", setup: func(f *fakeAPI) {
+			f.job.Swarm = &protocol.Swarm{Torrent: "/t", InfoHash: "x", LingerSeconds: 5}
+		}, steps: []protocol.StepResult{pass}, wantStatus: protocol.StatusPass, wantFlash: true,
+			wantSwarm: &FlashSwarm{TorrentURL: "http://line/t", InfoHash: "x", Linger: 5 * time.Second}},
 		{name: "pass", steps: []protocol.StepResult{pass}, wantStatus: protocol.StatusPass, wantFlash: true,
 			wantOnCon: []string{"PASS", "flashed 64.0 MiB to /dev/vda"}},
 		{name: "server away, then no job, then job", setup: func(f *fakeAPI) { f.helloErrs, f.noJobFirst = 2, 2 },
@@ -247,6 +261,9 @@ func TestJourney(t *testing.T) {
 				req := rec.flashed[0]
 				if req.Target != "/dev/vda" || req.Source != "http://line/images/fw.img.zst" || req.SHA256 != "abc" || req.Size != 64<<20 {
 					t.Fatalf("flash request %+v", req)
+				}
+				if (req.Swarm == nil) != (tt.wantSwarm == nil) || req.Swarm != nil && *req.Swarm != *tt.wantSwarm {
+					t.Fatalf("flash request's swarm %+v, want %+v", req.Swarm, tt.wantSwarm)
 				}
 			}
 			if out.Flashed != (tt.wantStatus == protocol.StatusPass) {

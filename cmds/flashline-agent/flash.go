@@ -47,6 +47,7 @@ func cmdFlash(ctx context.Context, args []string) int {
 	fs.DurationVar(&sw.Linger, "linger", 0, "with --torrent: keep seeding this long after a verified flash (ends early when no peer wants anything)")
 	fs.Var(&peers, "peer", "with --torrent: a peer HOST:PORT to connect to besides the tracker's (repeatable)")
 	fs.IntVar(&sw.Port, "peer-port", envInt("FLASHLINE_PEER_PORT"), "with --torrent: TCP port for peers (default $FLASHLINE_PEER_PORT, else any free port)")
+	windowMiB := fs.Int64("swarm-window", 0, "with --torrent: MiB of pieces held in memory (default 32; at least two pieces)")
 	fs.DurationVar(&sw.Stall, "swarm-stall", 0, "with --torrent: go on over HTTP after the swarm sends nothing this long (default 5s)")
 	fs.Usage = func() {
 		fmt.Fprintln(os.Stderr, "usage: flashline-agent flash [--sha256 HEX | --bmap FILE|URL] [--size BYTES] [--torrent URL|FILE [--linger D]] [flags] SOURCE TARGET\n\nSOURCE is an http(s) URL, a file or - (stdin); TARGET a block device or a regular file.\nWith --torrent the image comes from its BitTorrent swarm, SOURCE being its web seed and fallback.\n\nFlags:")
@@ -110,6 +111,7 @@ func cmdFlash(ctx context.Context, args []string) int {
 	}
 	if sw.Torrent != "" {
 		sw.Peers = peers
+		sw.Window = *windowMiB << 20
 		opts.Swarm = &sw
 	} else if sw.Linger != 0 || len(peers) > 0 || sw.InfoHash != "" {
 		fmt.Fprintln(os.Stderr, "flash: --linger, --peer and --info-hash need --torrent")

@@ -179,9 +179,14 @@ func Flash(ctx context.Context, req journey.FlashRequest, policy *trust.Policy, 
 		}
 		bm = m
 	}
+	var sw *flash.Swarm
+	if req.Swarm != nil {
+		sw = &flash.Swarm{Torrent: req.Swarm.TorrentURL, InfoHash: req.Swarm.InfoHash, Linger: req.Swarm.Linger}
+	}
 	res, err := flash.Write(ctx, flash.Options{
-		Bmap: bm,
-		Hold: req.Hold, Commit: req.Commit,
+		Swarm: sw,
+		Bmap:  bm,
+		Hold:  req.Hold, Commit: req.Commit,
 		Source: req.Source, Target: req.Target, SHA256: req.SHA256, Size: req.Size,
 		VerifyReadback:    req.Options.VerifyReadback,
 		GrowLastPartition: req.Options.GrowLastPartition,
@@ -196,5 +201,12 @@ func Flash(ctx context.Context, req journey.FlashRequest, policy *trust.Policy, 
 	})
 	fr := protocol.FlashResult{Target: req.Target, Bytes: res.Bytes, SHA256: res.SHA256, Format: res.Format,
 		DurationMS: res.Duration.Milliseconds(), Resumes: res.Resumes}
+	if s := res.Swarm; s.Used {
+		log.Info("swarm flash", "from_peers", s.FromPeers, "from_http", s.FromHTTP, "served", s.Uploaded,
+			"banned", s.BadPeers, "lingered", s.Lingered, "fallback", s.Fallback)
+	}
+	for _, w := range res.Warnings {
+		log.Warn("flash", "warning", w)
+	}
 	return fr, err
 }
