@@ -147,8 +147,14 @@ func runCase(t *testing.T, tc journeyCase) {
 		}
 	}
 	t.Logf("stored timings: %+v", run.Timings)
-	if tc.place != nil {
-		checkPlacement(ctx, t, l, *tc.place, serial, run.RunID, run.Line, run.Station, run.StationSource, run.StationPort)
+	if p := tc.place; p != nil {
+		// The agent heard its switch port on the boot NIC (the first boot's console) ...
+		heard := fmt.Sprintf("lldp: switch %s port %s", p.lldp.SystemName, p.lldp.PortID)
+		if b, err := os.ReadFile(out.Consoles[0]); err != nil || !strings.Contains(string(b), heard) {
+			t.Errorf("the agent did not print %q on its console (%s, %v)", heard, out.Consoles[0], err)
+		}
+		// ... and the server placed the run by it.
+		checkPlacement(ctx, t, l, *p, serial, run.RunID, run.Line, run.Station, run.StationSource, run.StationPort)
 	}
 	if tc.wantPass {
 		if run.Status != "pass" || !out.Booted {
