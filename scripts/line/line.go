@@ -296,7 +296,8 @@ rules:
 // testbedArgs start the in-guest emulators before the agent: the Wi-Fi AP and the Bluetooth
 // control beacon of scenarios/gm-box-qemu.yaml.
 func testbedArgs() string {
-	return `"rdinit=/bin/flashline-testbed", "flashline.testbed=\"wifi-ap --ssid LINE-TEST; bt-peer --address C0:FF:EE:00:00:01 --name line-beacon --rssi -47\""`
+	// no_timer_check as in testbed/qemu: TCG under load fails the kernel's IO-APIC timer check.
+	return `"no_timer_check", "rdinit=/bin/flashline-testbed", "flashline.testbed=\"wifi-ap --ssid LINE-TEST; bt-peer --address C0:FF:EE:00:00:01 --name line-beacon --rssi -47\""`
 }
 
 func (l *Line) startServer(ctx context.Context) error {
