@@ -36,6 +36,7 @@ import (
 	"github.com/flashline/flashline/server/pxecfg"
 	"github.com/flashline/flashline/server/station"
 	"github.com/flashline/flashline/server/store"
+	"github.com/flashline/flashline/server/swarm"
 	"github.com/flashline/flashline/server/tftp"
 )
 
@@ -71,18 +72,27 @@ func cmdServe(ctx context.Context, args []string) int {
 		fmt.Fprintf(os.Stderr, "%v\nflashline-server: %s: %d problems, not starting (flashline-server check -config %s)\n", ps, *cfgPath, len(ps), *cfgPath)
 		return 1
 	}
-	// The parent context ends only on SIGINT/SIGTERM: say so, so that a stop is told apart
-	// from a crash in the journal.
-	stopped := make(chan struct{})
-	defer close(stopped)
+	// The parent context ends only on SIGINT/SIGTERM: say so when it happens (the shutdown
+	// itself can take seconds), so that a stop is told apart from a crash in the journal.
+	// The line must also be written before "stopped" and before the process exits: once
+	// serve returns after a signal, both channels below are ready and a select would pick
+	// either, so the stopped case checks the signal itself and "stopped" waits for noted.
+	stopped, noted := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(noted)
 		select {
 		case <-ctx.Done():
-			log.Info("shutting down: signal received", "component", "server")
 		case <-stopped:
+			if ctx.Err() == nil {
+				return // serve ended on its own (an error), not on a signal
+			}
 		}
+		log.Info("shutting down: signal received", "component", "server")
 	}()
-	if err := serve(ctx, cfg, log); err != nil {
+	err := serve(ctx, cfg, log)
+	close(stopped)
+	<-noted
+	if err != nil {
 		log.Error("flashline-server stopped", "component", "server", "err", err)
 		return 1
 	}
@@ -185,6 +195,17 @@ func httpPart(ctx context.Context, cfg *config.Config, st store.Backend, clock *
 	mux := http.NewServeMux()
 	var runners []func(context.Context) error
 
+	sw, err := swarmPart(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok && sw != nil {
+			sw.Close()
+		}
+	}()
+
 	var dash *dashboard.Dashboard
 	if config.On(cfg.HTTP.Dashboard) {
 		guard, err := operatorGuard(cfg, log)
@@ -192,7 +213,8 @@ func httpPart(ctx context.Context, cfg *config.Config, st store.Backend, clock *
 			return nil, err
 		}
 		dash = dashboard.New(dashboard.Options{Store: st, Logger: log.With("component", "dashboard"), Registerer: reg,
-			MaxClients: cfg.Limits.HTTP.MaxEventStreams, Operators: guard, LineView: dashboardLineView(cfg)})
+			MaxClients: cfg.Limits.HTTP.MaxEventStreams, Operators: guard, LineView: dashboardLineView(cfg),
+			Swarm: swarmFigures(sw, metrics)})
 		dash.Register(mux)
 	}
 	opts := api.Options{Metrics: metrics, Logger: log.With("component", "api"), RetryAfter: cfg.Jobs.RetryAfter,
@@ -201,6 +223,15 @@ func httpPart(ctx context.Context, cfg *config.Config, st store.Backend, clock *
 		LineView: apiLineView(cfg, places)}
 	if dash != nil {
 		opts.Notifier = dash
+	}
+	for _, im := range cfg.Images {
+		opts.ImageFiles = append(opts.ImageFiles, im.File)
+	}
+	if sw != nil {
+		reg.MustRegister(sw.Collector())
+		sw.Register(mux)
+		opts.Torrents = sw
+		runners = append(runners, sw.Run)
 	}
 	if config.On(cfg.HTTP.API) {
 		key, err := loadKey(cfg, log)
@@ -215,8 +246,12 @@ func httpPart(ctx context.Context, cfg *config.Config, st store.Backend, clock *
 		for _, im := range images {
 			log.Info("image", "name", im.Name, "file", im.File, "format", im.Format, "sha256", im.SHA256, "size", im.Size, "from", im.Source)
 		}
-		issuer, err := jobs.New(jobs.Options{Rules: cfg.Rules, Images: images, ScenariosDir: cfg.ScenariosDir,
-			ImagesURL: cfg.HTTP.ImagesURL, ScenariosURL: cfg.HTTP.ScenariosURL, TTL: cfg.Jobs.TTL, Key: key})
+		jo := jobs.Options{Rules: cfg.Rules, Images: images, ScenariosDir: cfg.ScenariosDir,
+			ImagesURL: cfg.HTTP.ImagesURL, ScenariosURL: cfg.HTTP.ScenariosURL, TTL: cfg.Jobs.TTL, Key: key}
+		if sw != nil {
+			jo.Swarm = sw
+		}
+		issuer, err := jobs.New(jo)
 		if err != nil {
 			return nil, err
 		}
@@ -316,7 +351,41 @@ func httpPart(ctx context.Context, cfg *config.Config, st store.Backend, clock *
 		}
 		return nil
 	})
+	ok = true
 	return runners, nil
+}
+
+// swarmFigures joins the seed's and the tracker's figures with the HTTP bytes of each image
+// for the dashboard's swarm panel (nil without a swarm).
+func swarmFigures(sw *swarm.Swarm, m *api.Metrics) func() []dashboard.SwarmImage {
+	if sw == nil {
+		return nil
+	}
+	return func() []dashboard.SwarmImage {
+		httpBytes := m.ImageHTTPBytes()
+		var out []dashboard.SwarmImage
+		for _, st := range sw.Stats() {
+			out = append(out, dashboard.SwarmImage{File: st.File, Peers: st.Peers, Seeders: st.Seeders, Leechers: st.Leechers,
+				SeedBytes: st.Uploaded, HTTPBytes: httpBytes[st.File], Length: st.Length})
+		}
+		return out
+	}
+}
+
+// swarmPart starts the BitTorrent tracker and seed when swarm is enabled (nil otherwise).
+func swarmPart(ctx context.Context, cfg *config.Config, log *slog.Logger) (*swarm.Swarm, error) {
+	if !cfg.Swarm.Enabled {
+		return nil, nil
+	}
+	var files []string
+	for _, im := range cfg.Images {
+		if cfg.Swarm.ImageOn(im.File) {
+			files = append(files, im.File)
+		}
+	}
+	return swarm.New(ctx, swarm.Options{Dir: cfg.ImagesDir, Images: files, CacheFile: filepath.Join(cfg.DataDir, "swarm-metainfo.json"),
+		PeerPort: cfg.Swarm.PeerPort, UploadRate: int64(cfg.Swarm.UploadRate), LingerSeconds: cfg.Swarm.LingerSeconds(),
+		PublicURL: cfg.HTTP.PublicURL, ImagesURL: cfg.HTTP.ImagesURL, Logger: log.With("component", "swarm")})
 }
 
 // bootState answers pxecfg's question from the results store.

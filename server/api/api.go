@@ -73,6 +73,17 @@ type Options struct {
 	Now func() time.Time
 	// LineView: stations, heartbeats, step counts (lineview.go).
 	LineView LineView
+	// Torrents, when set, answers GET /images/<file>.torrent for the images in the swarm
+	// (server/swarm); it reports false for a file it does not offer, which is then a 404.
+	Torrents Torrents
+	// ImageFiles are the configured images' files: their downloads (plain and web seed) are
+	// counted one by one on /metrics (flashline_image_http_bytes_total).
+	ImageFiles []string
+}
+
+// Torrents serves image metainfo.
+type Torrents interface {
+	ServeTorrent(w http.ResponseWriter, r *http.Request, file string) bool
 }
 
 // Server is the agent-facing HTTP API.
@@ -101,6 +112,10 @@ func New(o Options) (*Server, error) {
 	if o.ImagesDir != "" {
 		if s.images, err = newFileServer(s, "image", o.ImagesDir, "application/octet-stream"); err != nil {
 			return nil, err
+		}
+		s.images.torrents = o.Torrents
+		if o.Metrics != nil && len(o.ImageFiles) > 0 {
+			s.images.count = o.Metrics.imageCounter(o.ImageFiles)
 		}
 	}
 	if o.ScenariosDir != "" {

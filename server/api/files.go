@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/flashline/flashline/server/config"
@@ -22,6 +23,10 @@ type fileServer struct {
 	kind  string
 	root  *os.Root
 	ctype string
+	// torrents answers <image>.torrent (images only, with the swarm on).
+	torrents Torrents
+	// count, when set, wraps the writer to count the bytes sent of one file (images only).
+	count func(w http.ResponseWriter, name string) http.ResponseWriter
 }
 
 func newFileServer(s *Server, kind, dir, ctype string) (*fileServer, error) {
@@ -37,6 +42,17 @@ func (fsv *fileServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := config.CheckRelPath(name); err != nil {
 		fsv.s.fail(w, r, http.StatusBadRequest, "bad_path", fmt.Sprintf("%s path: %v", fsv.kind, err))
 		return
+	}
+	if fsv.torrents != nil {
+		if file, ok := strings.CutSuffix(name, ".torrent"); ok {
+			if !fsv.torrents.ServeTorrent(w, r, file) {
+				fsv.s.fail(w, r, http.StatusNotFound, "not_found", fmt.Sprintf("no torrent of %q: the image is not in the swarm", file))
+			}
+			return
+		}
+	}
+	if fsv.count != nil {
+		w = fsv.count(w, name)
 	}
 	// O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, holding this
 	// goroutine and its connection forever; it is refused below as not a regular file.

@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +25,19 @@ type Metrics struct {
 	results     *prometheus.CounterVec
 	badRequests *prometheus.CounterVec
 	line        *lineMetrics // metrics_line.go
+	imageBytes  *prometheus.CounterVec
+	// imageSent mirrors imageBytes for the dashboard (a Prometheus counter is not read back).
+	imageSent sync.Map // file -> *atomic.Int64
+}
+
+// ImageHTTPBytes returns the bytes sent over HTTP of each configured image file so far.
+func (m *Metrics) ImageHTTPBytes() map[string]int64 {
+	out := map[string]int64{}
+	m.imageSent.Range(func(k, v any) bool {
+		out[k.(string)] = v.(*atomic.Int64).Load()
+		return true
+	})
+	return out
 }
 
 // NewMetrics creates the metrics and registers them on reg.
@@ -46,7 +61,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		badRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flashline_bad_requests_total",
 			Help: "Requests refused with a 4xx, by reason."}, []string{"reason"}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.bytes, m.inflight, m.hellos, m.events, m.results, m.badRequests)
+	m.imageBytes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flashline_image_http_bytes_total",
+		Help: "Bytes of configured image files sent over HTTP (plain downloads and BitTorrent web seed requests), by file."}, []string{"image"})
+	reg.MustRegister(m.requests, m.duration, m.bytes, m.inflight, m.hellos, m.events, m.results, m.badRequests, m.imageBytes)
 	m.line = newLineMetrics(reg)
 	return m
 }
@@ -158,3 +175,57 @@ func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // writerOnly hides ReadFrom so io.Copy cannot recurse into recorder.ReadFrom.
 type writerOnly struct{ io.Writer }
+
+// imageCounter returns the wrapper that counts the bytes sent of each of files; any other
+// name is left to the route counter, so a client cannot make a series per name it tries.
+func (m *Metrics) imageCounter(files []string) func(http.ResponseWriter, string) http.ResponseWriter {
+	known := make(map[string]counter, len(files))
+	for _, f := range files {
+		n, _ := m.imageSent.LoadOrStore(f, new(atomic.Int64))
+		known[f] = counter{m.imageBytes.WithLabelValues(f), n.(*atomic.Int64)}
+	}
+	return func(w http.ResponseWriter, name string) http.ResponseWriter {
+		c, ok := known[name]
+		if !ok {
+			return w
+		}
+		return &countingWriter{ResponseWriter: w, c: c}
+	}
+}
+
+// countingWriter adds what is written to a counter, keeping ReadFrom for sendfile(2) (a
+// range sent by sendfile is counted when it is done).
+type countingWriter struct {
+	http.ResponseWriter
+	c counter
+}
+
+type counter struct {
+	prom prometheus.Counter
+	n    *atomic.Int64
+}
+
+func (c counter) add(n int64) {
+	c.prom.Add(float64(n))
+	c.n.Add(n)
+}
+
+func (w *countingWriter) Write(b []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(b)
+	w.c.add(int64(n))
+	return n, err
+}
+
+func (w *countingWriter) ReadFrom(src io.Reader) (int64, error) {
+	var n int64
+	var err error
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(src)
+	} else {
+		n, err = io.Copy(writerOnly{w.ResponseWriter}, src)
+	}
+	w.c.add(int64(n))
+	return n, err
+}
+
+func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -55,6 +55,10 @@ type Config struct {
 	// Shifts are the start times of the line's shifts, HH:MM in the server's local time
 	// (default 06:00, 14:00, 22:00): the dashboard's shift figures begin at the latest.
 	Shifts []string `yaml:"shifts"`
+
+	// Swarm: the line's devices share images over BitTorrent, the server being tracker and
+	// seed (swarm.go).
+	Swarm Swarm `yaml:"swarm"`
 }
 
 // Store picks the results database.
@@ -332,6 +336,9 @@ func (c *Config) setDefaults() {
 	c.Limits.setDefaults(c.TFTP.MaxTransfers)
 	c.Operators.setDefaults()
 	c.setLineViewDefaults()
+	if c.Swarm.PeerPort == 0 {
+		c.Swarm.PeerPort = DefaultSwarmPeerPort
+	}
 }
 
 func (c *Config) resolve(dir string) {
@@ -520,6 +527,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateValues()...)
 	errs = append(errs, c.validateOperators()...)
 	errs = append(errs, c.validateLineView()...)
+	errs = append(errs, c.validateSwarm()...)
 	return errors.Join(errs...)
 }
 

@@ -69,6 +69,8 @@ type Options struct {
 	Operators *operatorauth.Guard
 	// LineView configures the line overview (lineview.go).
 	LineView LineView
+	// Swarm, when set, gives the swarm panel's figures (swarm.go); nil hides the panel.
+	Swarm func() []SwarmImage
 }
 
 // Dashboard serves the page, its API and the live stream. Start Run before serving.
@@ -240,6 +242,7 @@ func (d *Dashboard) Register(mux *http.ServeMux) {
 	mux.Handle("GET /dashboard/api/figures", view(http.HandlerFunc(d.figures)))
 	mux.Handle("GET /dashboard/api/line", view(http.HandlerFunc(d.overview)))
 	mux.Handle("GET /dashboard/api/search", view(http.HandlerFunc(d.search)))
+	mux.Handle("GET /dashboard/api/swarm", view(http.HandlerFunc(d.swarm)))
 	mux.Handle("POST /dashboard/api/devices/{mac}/reset", action(http.HandlerFunc(d.reset)))
 	mux.Handle("GET /dashboard/events", view(http.HandlerFunc(d.events)))
 	d.registerOperators(mux, view)

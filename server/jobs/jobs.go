@@ -40,6 +40,7 @@ type Issuer struct {
 	ttl          time.Duration
 	key          ed25519.PrivateKey
 	now          func() time.Time
+	swarm        SwarmOffers
 
 	mu        sync.Mutex
 	scenarios map[string]scenarioSum // file -> hash, revalidated by size and mtime
@@ -64,6 +65,14 @@ type Options struct {
 	// Key signs jobs; nil issues unsigned jobs (development agents only).
 	Key ed25519.PrivateKey
 	Now func() time.Time // for tests; nil means time.Now
+	// Swarm, when set, offers images in the line's BitTorrent swarm (server/swarm); a job
+	// whose image it offers carries Job.Swarm.
+	Swarm SwarmOffers
+}
+
+// SwarmOffers says whether an image file is offered in the swarm, and how.
+type SwarmOffers interface {
+	Offer(file string) (protocol.Swarm, bool)
 }
 
 // New checks that every rule's image is known and returns an Issuer.
@@ -80,7 +89,7 @@ func New(o Options) (*Issuer, error) {
 		o.TTL = config.DefaultTTL
 	}
 	return &Issuer{rules: o.Rules, images: o.Images, scenariosDir: o.ScenariosDir, imagesURL: o.ImagesURL,
-		scenariosURL: o.ScenariosURL, ttl: o.TTL, key: o.Key, now: o.Now, scenarios: map[string]scenarioSum{}}, nil
+		scenariosURL: o.ScenariosURL, ttl: o.TTL, key: o.Key, now: o.Now, swarm: o.Swarm, scenarios: map[string]scenarioSum{}}, nil
 }
 
 // Signed reports whether jobs are signed.
@@ -166,6 +175,11 @@ func (is *Issuer) Issue(ctx context.Context, h protocol.Hello, mac string) (Issu
 	}
 	if b := im.Bmap; b != nil {
 		job.Bmap = &protocol.Artifact{Name: b.File, URL: joinURL(is.imagesURL, "/images/", b.File), SHA256: b.SHA256, Size: b.Size}
+	}
+	if is.swarm != nil {
+		if sw, ok := is.swarm.Offer(im.File); ok {
+			job.Swarm = &sw
+		}
 	}
 	sj, err := protocol.SignJob(job, is.key)
 	if err != nil {

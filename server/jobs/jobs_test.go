@@ -261,3 +261,48 @@ func TestIssueFlashOptions(t *testing.T) {
 		}
 	}
 }
+
+// offers is a swarm that offers the listed image files.
+type offers map[string]protocol.Swarm
+
+func (o offers) Offer(file string) (protocol.Swarm, bool) { s, ok := o[file]; return s, ok }
+
+func TestIssueSwarm(t *testing.T) {
+	scen := t.TempDir()
+	writeFile(t, filepath.Join(scen, "box.yaml"), []byte("name: box\nsteps: []\n"))
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	images := map[string]Image{"os": {Name: "os", File: "os.img.zst", SHA256: strings.Repeat("a", 64), Size: 4096}}
+	rules := []config.Rule{{Name: "all", Scenario: "box.yaml", Image: "os", After: "reboot"}}
+	offer := protocol.Swarm{Torrent: "/images/os.img.zst.torrent", InfoHash: strings.Repeat("b", 40), LingerSeconds: 60}
+	tests := []struct {
+		name  string
+		swarm SwarmOffers
+		want  *protocol.Swarm
+	}{
+		{"no swarm: the old job", nil, nil},
+		{"swarm without this image", offers{"other.img": offer}, nil},
+		{"swarm with this image", offers{"os.img.zst": offer}, &offer},
+	}
+	for _, tt := range tests {
+		is, err := New(Options{Rules: rules, Images: images, ScenariosDir: scen, Key: priv, TTL: time.Hour, Swarm: tt.swarm})
+		if err != nil {
+			t.Fatal(err)
+		}
+		iss, err := is.Issue(context.Background(), protocol.Hello{Nonce: "n"}, "52:54:00:00:00:01")
+		if err != nil {
+			t.Fatal(err)
+		}
+		job, err := protocol.OpenJob(iss.Signed, pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case tt.want == nil && job.Swarm != nil:
+			t.Errorf("%s: job has swarm %+v", tt.name, job.Swarm)
+		case tt.want == nil && strings.Contains(string(iss.Signed.Job), "swarm"):
+			t.Errorf("%s: signed job mentions swarm: %s", tt.name, iss.Signed.Job)
+		case tt.want != nil && (job.Swarm == nil || *job.Swarm != *tt.want):
+			t.Errorf("%s: signed job has swarm %+v, want %+v", tt.name, job.Swarm, tt.want)
+		}
+	}
+}

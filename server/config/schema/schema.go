@@ -68,6 +68,14 @@ func mapType(t reflect.Type) *jsonschema.Schema {
 	switch t {
 	case reflect.TypeFor[time.Duration]():
 		return &jsonschema.Schema{Type: "string", Pattern: `^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`, Description: "Go duration: 30s, 2m, 1h30m"}
+	case reflect.TypeFor[config.Rate]():
+		return &jsonschema.Schema{
+			Description: "Bytes per second as an integer (0: no cap), or a number with a unit: 100Mbit/s, 1Gbit/s, 12MB/s, 10MiB/s",
+			OneOf: []*jsonschema.Schema{
+				{Type: "integer", Minimum: json.Number("0")},
+				{Type: "string", Pattern: `^[0-9.]+ *([kKmMgGtT]?(i?[bB])|[kKmMgG]?(bit|bps))?(/s)?$`},
+			},
+		}
 	case reflect.TypeFor[config.Bytes]():
 		return &jsonschema.Schema{
 			Description: "Bytes as an integer, or a number with a unit: kB MB GB TB (powers of 1000) or KiB MiB GiB TiB (powers of 1024)",

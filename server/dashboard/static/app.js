@@ -313,6 +313,25 @@
   }), 1000);
   loadOverview();
 
+  // The swarm: what the server's seed and its HTTP downloads sent per image, against the
+  // image's size (with the swarm working, well under one copy per device).
+  const mib = (b) => (b / 1048576).toFixed(1);
+  async function loadSwarm() {
+    const res = await fetch("/dashboard/api/swarm");
+    if (!res.ok) return;
+    const sw = await res.json();
+    document.getElementById("swarm-s").hidden = !sw.enabled;
+    if (!sw.enabled) return;
+    const ims = sw.images || [];
+    const peers = ims.reduce((n, i) => n + i.peers, 0);
+    document.getElementById("swarm-sum").textContent = `(${ims.length} images, ${peers} peers)`;
+    document.getElementById("swarm").innerHTML = ims.map((i) => `<tr><td class="mono">${esc(i.file)}</td><td>${i.peers}</td>` +
+      `<td>${i.seeders} / ${i.leechers}</td><td>${mib(i.seed_bytes)}</td><td>${mib(i.http_bytes)}</td>` +
+      `<td>${i.length ? ((i.seed_bytes + i.http_bytes) / i.length).toFixed(2) : ""}</td></tr>`).join("");
+  }
+  setInterval(loadSwarm, 5000);
+  loadSwarm();
+
   loadAll();
   connect();
   // #serial=SN opens that device's history (links can be shared on the line).
