@@ -58,7 +58,10 @@ func TestCommitGate(t *testing.T) {
 // while held stops the flash and wipes.
 func TestHoldPausesTheDownload(t *testing.T) {
 	img := testImage(8<<20, 22)
-	release := make(chan struct{})
+	// held is closed when the third read asks to go on; release lets it. The test waits for
+	// the events themselves, not for a time it guesses they take: on a loaded machine the
+	// first two buffers may take any time to get through.
+	held, release := make(chan struct{}), make(chan struct{})
 	var calls atomic.Int32
 	var progress atomic.Int64
 	dst := writeFile(t, "disk", nil)
@@ -69,6 +72,7 @@ func TestHoldPausesTheDownload(t *testing.T) {
 			Progress:         func(p Progress) { progress.Store(p.Written) },
 			Hold: func(ctx context.Context) error {
 				if calls.Add(1) == 3 {
+					close(held)
 					select {
 					case <-release:
 					case <-ctx.Done():
@@ -79,17 +83,24 @@ func TestHoldPausesTheDownload(t *testing.T) {
 			}})
 		done <- err
 	}()
-	time.Sleep(300 * time.Millisecond)
 	select {
+	case <-held:
 	case err := <-done:
-		t.Fatalf("flash ended while held: %v", err)
-	default:
+		t.Fatalf("flash ended without a third read: %v (%d reads)", err, calls.Load())
 	}
+	// The reader is one goroutine: while it is held no other read can start, so there are
+	// exactly three calls and at most the two buffers read before are handled, however
+	// long this takes to look.
 	if n := calls.Load(); n != 3 {
 		t.Errorf("%d reads asked for while held, want 3", n)
 	}
 	if w := progress.Load(); w > 2<<20 {
 		t.Errorf("%d bytes handled while the third read was held", w)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("flash ended while held: %v", err)
+	default:
 	}
 	close(release)
 	if err := <-done; err != nil {
@@ -99,11 +110,13 @@ func TestHoldPausesTheDownload(t *testing.T) {
 		t.Error("image differs")
 	}
 
+	// Cancelled while held: the cancel comes from inside the hold, so the flash is surely
+	// held (not still opening its files) when it happens.
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	dst2 := writeFile(t, "disk2", bytes.Repeat([]byte{0xee}, 9<<20))
-	go func() { time.Sleep(100 * time.Millisecond); cancel() }()
 	_, err := Write(ctx, Options{Source: writeFile(t, "img", img), Target: dst2, BufferSize: 1 << 20,
-		Hold: func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }})
+		Hold: func(hctx context.Context) error { cancel(); <-hctx.Done(); return hctx.Err() }})
 	if err == nil || !strings.Contains(err.Error(), "interrupted") {
 		t.Fatalf("err = %v", err)
 	}

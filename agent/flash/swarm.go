@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"sync/atomic"
 	"time"
 
@@ -39,14 +40,15 @@ type Swarm struct {
 
 // SwarmResult says where a swarm flash's bytes came from.
 type SwarmResult struct {
-	Used      bool   // the metainfo was loaded and the swarm joined
-	Fallback  string // why (and from which byte) the rest came over HTTP; "" when it did not
-	FromPeers int64  // useful piece data from peers (the server's seed included)
-	FromHTTP  int64  // bytes fetched from the web seed URL over plain HTTP
-	Uploaded  int64  // piece data served to other devices, linger included
-	MaxHeld   int64  // most bytes the memory window held at once
-	BadPeers  int    // peers banned for sending corrupt pieces
-	Lingered  time.Duration
+	Used       bool   // the metainfo was loaded and the swarm joined
+	Fallback   string // why (and from which byte) the rest came over HTTP; "" when it did not
+	FromPeers  int64  // useful piece data from peers (the server's seed included)
+	FromServer int64  // the part of FromPeers from the server's seed (a peer at SOURCE's host)
+	FromHTTP   int64  // bytes fetched from the web seed URL over plain HTTP
+	Uploaded   int64  // piece data served to other devices, linger included
+	MaxHeld    int64  // most bytes the memory window held at once
+	BadPeers   int    // peers banned for sending corrupt pieces
+	Lingered   time.Duration
 }
 
 // swarmSource is the source stage over a swarm: verified pieces in order, and once the
@@ -87,7 +89,7 @@ func openSwarm(ctx context.Context, opts Options, sopts source.Options, log *slo
 	}
 	s, err := swarm.Open(ctx, swarm.Options{
 		Torrent: t, Peers: sw.Peers, ListenPort: sw.Port, Window: sw.Window, Stall: sw.Stall,
-		UploadRate: sw.UploadRate, Logger: log,
+		UploadRate: sw.UploadRate, Logger: log, ServerHost: urlHost(opts.Source),
 	})
 	if err != nil {
 		return nil, err.Error(), nil
@@ -138,7 +140,7 @@ func (s *swarmSource) Stats() source.Stats {
 
 func (s *swarmSource) result() SwarmResult {
 	st := s.sw.Stats()
-	r := SwarmResult{Used: true, FromPeers: st.FromPeers, Uploaded: st.Uploaded, MaxHeld: st.MaxHeld, BadPeers: st.BadPeers}
+	r := SwarmResult{Used: true, FromPeers: st.FromPeers, FromServer: st.FromServer, Uploaded: st.Uploaded, MaxHeld: st.MaxHeld, BadPeers: st.BadPeers}
 	if f := s.fallback.Load(); f != nil {
 		r.Fallback = f.why
 		r.FromHTTP = f.src.Stats().Read - f.from
@@ -151,4 +153,13 @@ func (s *swarmSource) Close() error {
 		s.http.Close()
 	}
 	return s.sw.Close()
+}
+
+// urlHost is an http(s) URL's host, "" for anything else.
+func urlHost(spec string) string {
+	u, err := url.Parse(spec)
+	if err != nil || u.Scheme != "http" && u.Scheme != "https" {
+		return ""
+	}
+	return u.Hostname()
 }

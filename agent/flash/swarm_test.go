@@ -107,6 +107,10 @@ func TestSwarmFlash(t *testing.T) {
 			if sw.FromPeers < int64(len(s.gz)) {
 				t.Errorf("%d bytes from peers, want %d", sw.FromPeers, len(s.gz))
 			}
+			// The seed runs on the server's host (127.0.0.1): its pieces count as the server's.
+			if sw.FromServer != sw.FromPeers {
+				t.Errorf("%d of %d bytes counted from the server's seed, want all", sw.FromServer, sw.FromPeers)
+			}
 			if sw.MaxHeld == 0 || sw.MaxHeld > window {
 				t.Errorf("window held at most %d bytes, bound %d", sw.MaxHeld, window)
 			}

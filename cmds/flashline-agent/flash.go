@@ -140,8 +140,8 @@ func cmdFlash(ctx context.Context, args []string) int {
 		res.Bytes, res.Format, check, res.Duration.Seconds(),
 		human.Bytes(int64(float64(res.Bytes)/max(res.Duration.Seconds(), 1e-9))), res.Resumes, human.Bytes(res.ZeroSkipped))
 	if s := res.Swarm; s.Used {
-		fmt.Fprintf(os.Stderr, "flash: swarm: %s from peers, %s over HTTP, %s served to peers, %d peers banned, lingered %.1fs\n",
-			human.Bytes(s.FromPeers), human.Bytes(s.FromHTTP), human.Bytes(s.Uploaded), s.BadPeers, s.Lingered.Seconds())
+		fmt.Fprintf(os.Stderr, "flash: swarm: %s from peers (%s of it from the server's seed), %s over HTTP, %s served to peers, %d peers banned, lingered %.1fs\n",
+			human.Bytes(s.FromPeers), human.Bytes(s.FromServer), human.Bytes(s.FromHTTP), human.Bytes(s.Uploaded), s.BadPeers, s.Lingered.Seconds())
 	}
 	return 0
 }

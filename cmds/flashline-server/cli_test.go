@@ -132,9 +132,10 @@ func TestShutdownLine(t *testing.T) {
 	bin := buildServer(t)
 	addr := freePort(t)
 	_, cfg := lineDir(t, addr)
-	var log bytes.Buffer
+	// The server writes while the test reads: through the lock.
+	log := &lockedWriter{w: &bytes.Buffer{}}
 	cmd := exec.Command(bin, "serve", "-config", cfg)
-	cmd.Stdout, cmd.Stderr = &log, &log
+	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

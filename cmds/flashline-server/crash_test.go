@@ -163,6 +163,13 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
+// String is what was written so far; safe while the process still writes.
+func (l *lockedWriter) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.String()
+}
+
 func result(job protocol.Job, i int) protocol.Result {
 	v := float64(i)
 	return protocol.Result{RunID: job.RunID, Serial: job.Device.Serial, MAC: job.Device.MAC, Status: protocol.StatusPass,

@@ -72,18 +72,27 @@ func cmdServe(ctx context.Context, args []string) int {
 		fmt.Fprintf(os.Stderr, "%v\nflashline-server: %s: %d problems, not starting (flashline-server check -config %s)\n", ps, *cfgPath, len(ps), *cfgPath)
 		return 1
 	}
-	// The parent context ends only on SIGINT/SIGTERM: say so, so that a stop is told apart
-	// from a crash in the journal.
-	stopped := make(chan struct{})
-	defer close(stopped)
+	// The parent context ends only on SIGINT/SIGTERM: say so when it happens (the shutdown
+	// itself can take seconds), so that a stop is told apart from a crash in the journal.
+	// The line must also be written before "stopped" and before the process exits: once
+	// serve returns after a signal, both channels below are ready and a select would pick
+	// either, so the stopped case checks the signal itself and "stopped" waits for noted.
+	stopped, noted := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(noted)
 		select {
 		case <-ctx.Done():
-			log.Info("shutting down: signal received", "component", "server")
 		case <-stopped:
+			if ctx.Err() == nil {
+				return // serve ended on its own (an error), not on a signal
+			}
 		}
+		log.Info("shutting down: signal received", "component", "server")
 	}()
-	if err := serve(ctx, cfg, log); err != nil {
+	err := serve(ctx, cfg, log)
+	close(stopped)
+	<-noted
+	if err != nil {
 		log.Error("flashline-server stopped", "component", "server", "err", err)
 		return 1
 	}

@@ -24,7 +24,7 @@ func TestFirmwareBoots(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	out := t.TempDir()
-	if err := run(ctx, kernel, out, 64<<20, diskimage.GPT, "console=ttyS0,115200 quiet", "", 8<<20); err != nil {
+	if err := run(ctx, kernel, out, 64<<20, diskimage.GPT, "console=ttyS0,115200 quiet no_timer_check", "", 8<<20); err != nil {
 		t.Fatal(err)
 	}
 	img := filepath.Join(out, "firmware.img")

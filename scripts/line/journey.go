@@ -41,12 +41,17 @@ type Outcome struct {
 type Export struct {
 	Serial string `json:"serial"`
 	Runs   []struct {
-		RunID      string `json:"run_id"`
-		Status     string `json:"status"`
-		FailedStep string `json:"failed_step"`
-		Reason     string `json:"reason"`
-		HasResult  bool   `json:"has_result"`
-		Flash      *struct {
+		RunID  string `json:"run_id"`
+		Line   string `json:"line"`
+		Status string `json:"status"`
+		// Where the server placed the device (the line view).
+		Station       string `json:"station"`
+		StationSource string `json:"station_source"`
+		StationPort   string `json:"station_port"`
+		FailedStep    string `json:"failed_step"`
+		Reason        string `json:"reason"`
+		HasResult     bool   `json:"has_result"`
+		Flash         *struct {
 			Bytes   int64 `json:"bytes"`
 			Resumes int   `json:"resumes"`
 		} `json:"flash"`

@@ -10,6 +10,7 @@ package line
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -119,6 +120,16 @@ type Config struct {
 	// (the server's default when zero).
 	Swarm       bool
 	SwarmLinger time.Duration
+	// LineName is the server's line: name, stamped on every run; empty leaves the default.
+	LineName string
+	// Stations is a YAML list put under the server's stations: key, indented as items of it
+	// (each line starting "  - " or "    "); empty configures none.
+	Stations string
+	// LLDP, when set, makes the line's network announce this switch port on the tap every
+	// LLDPInterval (default 2s), as the port the device is plugged into would: the agent
+	// hears it on its boot NIC and the server maps it to a station.
+	LLDP         *netlab.LLDPPort
+	LLDPInterval time.Duration
 	// Printf receives the line's progress (phases, timings); nil is silent.
 	Printf func(format string, args ...any)
 }
@@ -138,6 +149,8 @@ type Line struct {
 	mu      sync.Mutex
 	start   time.Time
 	cut     *cutter
+	// stopLLDP stops the switch port's announcer and says how many frames it sent.
+	stopLLDP func() int
 }
 
 // Manifest is what mkfirmware writes beside the published images.
@@ -176,6 +189,17 @@ func Start(ctx context.Context, cfg Config) (*Line, error) {
 			return nil, err
 		}
 		l.cut = c
+	}
+	if cfg.LLDP != nil {
+		every := cmp.Or(cfg.LLDPInterval, 2*time.Second)
+		// The announcer outlives Start's ctx only as long as the line: Close stops it.
+		stop, err := netlab.AnnounceLLDP(context.WithoutCancel(ctx), l.tap, *cfg.LLDP, every)
+		if err != nil {
+			l.Close()
+			return nil, fmt.Errorf("line: %w", err)
+		}
+		l.stopLLDP = stop
+		l.cfg.Printf("the line switch announces %s port %q by LLDP on %s every %s\n", cfg.LLDP.SystemName, cfg.LLDP.PortID, l.tap, every)
 	}
 	return l, nil
 }
@@ -253,6 +277,12 @@ func (l *Line) prepare(ctx context.Context) error {
 	if l.cfg.KeyFile != "" {
 		key = "key_file: " + l.cfg.KeyFile + "\n"
 	}
+	if l.cfg.LineName != "" {
+		key += fmt.Sprintf("line: %q\n", l.cfg.LineName)
+	}
+	if l.cfg.Stations != "" {
+		key += "stations:\n" + strings.TrimRight(l.cfg.Stations, "\n") + "\n"
+	}
 	conf := fmt.Sprintf(`# Written by scripts/line for one demo/test run.
 data_dir: %[1]s/data
 images_dir: %[1]s/images
@@ -302,7 +332,8 @@ rules:
 // testbedArgs start the in-guest emulators before the agent: the Wi-Fi AP and the Bluetooth
 // control beacon of scenarios/gm-box-qemu.yaml.
 func testbedArgs() string {
-	return `"rdinit=/bin/flashline-testbed", "flashline.testbed=\"wifi-ap --ssid LINE-TEST; bt-peer --address C0:FF:EE:00:00:01 --name line-beacon --rssi -47\""`
+	// no_timer_check as in testbed/qemu: TCG under load fails the kernel's IO-APIC timer check.
+	return `"no_timer_check", "rdinit=/bin/flashline-testbed", "flashline.testbed=\"wifi-ap --ssid LINE-TEST; bt-peer --address C0:FF:EE:00:00:01 --name line-beacon --rssi -47\""`
 }
 
 func (l *Line) startServer(ctx context.Context) error {
@@ -349,6 +380,10 @@ func (l *Line) KillServer(ctx context.Context) error {
 
 // Close stops the server.
 func (l *Line) Close() {
+	if l.stopLLDP != nil {
+		l.cfg.Printf("the line switch sent %d LLDP frames\n", l.stopLLDP())
+		l.stopLLDP = nil
+	}
 	if l.cut != nil {
 		l.cut.Close()
 	}
@@ -378,6 +413,32 @@ func (l *Line) Export(ctx context.Context, serial string) ([]byte, error) {
 		return nil, fmt.Errorf("export: %w", err)
 	}
 	return out, nil
+}
+
+// Get fetches path (e.g. "/dashboard/api/line") from the server's HTTP API and decodes its
+// JSON answer into v. The test line configures no operators, so the dashboard's views are
+// open on the line network.
+func (l *Line) Get(ctx context.Context, path string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.URL()+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("GET %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("GET %s: %w", path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s: %s", path, resp.Status, strings.TrimSpace(string(b)))
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("GET %s: %w", path, err)
+	}
+	return nil
 }
 
 // DropNetwork takes the line network down for d, like a cable pulled and plugged back.

@@ -329,9 +329,31 @@ func FuzzAnnounce(f *testing.F) {
 // TestDownloadFromSeed: a plain anacrolix client, web seeds off, gets the image through the
 // tracker from the server's seed over loopback, and the seed's figures show the upload.
 func TestDownloadFromSeed(t *testing.T) {
+	size := 12<<20 + 777
+	if mib, err := strconv.Atoi(os.Getenv("SWARM_TEST_MIB")); err == nil && mib > 0 {
+		size = mib << 20 // a bigger image, to measure the seed's rate
+	}
+	tests := []struct {
+		name    string
+		size    int
+		rate    int64         // swarm.upload_rate
+		minTook time.Duration // what the cap makes the download take at least
+	}{
+		{"uncapped", size, 0, 0},
+		// 8 MiB at 4 MiB/s: 2 s, less the limiter's burst of 0.4 s.
+		{"upload_rate caps the seed", 8 << 20, 4 << 20, 1500 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { downloadFromSeed(t, tt.size, tt.rate, tt.minTook) })
+	}
+}
+
+func downloadFromSeed(t *testing.T, size int, rate int64, minTook time.Duration) {
 	dir := t.TempDir()
-	img := writeImage(t, dir, "os.img.zst", 12<<20+777)
-	s := newSwarm(t, Options{Dir: dir, Images: []string{"os.img.zst"}, Logger: testLogger(t)})
+	img := writeImage(t, dir, "os.img.zst", size)
+	hashStart := time.Now()
+	s := newSwarm(t, Options{Dir: dir, Images: []string{"os.img.zst"}, Logger: testLogger(t), UploadRate: rate})
+	t.Logf("metainfo of %d bytes built in %s", size, time.Since(hashStart).Round(time.Millisecond))
 	srv := serve(t, s, dir)
 	mi, code := fetchTorrent(t, srv.URL, "os.img.zst")
 	if code != http.StatusOK {
@@ -357,7 +379,8 @@ func TestDownloadFromSeed(t *testing.T) {
 		t.Fatal(err)
 	}
 	tor.DownloadAll()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	select {
 	case <-tor.Complete().On():
@@ -366,6 +389,11 @@ func TestDownloadFromSeed(t *testing.T) {
 		t.Fatalf("download did not complete: %d of %d bytes (pieces good %d bad %d, peers %d, seed %+v)", tor.BytesCompleted(), len(img),
 			ts.PiecesDirtiedGood.Int64(), ts.PiecesDirtiedBad.Int64(), ts.ActivePeers, s.Stats())
 	}
+	took := time.Since(start)
+	if took < minTook {
+		t.Errorf("download took %s, the upload cap of %d bytes/s wants at least %s", took, rate, minTook)
+	}
+	t.Logf("%d bytes from the seed in %s (%.1f MiB/s)", len(img), took.Round(time.Millisecond), float64(len(img))/took.Seconds()/(1<<20))
 	got, err := os.ReadFile(filepath.Join(out, "os.img.zst"))
 	if err != nil {
 		t.Fatal(err)

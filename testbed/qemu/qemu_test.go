@@ -219,7 +219,7 @@ func TestArgs(t *testing.T) {
 				o.SMBIOS = &SMBIOS{Manufacturer: "GM, Inc", Serial: "GM-0001"}
 				o.Extra = []string{"-device", "virtio-keyboard-pci"}
 			},
-			want: []string{"-kernel " + dir + "/vmlinuz", "-append console=ttyS0,115200 quiet", "-netdev user,restrict=on,guestfwd=tcp:10.0.2.100:80-tcp:127.0.0.1:8080,id=n0",
+			want: []string{"-kernel " + dir + "/vmlinuz", "-append console=ttyS0,115200 no_timer_check quiet", "-netdev user,restrict=on,guestfwd=tcp:10.0.2.100:80-tcp:127.0.0.1:8080,id=n0",
 				"-drive file=/tmp/a,,b.img,if=none,id=disk0,format=raw", "-device virtio-blk-pci,drive=disk0,serial=S1",
 				"-device nvme,drive=disk1,serial=FLNVME1", "-smbios type=1,manufacturer=GM,, Inc,serial=GM-0001", "-device virtio-keyboard-pci"},
 			notWant: []string{"bootindex", "tftp="},

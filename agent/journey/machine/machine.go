@@ -202,7 +202,7 @@ func Flash(ctx context.Context, req journey.FlashRequest, policy *trust.Policy, 
 	fr := protocol.FlashResult{Target: req.Target, Bytes: res.Bytes, SHA256: res.SHA256, Format: res.Format,
 		DurationMS: res.Duration.Milliseconds(), Resumes: res.Resumes}
 	if s := res.Swarm; s.Used {
-		log.Info("swarm flash", "from_peers", s.FromPeers, "from_http", s.FromHTTP, "served", s.Uploaded,
+		log.Info("swarm flash", "from_peers", s.FromPeers, "from_server_seed", s.FromServer, "from_http", s.FromHTTP, "served", s.Uploaded,
 			"banned", s.BadPeers, "lingered", s.Lingered, "fallback", s.Fallback)
 	}
 	for _, w := range res.Warnings {

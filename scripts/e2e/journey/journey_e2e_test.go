@@ -14,6 +14,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/flashline/flashline/scripts/line"
+	"github.com/flashline/flashline/testbed/netlab"
 	"github.com/flashline/flashline/testbed/qemu"
 )
 
@@ -35,6 +37,20 @@ type journeyCase struct {
 	wantPass     bool
 	// wantFailed is the failed step stored by the server; wantReason a part of its reason.
 	wantFailed, wantReason string
+	// place, when set, names the line and its stations, puts the device on a switch port
+	// and says where the server must have placed the run.
+	place *placement
+}
+
+// placement is a line with stations, the switch port the device's NIC is plugged into, and
+// where the server must place the device.
+type placement struct {
+	line     string
+	stations string // the server's stations: list (YAML)
+	lldp     netlab.LLDPPort
+	// wantStation, wantSource and wantPort are the run's station, station_source and
+	// station_port as the server stores them.
+	wantStation, wantSource, wantPort string
 }
 
 // inNamespace runs the calling test again inside a fresh line namespace and reports whether
@@ -77,9 +93,13 @@ func runCase(t *testing.T, tc journeyCase) {
 	logf := func(format string, args ...any) { t.Logf(strings.TrimRight(format, "\n"), args...) }
 	ctx, cancel := context.WithTimeout(context.Background(), 35*time.Minute)
 	defer cancel()
-	l, err := line.Start(ctx, line.Config{Repo: repo, Work: work, Kernel: kernel, Initrd: initrd,
+	cfg := line.Config{Repo: repo, Work: work, Kernel: kernel, Initrd: initrd,
 		Firmware: firmware, Image: tc.image, Scenario: filepath.Join(repo, "scenarios", tc.scenario), Printf: logf,
-		CutImageAfter: tc.cutAfter, WhileTesting: tc.whileTesting})
+		CutImageAfter: tc.cutAfter, WhileTesting: tc.whileTesting}
+	if p := tc.place; p != nil {
+		cfg.LineName, cfg.Stations, cfg.LLDP = p.line, p.stations, &p.lldp
+	}
+	l, err := line.Start(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,6 +147,15 @@ func runCase(t *testing.T, tc journeyCase) {
 		}
 	}
 	t.Logf("stored timings: %+v", run.Timings)
+	if p := tc.place; p != nil {
+		// The agent heard its switch port on the boot NIC (the first boot's console) ...
+		heard := fmt.Sprintf("lldp: switch %s port %s", p.lldp.SystemName, p.lldp.PortID)
+		if b, err := os.ReadFile(out.Consoles[0]); err != nil || !strings.Contains(string(b), heard) {
+			t.Errorf("the agent did not print %q on its console (%s, %v)", heard, out.Consoles[0], err)
+		}
+		// ... and the server placed the run by it.
+		checkPlacement(ctx, t, l, *p, serial, run.RunID, run.Line, run.Station, run.StationSource, run.StationPort)
+	}
 	if tc.wantPass {
 		if run.Status != "pass" || !out.Booted {
 			t.Fatalf("stored %s (booted %v), want pass and the firmware booted", run.Status, out.Booted)
@@ -173,6 +202,53 @@ func runCase(t *testing.T, tc journeyCase) {
 	}
 	if !zero {
 		t.Fatalf("a failed device's disk has a non-zero first MiB: it could boot something")
+	}
+}
+
+// checkPlacement checks the server's record of where the device was: the stored run (the
+// export), and the line overview an operator's dashboard shows (/dashboard/api/line).
+func checkPlacement(ctx context.Context, t *testing.T, l *line.Line, p placement, serial, runID, runLine, station, source, port string) {
+	t.Helper()
+	if runLine != p.line || station != p.wantStation || source != p.wantSource || port != p.wantPort {
+		t.Errorf("stored run %s: line %q station %q (source %q, port %q); want line %q station %q (source %q, port %q)",
+			runID, runLine, station, source, port, p.line, p.wantStation, p.wantSource, p.wantPort)
+	}
+	var ov struct {
+		Line     string `json:"line"`
+		Stations []struct {
+			Name string `json:"name"`
+			Run  *struct {
+				RunID         string `json:"run_id"`
+				Line          string `json:"line"`
+				Serial        string `json:"serial"`
+				Status        string `json:"status"`
+				Station       string `json:"station"`
+				StationSource string `json:"station_source"`
+				StationPort   string `json:"station_port"`
+			} `json:"run"`
+		} `json:"stations"`
+	}
+	if err := l.Get(ctx, "/dashboard/api/line", &ov); err != nil {
+		t.Fatalf("line overview: %v", err)
+	}
+	if ov.Line != p.line {
+		t.Errorf("line overview of line %q, want %q", ov.Line, p.line)
+	}
+	found := false
+	for _, st := range ov.Stations {
+		if st.Run == nil || st.Run.Serial != serial {
+			continue
+		}
+		found = true
+		r := st.Run
+		if st.Name != p.wantStation || r.RunID != runID || r.Line != p.line || r.Station != p.wantStation || r.StationSource != p.wantSource {
+			t.Errorf("line overview shows %s at station %q: run %s line %q station %q source %q; want station %q, run %s, line %q, source %q",
+				serial, st.Name, r.RunID, r.Line, r.Station, r.StationSource, p.wantStation, runID, p.line, p.wantSource)
+		}
+		t.Logf("line overview: station %q has %s (run %s, %s, placed by %s from %q)", st.Name, r.Serial, r.RunID, r.Status, r.StationSource, r.StationPort)
+	}
+	if !found {
+		t.Errorf("line overview shows %s at no station: %+v", serial, ov.Stations)
 	}
 }
 
@@ -226,4 +302,23 @@ func TestJourneyCorruptImage(t *testing.T) {
 
 func TestJourneyServerRestart(t *testing.T) {
 	runCase(t, journeyCase{scenario: "gm-box-qemu.yaml", image: "firmware.img.zst", fault: line.ServerRestart, wantPass: true})
+}
+
+// TestJourneyStation: the device sits on port 7 of the line switch, which announces itself by
+// LLDP on the line network (the tap the guest's NIC is on) every 2 s. The agent hears it on
+// its boot NIC and sends it with the hello; the server maps the port to station bench-7 of
+// line-1, stores it with the run and shows the device there on the line overview.
+func TestJourneyStation(t *testing.T) {
+	runCase(t, journeyCase{scenario: "gm-box-qemu.yaml", image: "firmware.img.zst", wantPass: true, place: &placement{
+		line: "line-1",
+		// bench-6 is on the same switch's next port; bench-9 is the station the device's MAC
+		// would get, were the switch silent: LLDP must win over it.
+		stations: `  - {name: bench-6, lldp_port: "port 6", lldp_chassis: line1-sw}
+  - {name: bench-7, lldp_port: "port 7", lldp_chassis: line1-sw}
+  - {name: bench-9, macs: ["` + qemu.DefaultMAC + `"]}
+`,
+		lldp: netlab.LLDPPort{ChassisMAC: net.HardwareAddr{0x02, 0x4c, 0x49, 0x4e, 0x45, 0x01}, SystemName: "line1-sw",
+			PortID: "port 7", PortDescription: "bench 7"},
+		wantStation: "bench-7", wantSource: "lldp", wantPort: "lldp line1-sw port 7",
+	}})
 }

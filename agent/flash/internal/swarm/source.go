@@ -51,6 +51,9 @@ type Options struct {
 	Stall time.Duration
 	// UploadRate caps what this device serves, bytes/s; 0 is no cap.
 	UploadRate int64
+	// ServerHost is the line server's host (SOURCE's): the piece data from a peer at one of
+	// its addresses is counted as the server seed's in Stats.FromServer.
+	ServerHost string
 	// NoPEX stops peers from telling this one about others (a test that wants to know
 	// where the bytes came from).
 	NoPEX  bool
@@ -59,27 +62,30 @@ type Options struct {
 
 // Stats are a swarm source's counters.
 type Stats struct {
-	Read      int64 // bytes delivered to the reader
-	FromPeers int64 // useful piece data received from peers (the server's seed counts here)
-	Uploaded  int64 // piece data served to peers
-	Peers     int   // connected peers now
-	Held      int64 // bytes the window holds now
-	MaxHeld   int64 // most bytes the window held at once
-	BadPeers  int   // peers banned for corrupt data
+	Read       int64 // bytes delivered to the reader
+	FromPeers  int64 // useful piece data received from peers (the server's seed counts here)
+	FromServer int64 // the part of FromPeers that came from the server's seed (Options.ServerHost)
+	Uploaded   int64 // piece data served to peers
+	Peers      int   // connected peers now
+	Held       int64 // bytes the window holds now
+	MaxHeld    int64 // most bytes the window held at once
+	BadPeers   int   // peers banned for corrupt data
 }
 
 // Source reads the torrent's one file from its start. One goroutine reads it.
 type Source struct {
-	ctx   context.Context
-	opts  Options
-	cl    *torrent.Client
-	t     *torrent.Torrent
-	r     torrent.Reader
-	win   *window
-	size  int64
-	off   int64
-	read  atomic.Int64
-	close func()
+	ctx  context.Context
+	opts Options
+	cl   *torrent.Client
+	t    *torrent.Torrent
+	r    torrent.Reader
+	win  *window
+	size int64
+	off  int64
+	read atomic.Int64
+	// fromServer counts piece data from the server's seed.
+	fromServer *atomic.Int64
+	close      func()
 }
 
 // Open starts a client and joins the torrent's swarm. It does not wait for a peer.
@@ -128,6 +134,15 @@ func Open(ctx context.Context, opts Options) (*Source, error) {
 	}
 	win := newWindow(opts.Window)
 	cfg.DefaultStorage = win
+	fromServer := new(atomic.Int64)
+	if server := serverAddrs(ctx, opts.ServerHost); len(server) > 0 {
+		// Called under the client's lock for every useful block: a map look-up and an add.
+		cfg.Callbacks.ReceivedUsefulData = append(cfg.Callbacks.ReceivedUsefulData, func(ev torrent.ReceivedUsefulDataEvent) {
+			if host, _, err := net.SplitHostPort(ev.Peer.RemoteAddr.String()); err == nil && server[normalIP(host)] {
+				fromServer.Add(int64(len(ev.Message.Piece)))
+			}
+		})
+	}
 	cl, err := torrent.NewClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("swarm: start client: %w", err)
@@ -158,7 +173,7 @@ func Open(ctx context.Context, opts Options) (*Source, error) {
 	// The reader's readahead is what the library asks peers for; the rest of the window
 	// keeps pieces behind the reader for the others.
 	r.SetReadahead(min(opts.Window/2, info.Length))
-	s := &Source{ctx: ctx, opts: opts, cl: cl, t: t, r: r, win: win, size: info.Length}
+	s := &Source{ctx: ctx, opts: opts, cl: cl, t: t, r: r, win: win, size: info.Length, fromServer: fromServer}
 	s.close = func() {
 		r.Close()
 		cl.Close()
@@ -211,14 +226,40 @@ func (s *Source) Stats() Stats {
 	ts := s.t.Stats()
 	held, maxHeld := s.win.stats()
 	return Stats{
-		Read:      s.read.Load(),
-		FromPeers: ts.BytesReadUsefulData.Int64(),
-		Uploaded:  ts.BytesWrittenData.Int64(),
-		Peers:     ts.ActivePeers,
-		Held:      held,
-		MaxHeld:   maxHeld,
-		BadPeers:  badPeers(s.cl.BadPeerIPs()),
+		Read:       s.read.Load(),
+		FromPeers:  ts.BytesReadUsefulData.Int64(),
+		FromServer: s.fromServer.Load(),
+		Uploaded:   ts.BytesWrittenData.Int64(),
+		Peers:      ts.ActivePeers,
+		Held:       held,
+		MaxHeld:    maxHeld,
+		BadPeers:   badPeers(s.cl.BadPeerIPs()),
 	}
+}
+
+// serverAddrs resolves the server's host to the set of its addresses; none when it cannot.
+func serverAddrs(ctx context.Context, host string) map[string]bool {
+	if host == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	addrs, err := net.DefaultResolver.LookupHost(ctx, host)
+	if err != nil {
+		return nil
+	}
+	set := map[string]bool{}
+	for _, a := range addrs {
+		set[normalIP(a)] = true
+	}
+	return set
+}
+
+func normalIP(s string) string {
+	if ip := net.ParseIP(s); ip != nil {
+		return ip.String()
+	}
+	return s
 }
 
 // badPeers counts banned addresses: the library may hold one as IPv4 and as IPv4-mapped IPv6.
