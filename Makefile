@@ -33,7 +33,7 @@ E2E_SKIP ?= ^TestTaktTime$$
 # Version stamp for the binaries: git commit and build time (internal/buildinfo).
 STAMP = $(shell go run ./internal/buildinfo/ldflags)
 
-.PHONY: all initrd.gz testbed-initrd firmware uki usb iso e2e-ci e2e-linehost bench-takt bench-line test unit smoke e2e bench demo setup clean bins flashline-server install deb
+.PHONY: all initrd.gz testbed-initrd firmware uki usb iso e2e-ci e2e-linehost e2e-swarm bench-takt bench-line test unit smoke e2e bench demo setup clean bins flashline-server install deb
 
 all: initrd.gz
 
@@ -113,6 +113,11 @@ e2e-ci: initrd.gz testbed-initrd firmware
 # proxy then full DHCP, and provisions a QEMU device each time. About 4 minutes per mode.
 e2e-linehost: firmware
 	go test -count=1 -v -timeout 45m -tags e2e -p 1 -run 'TestLineHostPage' ./scripts/e2e/linehost/
+
+# Two QEMU devices flashing through the line's BitTorrent swarm (issue 15): the second must take
+# well under one image from the server.
+e2e-swarm: initrd.gz testbed-initrd firmware
+	go test -count=1 -v -timeout 30m -tags e2e -run 'TestJourneySwarmTwoDevices$$' ./scripts/e2e/journey/
 
 # Takt time on QEMU: power-on to PASS of the QEMU scenario one step after another with the
 # flash after it, against its parallel group with flash.while_testing (about 10 min).
