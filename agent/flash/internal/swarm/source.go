@@ -32,6 +32,10 @@ const (
 	DefaultIdle = 3 * time.Second
 )
 
+// maxStallWaits bounds how many Stall periods one Read waits while bytes arrive but the
+// piece at the read position does not complete.
+const maxStallWaits = 8
+
 // ErrStalled is the swarm delivering nothing for Options.Stall: the caller goes on over
 // HTTP from Offset.
 var ErrStalled = errors.New("no data from the swarm")
@@ -192,15 +196,33 @@ func (s *Source) Addr() string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.cl.LocalPort()))
 }
 
-// Read delivers the next verified bytes. It returns ErrStalled (wrapped) when the swarm
-// has delivered nothing for Options.Stall; the source stays usable for serving peers.
+// Read delivers the next verified bytes. It returns ErrStalled (wrapped) when no byte has
+// arrived from the swarm for Options.Stall, or the next piece has not completed in
+// maxStallWaits of them; the source stays usable for serving peers.
 func (s *Source) Read(p []byte) (int, error) {
 	if s.off >= s.size {
 		return 0, io.EOF
 	}
-	ctx, cancel := context.WithTimeout(s.ctx, s.opts.Stall)
-	n, err := s.r.ReadContext(ctx, p)
-	cancel()
+	// A stall is no byte arriving for Stall, not no piece completing: on a shared uplink a
+	// piece can take longer than Stall while its blocks keep coming, and falling back to HTTP
+	// then only adds to the server's egress. The wait for one Read is still bounded
+	// (maxStallWaits) for a piece whose blocks never come while other pieces' blocks do.
+	got := s.usefulBytes()
+	var n int
+	var err error
+	for waits := 1; ; waits++ {
+		ctx, cancel := context.WithTimeout(s.ctx, s.opts.Stall)
+		n, err = s.r.ReadContext(ctx, p)
+		cancel()
+		if n > 0 || !errors.Is(err, context.DeadlineExceeded) || s.ctx.Err() != nil || waits >= maxStallWaits {
+			break
+		}
+		now := s.usefulBytes()
+		if now == got {
+			break
+		}
+		got = now
+	}
 	if n > 0 {
 		s.off += int64(n)
 		s.read.Store(s.off)
@@ -219,6 +241,12 @@ func (s *Source) Read(p []byte) (int, error) {
 		return 0, fmt.Errorf("%w for %v at byte %d of %d", ErrStalled, s.opts.Stall, s.off, s.size)
 	}
 	return 0, fmt.Errorf("swarm: %w", err)
+}
+
+// usefulBytes counts the wanted piece data received from peers so far.
+func (s *Source) usefulBytes() int64 {
+	ts := s.t.Stats()
+	return ts.BytesReadUsefulData.Int64()
 }
 
 // Stats may be called from any goroutine.

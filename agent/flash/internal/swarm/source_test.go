@@ -190,6 +190,28 @@ func TestNoPeerStalls(t *testing.T) {
 	}
 }
 
+// TestSlowPieceIsNoStall: a seed so slow that one piece takes about four stall periods,
+// while its blocks keep coming, is not a stall (falling back to HTTP would only add to the
+// server's egress); the whole image arrives from it.
+func TestSlowPieceIsNoStall(t *testing.T) {
+	data := randomData(512<<10, 6)
+	mi := swarmtest.Metainfo(t, data, 256<<10, "")
+	// Two 256 KiB pieces requested at once at 128 KiB/s: ~4 s for the first against a 1 s stall.
+	seed := swarmtest.StartSeed(t, data, mi, swarmtest.SeedOptions{UploadRate: 128 << 10})
+	src, err := swarm.Open(t.Context(), swarm.Options{Torrent: parse(t, mi), Peers: []string{seed.Addr}, Stall: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	got, err := readAll(src)
+	if err != nil {
+		t.Fatalf("after %d bytes: %v", len(got), err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatalf("read %d bytes that differ from the %d seeded", len(got), len(data))
+	}
+}
+
 // TestLingerEndsWhenIdle: with nobody asking, a linger of a minute ends after the idle time.
 func TestLingerEndsWhenIdle(t *testing.T) {
 	data := randomData(1<<20, 6)
