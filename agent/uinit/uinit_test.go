@@ -122,3 +122,33 @@ func TestRunOwnerIgnoresCancel(t *testing.T) {
 		t.Fatalf("journey ran %d times; a cancelled context reached it", seen)
 	}
 }
+
+func TestLinger(t *testing.T) {
+	tests := []struct {
+		name     string
+		arg0     string
+		ppid     int
+		code     int
+		wantIdle bool
+		wantOut  string
+	}{
+		{"host exits", "/usr/bin/flashline-agent", 4242, 1, false, ""},
+		{"a test's /init runs the agent", "/bin/flashline-agent", 1, 0, false, ""},
+		{"uinit named so by a non-init parent", "/bin/uinit", 300, 1, false, ""},
+		{"u-root's uinit stays up after a failure", "/bin/uinit", 1, 1, true, "finished with exit status 1; staying up"},
+		{"u-root's uinit stays up after a pass", "/bbin/uinit", 1, 0, true, "finished with exit status 0; staying up"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			idle := false
+			code := Linger(&out, StartedByURootInit(tt.arg0, tt.ppid), tt.code, func() { idle = true })
+			if code != tt.code || idle != tt.wantIdle {
+				t.Fatalf("code %d idle %v, want %d %v", code, idle, tt.code, tt.wantIdle)
+			}
+			if tt.wantOut == "" && out.Len() != 0 || !strings.Contains(out.String(), tt.wantOut) {
+				t.Fatalf("output %q, want %q", out.String(), tt.wantOut)
+			}
+		})
+	}
+}

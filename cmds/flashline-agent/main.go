@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/flashline/flashline/agent/uinit"
 )
 
 // subcommands maps each subcommand to its implementation; each lives in its own file so that
@@ -57,5 +59,7 @@ func main() {
 		usage()
 		os.Exit(2)
 	}
-	os.Exit(cmd(ctx, args[1:]))
+	code := cmd(ctx, args[1:])
+	// A subcommand that u-root's init started as its uinit must not exit (see uinit.Linger).
+	os.Exit(uinit.Linger(os.Stdout, uinit.StartedByURootInit(os.Args[0], os.Getppid()), code, nil))
 }
