@@ -431,15 +431,25 @@ func CheckEvents(runID string, b *protocol.EventBatch) error {
 	return nil
 }
 
-func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+// decodeRun reads the run id from the path and the JSON body into v, answering the request
+// itself (and returning false) when either is bad: the device-write routes share it.
+func (s *Server) decodeRun(w http.ResponseWriter, r *http.Request, v any) (string, bool) {
 	runID := r.PathValue("run")
 	if !validRunID(runID) {
 		s.fail(w, r, http.StatusBadRequest, "invalid", fmt.Sprintf("run id %q is not valid", runID))
-		return
+		return "", false
 	}
-	var b protocol.EventBatch
-	if de := s.decode(w, r, &b); de != nil {
+	if de := s.decode(w, r, v); de != nil {
 		s.fail(w, r, de.code, de.reason, de.msg, "run", runID)
+		return "", false
+	}
+	return runID, true
+}
+
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	var b protocol.EventBatch
+	runID, ok := s.decodeRun(w, r, &b)
+	if !ok {
 		return
 	}
 	if err := CheckEvents(runID, &b); err != nil {
@@ -542,14 +552,9 @@ func CheckResult(runID string, res *protocol.Result) error {
 }
 
 func (s *Server) result(w http.ResponseWriter, r *http.Request) {
-	runID := r.PathValue("run")
-	if !validRunID(runID) {
-		s.fail(w, r, http.StatusBadRequest, "invalid", fmt.Sprintf("run id %q is not valid", runID))
-		return
-	}
 	var res protocol.Result
-	if de := s.decode(w, r, &res); de != nil {
-		s.fail(w, r, de.code, de.reason, de.msg, "run", runID)
+	runID, ok := s.decodeRun(w, r, &res)
+	if !ok {
 		return
 	}
 	if err := CheckResult(runID, &res); err != nil {

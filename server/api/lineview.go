@@ -88,14 +88,9 @@ func (s *Server) recordUnmatched(ctx context.Context, h protocol.Hello, mac, ip 
 
 // heartbeat is POST /api/v1/runs/{run}/heartbeat: the device is still there.
 func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
-	runID := r.PathValue("run")
-	if !validRunID(runID) {
-		s.fail(w, r, http.StatusBadRequest, "invalid", fmt.Sprintf("run id %q is not valid", runID))
-		return
-	}
 	var hb protocol.Heartbeat
-	if de := s.decode(w, r, &hb); de != nil {
-		s.fail(w, r, de.code, de.reason, de.msg, "run", runID)
+	runID, ok := s.decodeRun(w, r, &hb)
+	if !ok {
 		return
 	}
 	if hb.RunID != "" && hb.RunID != runID {
