@@ -267,6 +267,9 @@ func Write(ctx context.Context, opts Options) (res Result, err error) {
 		return res, fail("%w", err)
 	}
 	p.tgt = tgt
+	if sw != nil {
+		sw.attachSpool(opts.Swarm.Spool, tgt, p.size)
+	}
 	closed := false
 	defer func() {
 		if err != nil {

@@ -6,15 +6,36 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"sync/atomic"
 	"time"
 
 	"github.com/flashline/flashline/agent/flash/internal/source"
 	"github.com/flashline/flashline/agent/flash/internal/swarm"
+	"github.com/flashline/flashline/agent/flash/target"
 )
 
 // DefaultLinger is how long a device seeds after a verified flash when the job does not say.
 const DefaultLinger = 60 * time.Second
+
+// swarmClientMemory is what the BitTorrent client takes beside its window (measured about
+// 20 MiB over HTTP; see docs/flash.md), with a margin.
+const swarmClientMemory = 24 << 20
+
+// SwarmMemory is the memory a swarm flash needs on top of the flash's budget
+// (Options.Memory): the window and the client. The process's memory limit must include it:
+// a limit below the live heap makes the collector run back to back, and on a line of
+// devices sharing two cores that was most of their CPU.
+func SwarmMemory(sw *Swarm) int64 {
+	if sw == nil {
+		return 0
+	}
+	w := sw.Window
+	if w <= 0 {
+		w = swarm.DefaultWindow
+	}
+	return w + swarmClientMemory
+}
 
 // Swarm is how Write gets the image from a BitTorrent swarm. Source stays the image's URL
 // (or file): the torrent is of exactly those bytes, and the flash goes on from there when
@@ -33,6 +54,11 @@ type Swarm struct {
 	// (default 5 s).
 	Stall      time.Duration
 	UploadRate int64 // bytes/s this device serves at most; 0 no cap
+	// Spool is where the pieces the memory window lets go of are kept, so that the device
+	// serves the whole image it has, not only the window: "" (auto) is the disk after the
+	// image on a block device with room for it, and a file beside a regular-file target;
+	// "off" keeps none; anything else is a scratch file to use (and remove).
+	Spool string
 
 	// opened, when set, is told about the swarm source once it is open (tests).
 	opened func(*swarm.Source)
@@ -47,6 +73,9 @@ type SwarmResult struct {
 	FromHTTP   int64  // bytes fetched from the web seed URL over plain HTTP
 	Uploaded   int64  // piece data served to other devices, linger included
 	MaxHeld    int64  // most bytes the memory window held at once
+	Spool      string // where the pieces past the window were kept; "" none
+	Spooled    int64  // bytes of pieces kept there
+	SeedOpens  int    // times the server's seed was asked again after the other devices went quiet
 	BadPeers   int    // peers banned for sending corrupt pieces
 	Lingered   time.Duration
 }
@@ -60,7 +89,8 @@ type swarmSource struct {
 	spec     string
 	opts     source.Options
 	log      *slog.Logger
-	http     source.Source            // the reading goroutine's
+	http     source.Source // the reading goroutine's
+	spool    *spool
 	fallback atomic.Pointer[fellBack] // for Stats, from any goroutine
 }
 
@@ -140,7 +170,11 @@ func (s *swarmSource) Stats() source.Stats {
 
 func (s *swarmSource) result() SwarmResult {
 	st := s.sw.Stats()
-	r := SwarmResult{Used: true, FromPeers: st.FromPeers, FromServer: st.FromServer, Uploaded: st.Uploaded, MaxHeld: st.MaxHeld, BadPeers: st.BadPeers}
+	r := SwarmResult{Used: true, FromPeers: st.FromPeers, FromServer: st.FromServer, Uploaded: st.Uploaded,
+		MaxHeld: st.MaxHeld, BadPeers: st.BadPeers, Spooled: st.Spooled, SeedOpens: st.SeedOpens}
+	if s.spool != nil {
+		r.Spool = s.spool.where
+	}
 	if f := s.fallback.Load(); f != nil {
 		r.Fallback = f.why
 		r.FromHTTP = f.src.Stats().Read - f.from
@@ -152,7 +186,87 @@ func (s *swarmSource) Close() error {
 	if s.http != nil {
 		s.http.Close()
 	}
-	return s.sw.Close()
+	err := s.sw.Close()
+	// Only once the client is gone: it reads the spool until then.
+	if s.spool != nil {
+		if cerr := s.spool.close(); cerr != nil {
+			s.log.Warn("closing the swarm spool", "err", cerr)
+		}
+	}
+	return err
+}
+
+// attachSpool gives the swarm a spool on (or beside) the open target; imageSize is the
+// image's decoded size, -1 when unknown. No spool is no failure: the window alone serves.
+func (s *swarmSource) attachSpool(spec string, tgt *target.Target, imageSize int64) {
+	sp, why := openSpool(spec, tgt, imageSize, s.sw.Size())
+	if sp == nil {
+		s.log.Info("swarm: serving only the memory window", "why", why)
+		return
+	}
+	s.spool = sp
+	s.sw.SetSpool(sp, s.sw.Size())
+	s.log.Info("swarm: pieces past the memory window kept", "in", sp.where)
+}
+
+// spool is a region of a file or disk, from base on, holding the torrent's pieces.
+type spool struct {
+	f      *os.File
+	base   int64
+	where  string
+	remove bool // a scratch file of ours
+}
+
+func (s *spool) ReadAt(b []byte, off int64) (int, error)  { return s.f.ReadAt(b, s.base+off) }
+func (s *spool) WriteAt(b []byte, off int64) (int, error) { return s.f.WriteAt(b, s.base+off) }
+
+func (s *spool) close() error {
+	err := s.f.Close()
+	if s.remove {
+		if rerr := os.Remove(s.f.Name()); rerr != nil && err == nil {
+			err = rerr
+		}
+	}
+	return err
+}
+
+// openSpool decides where the pieces go (see Swarm.Spool); nil and why when nowhere.
+//
+// On a disk the pieces go after the image, from the next MiB on, and never into the last
+// MiB (the backup GPT's): space the image does not use, which the new firmware sees as
+// unallocated. Knowing where the image ends needs its size (--size, a bmap, or a job).
+func openSpool(spec string, tgt *target.Target, imageSize, torrentSize int64) (*spool, string) {
+	switch {
+	case spec == "off":
+		return nil, "spool off"
+	case spec != "":
+		f, err := os.OpenFile(spec, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			return nil, fmt.Sprintf("spool: %v", err)
+		}
+		return &spool{f: f, where: spec, remove: true}, ""
+	case tgt.Kind == target.BlockDevice:
+		if imageSize <= 0 {
+			return nil, "the image's size is not known before it is written, so neither is where it ends"
+		}
+		base := (imageSize + HoldBack - 1) / HoldBack * HoldBack
+		if base+torrentSize > tgt.Size()-HoldBack {
+			return nil, fmt.Sprintf("the disk (%d bytes) has no room for the %d-byte download after the %d-byte image", tgt.Size(), torrentSize, imageSize)
+		}
+		// Not O_EXCL: the target's own descriptor holds the disk exclusively.
+		f, err := os.OpenFile(tgt.Path, os.O_RDWR, 0)
+		if err != nil {
+			return nil, fmt.Sprintf("spool: %v", err)
+		}
+		return &spool{f: f, base: base, where: fmt.Sprintf("%s from byte %d", tgt.Path, base)}, ""
+	default:
+		path := tgt.Path + ".swarm-spool"
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			return nil, fmt.Sprintf("spool beside the target: %v", err)
+		}
+		return &spool{f: f, where: path, remove: true}, ""
+	}
 }
 
 // urlHost is an http(s) URL's host, "" for anything else.

@@ -48,6 +48,7 @@ func cmdFlash(ctx context.Context, args []string) int {
 	fs.Var(&peers, "peer", "with --torrent: a peer HOST:PORT to connect to besides the tracker's (repeatable)")
 	fs.IntVar(&sw.Port, "peer-port", envInt("FLASHLINE_PEER_PORT"), "with --torrent: TCP port for peers (default $FLASHLINE_PEER_PORT, else any free port)")
 	windowMiB := fs.Int64("swarm-window", 0, "with --torrent: MiB of pieces held in memory (default 32; at least two pieces)")
+	fs.StringVar(&sw.Spool, "swarm-spool", "", "with --torrent: where pieces past the memory window are kept to serve: auto (the disk after the image, or a file beside a file target), off, or a scratch FILE (default auto)")
 	fs.DurationVar(&sw.Stall, "swarm-stall", 0, "with --torrent: go on over HTTP after the swarm sends nothing this long (default 5s)")
 	fs.Usage = func() {
 		fmt.Fprintln(os.Stderr, "usage: flashline-agent flash [--sha256 HEX | --bmap FILE|URL] [--size BYTES] [--torrent URL|FILE [--linger D]] [flags] SOURCE TARGET\n\nSOURCE is an http(s) URL, a file or - (stdin); TARGET a block device or a regular file.\nWith --torrent the image comes from its BitTorrent swarm, SOURCE being its web seed and fallback.\n\nFlags:")
@@ -100,7 +101,13 @@ func cmdFlash(ctx context.Context, args []string) int {
 		fmt.Fprintf(os.Stderr, "flash: --memory: %v\n", err)
 		return 2
 	}
-	membudget.Apply(mem)
+	applyBudget := func() {
+		// The swarm's window and client come on top of the pipeline's budget.
+		if mem.MemoryLimit >= 0 {
+			mem.MemoryLimit += flash.SwarmMemory(opts.Swarm)
+		}
+		membudget.Apply(mem)
+	}
 	if *bmapSrc != "" {
 		m, err := flash.LoadBmap(ctx, *bmapSrc, "", nil)
 		if err != nil {
@@ -112,11 +119,15 @@ func cmdFlash(ctx context.Context, args []string) int {
 	if sw.Torrent != "" {
 		sw.Peers = peers
 		sw.Window = *windowMiB << 20
+		if sw.Spool == "auto" {
+			sw.Spool = ""
+		}
 		opts.Swarm = &sw
 	} else if sw.Linger != 0 || len(peers) > 0 || sw.InfoHash != "" {
 		fmt.Fprintln(os.Stderr, "flash: --linger, --peer and --info-hash need --torrent")
 		return 2
 	}
+	applyBudget()
 	term := isTerminal(os.Stderr)
 	if term {
 		opts.Progress = func(p flash.Progress) { fmt.Fprint(os.Stderr, "\r"+progressLine(p)+"\033[K") }
@@ -140,8 +151,12 @@ func cmdFlash(ctx context.Context, args []string) int {
 		res.Bytes, res.Format, check, res.Duration.Seconds(),
 		human.Bytes(int64(float64(res.Bytes)/max(res.Duration.Seconds(), 1e-9))), res.Resumes, human.Bytes(res.ZeroSkipped))
 	if s := res.Swarm; s.Used {
-		fmt.Fprintf(os.Stderr, "flash: swarm: %s from peers (%s of it from the server's seed), %s over HTTP, %s served to peers, %d peers banned, lingered %.1fs\n",
-			human.Bytes(s.FromPeers), human.Bytes(s.FromServer), human.Bytes(s.FromHTTP), human.Bytes(s.Uploaded), s.BadPeers, s.Lingered.Seconds())
+		spool := "no spool"
+		if s.Spool != "" {
+			spool = human.Bytes(s.Spooled) + " spooled in " + s.Spool
+		}
+		fmt.Fprintf(os.Stderr, "flash: swarm: %s from peers (%s of it from the server's seed), %s over HTTP, %s served to peers, %d peers banned, lingered %.1fs, %s, seed asked again %d times\n",
+			human.Bytes(s.FromPeers), human.Bytes(s.FromServer), human.Bytes(s.FromHTTP), human.Bytes(s.Uploaded), s.BadPeers, s.Lingered.Seconds(), spool, s.SeedOpens)
 	}
 	return 0
 }

@@ -37,9 +37,14 @@ const trustRoot = "/"
 func Run(ctx context.Context, env *bootstrap.Env) error {
 	// The journey flashes with flash.DefaultMemory, like `flashline-agent flash` without
 	// --memory: hold the whole process to it, as the pipeline's sizing assumes.
+	// The swarm's window and client are on top of it: reckoned in always, since whether a
+	// job offers a swarm is known only later, and a limit is no allocation.
 	mem, err := membudget.For(flash.DefaultMemory, os.Getenv)
 	if err != nil {
 		return err
+	}
+	if mem.MemoryLimit >= 0 {
+		mem.MemoryLimit += flash.SwarmMemory(&flash.Swarm{})
 	}
 	membudget.Apply(mem)
 	policy, err := trust.Load(trustRoot)

@@ -58,6 +58,10 @@ type Options struct {
 	// ServerHost is the line server's host (SOURCE's): the piece data from a peer at one of
 	// its addresses is counted as the server seed's in Stats.FromServer.
 	ServerHost string
+	// SeedQuiet is how long no data may come from other peers before this device asks the
+	// server's seed (ServerHost's) again (default 1.5 s; see serverGate). Negative: the seed
+	// is asked like any peer.
+	SeedQuiet time.Duration
 	// NoPEX stops peers from telling this one about others (a test that wants to know
 	// where the bytes came from).
 	NoPEX  bool
@@ -72,6 +76,9 @@ type Stats struct {
 	Uploaded   int64 // piece data served to peers
 	Peers      int   // connected peers now
 	Held       int64 // bytes the window holds now
+	Spooled    int64 // bytes of pieces served from the spool
+	SpoolErr   error // why the spool stopped taking pieces, if it did
+	SeedOpens  int   // times the server's seed was asked again after other peers went quiet
 	MaxHeld    int64 // most bytes the window held at once
 	BadPeers   int   // peers banned for corrupt data
 }
@@ -89,6 +96,8 @@ type Source struct {
 	read atomic.Int64
 	// fromServer counts piece data from the server's seed.
 	fromServer *atomic.Int64
+	gate       *serverGate // nil: the seed is a peer like any other
+	stopGate   func()
 	close      func()
 }
 
@@ -133,19 +142,30 @@ func Open(ctx context.Context, opts Options) (*Source, error) {
 		cfg.Slogger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	cfg.DisablePEX = opts.NoPEX
+	// Header obfuscation is for ISPs that throttle BitTorrent; on a line it only costs a
+	// Diffie-Hellman exchange per connection. Obfuscated peers are still accepted.
+	cfg.HeaderObfuscationPolicy = torrent.HeaderObfuscationPolicy{Preferred: false, RequirePreferred: false}
 	if opts.UploadRate > 0 {
 		cfg.UploadRateLimiter = rate.NewLimiter(rate.Limit(opts.UploadRate), 0) // the library sets the burst to a request's size
 	}
 	win := newWindow(opts.Window)
 	cfg.DefaultStorage = win
 	fromServer := new(atomic.Int64)
+	var gate *serverGate
 	if server := serverAddrs(ctx, opts.ServerHost); len(server) > 0 {
+		gate = newServerGate(server, opts.SeedQuiet, win.firstMissing)
 		// Called under the client's lock for every useful block: a map look-up and an add.
 		cfg.Callbacks.ReceivedUsefulData = append(cfg.Callbacks.ReceivedUsefulData, func(ev torrent.ReceivedUsefulDataEvent) {
-			if host, _, err := net.SplitHostPort(ev.Peer.RemoteAddr.String()); err == nil && server[normalIP(host)] {
+			if gate.isServer(ev.Peer.RemoteAddr) {
 				fromServer.Add(int64(len(ev.Message.Piece)))
 			}
 		})
+		if opts.SeedQuiet >= 0 {
+			cfg.IPBlocklist = gate
+			cfg.Callbacks.PeerConnAdded = append(cfg.Callbacks.PeerConnAdded, gate.added)
+		} else {
+			gate = nil
+		}
 	}
 	cl, err := torrent.NewClient(cfg)
 	if err != nil {
@@ -177,12 +197,25 @@ func Open(ctx context.Context, opts Options) (*Source, error) {
 	// The reader's readahead is what the library asks peers for; the rest of the window
 	// keeps pieces behind the reader for the others.
 	r.SetReadahead(min(opts.Window/2, info.Length))
-	s := &Source{ctx: ctx, opts: opts, cl: cl, t: t, r: r, win: win, size: info.Length, fromServer: fromServer}
+	s := &Source{ctx: ctx, opts: opts, cl: cl, t: t, r: r, win: win, size: info.Length, fromServer: fromServer, gate: gate}
+	gctx, stopGate := context.WithCancel(ctx)
+	if gate != nil {
+		go gate.run(gctx, t)
+	}
+	s.stopGate = stopGate
 	s.close = func() {
+		stopGate()
 		r.Close()
 		cl.Close()
 	}
 	return s, nil
+}
+
+// SetSpool gives the source a spool of capacity bytes (from its offset 0) for the pieces the
+// memory window lets go of, so that they are still served. It may be called once the
+// source is open and reading: pieces dropped before are not served again.
+func (s *Source) SetSpool(sp Spool, capacity int64) {
+	s.win.setSpool(sp, capacity)
 }
 
 // Size is the file's length.
@@ -253,7 +286,17 @@ func (s *Source) usefulBytes() int64 {
 func (s *Source) Stats() Stats {
 	ts := s.t.Stats()
 	held, maxHeld := s.win.stats()
+	spooled, spoolErr := s.win.spoolStats()
+	var opens int
+	if s.gate != nil {
+		s.gate.mu.Lock()
+		opens = s.gate.opens
+		s.gate.mu.Unlock()
+	}
 	return Stats{
+		Spooled:    spooled,
+		SpoolErr:   spoolErr,
+		SeedOpens:  opens,
 		Read:       s.read.Load(),
 		FromPeers:  ts.BytesReadUsefulData.Int64(),
 		FromServer: s.fromServer.Load(),
@@ -305,6 +348,8 @@ func badPeers(ips []string) int {
 // StopDownload leaves the swarm's downloading (after a fall back to HTTP): the window keeps
 // serving what it holds.
 func (s *Source) StopDownload() {
+	// Nothing more to fetch: the seed's connection is no cost to anyone now.
+	s.stopGate()
 	s.r.Close()
 	s.t.DisallowDataDownload()
 }

@@ -3,6 +3,7 @@ package swarm
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 
@@ -20,11 +21,20 @@ var errNotHeld = errors.New("piece not in the memory window")
 // block anyway, it is dropped and fetched again later.
 var errFull = errors.New("memory window full")
 
+// Spool is where the pieces the memory window lets go of live on, so that the device
+// serves every piece it has read, not only the last few MiB: the region of the target disk
+// after the image, or a scratch file. Piece i is at i x piece length.
+type Spool interface {
+	io.ReaderAt
+	io.WriterAt
+}
+
 // window is a torrent storage that holds at most limit bytes of pieces in memory, the
 // pieces around the reader's position: those ahead of it being downloaded, those behind it
-// kept for peers a little behind this device, dropped oldest first when room is needed.
-// The image streams through it into the flash pipeline, so memory stays bounded whatever
-// the image's size, and while it downloads the device serves what it holds.
+// kept for peers behind this device. When room is needed the oldest behind the reader move
+// to the spool, when there is one and it has room, and are dropped otherwise. The image
+// streams through it into the flash pipeline, so memory stays bounded whatever the image's
+// size, and while it downloads the device serves what it has.
 type window struct {
 	info  *metainfo.Info
 	limit int64
@@ -34,6 +44,10 @@ type window struct {
 	held      int64 // bytes allocated to pieces
 	maxHeld   int64
 	readPiece int // the reader's piece: only pieces before it may be dropped
+	spool     Spool
+	spoolCap  int64        // bytes the spool may take from its start
+	spooled   map[int]bool // complete pieces that live in the spool
+	spoolErr  error        // the first spool write that failed; the spool is off since
 	// dropped is told (without the lock) about a complete piece that was dropped, so the
 	// library asks the storage again and stops offering it.
 	dropped func(piece int)
@@ -45,7 +59,44 @@ type heldPiece struct {
 }
 
 func newWindow(limit int64) *window {
-	return &window{limit: limit, pieces: make(map[int]*heldPiece)}
+	return &window{limit: limit, pieces: make(map[int]*heldPiece), spooled: make(map[int]bool)}
+}
+
+// setSpool gives the window a spool of capacity bytes: the complete pieces it drops from
+// then on that fit go there instead.
+func (w *window) setSpool(s Spool, capacity int64) {
+	w.mu.Lock()
+	w.spool, w.spoolCap = s, capacity
+	w.mu.Unlock()
+}
+
+// spoolStats reports the bytes in the spool and the spool's failure, if any.
+func (w *window) spoolStats() (int64, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var n int64
+	for i := range w.spooled {
+		n += w.info.Piece(i).Length()
+	}
+	return n, w.spoolErr
+}
+
+// toSpool moves a complete piece's bytes to the spool; false when it cannot (no spool, no
+// room, a write failed). Called with w.mu held: a piece is a page-cache write.
+func (w *window) toSpool(i int, b []byte) bool {
+	if w.spool == nil || w.spoolErr != nil {
+		return false
+	}
+	off := int64(i) * w.info.PieceLength
+	if off+int64(len(b)) > w.spoolCap {
+		return false
+	}
+	if _, err := w.spool.WriteAt(b, off); err != nil {
+		w.spoolErr = fmt.Errorf("spool piece %d: %w", i, err)
+		return false
+	}
+	w.spooled[i] = true
+	return true
 }
 
 // OpenTorrent implements storage.ClientImpl.
@@ -80,17 +131,20 @@ func (w *window) stats() (held, maxHeld int64) {
 	return w.held, w.maxHeld
 }
 
-// complete lists the pieces held complete.
-func (w *window) completePieces() []int {
+// firstMissing is the first piece from the reader's on that is neither held complete nor
+// spooled; -1 when there is none.
+func (w *window) firstMissing() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	var out []int
-	for i, p := range w.pieces {
-		if p.complete {
-			out = append(out, i)
+	if w.info == nil {
+		return -1
+	}
+	for i := w.readPiece; i < w.info.NumPieces(); i++ {
+		if h := w.pieces[i]; (h == nil || !h.complete) && !w.spooled[i] {
+			return i
 		}
 	}
-	return out
+	return -1
 }
 
 // alloc returns piece i's buffer, making room by dropping the oldest pieces behind the
@@ -110,7 +164,7 @@ func (w *window) alloc(i int, length int64) (*heldPiece, []int, error) {
 		if victim < 0 {
 			return nil, drops, errFull
 		}
-		if w.pieces[victim].complete {
+		if v := w.pieces[victim]; v.complete && !w.toSpool(victim, v.b) {
 			drops = append(drops, victim)
 		}
 		w.held -= int64(len(w.pieces[victim].b))
@@ -140,15 +194,37 @@ type windowPiece struct {
 
 func (p *windowPiece) ReadAt(b []byte, off int64) (int, error) {
 	p.w.mu.Lock()
-	defer p.w.mu.Unlock()
 	h := p.w.pieces[p.i]
 	if h == nil {
-		return 0, errNotHeld
+		spool, spooled := p.w.spool, p.w.spooled[p.i]
+		p.w.mu.Unlock()
+		if !spooled {
+			return 0, errNotHeld
+		}
+		return p.readSpool(spool, b, off)
 	}
+	defer p.w.mu.Unlock()
 	if off >= int64(len(h.b)) {
 		return 0, io.EOF
 	}
 	n := copy(b, h.b[off:])
+	if n < len(b) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// readSpool reads a spooled piece without the window's lock: a disk read must not hold up
+// the downloading pieces.
+func (p *windowPiece) readSpool(spool Spool, b []byte, off int64) (int, error) {
+	if off >= p.length {
+		return 0, io.EOF
+	}
+	want := b[:min(int64(len(b)), p.length-off)]
+	n, err := spool.ReadAt(want, int64(p.i)*p.w.info.PieceLength+off)
+	if err != nil && !(errors.Is(err, io.EOF) && n == len(want)) {
+		return n, fmt.Errorf("spooled piece %d: %w", p.i, err)
+	}
 	if n < len(b) {
 		return n, io.EOF
 	}
@@ -189,6 +265,7 @@ func (p *windowPiece) MarkNotComplete() error {
 	if h := p.w.pieces[p.i]; h != nil {
 		h.complete = false
 	}
+	delete(p.w.spooled, p.i)
 	return nil
 }
 
@@ -197,5 +274,5 @@ func (p *windowPiece) Completion() storage.Completion {
 	defer p.w.mu.Unlock()
 	h := p.w.pieces[p.i]
 	// Always known: a fresh window holds nothing, so nothing needs hashing at the start.
-	return storage.Completion{Ok: true, Complete: h != nil && h.complete}
+	return storage.Completion{Ok: true, Complete: h != nil && h.complete || p.w.spooled[p.i]}
 }
