@@ -54,6 +54,9 @@ type Swarm struct {
 	// (default 5 s).
 	Stall      time.Duration
 	UploadRate int64 // bytes/s this device serves at most; 0 no cap
+	// SeedQuiet is how long no other peer may have the next piece before the server's seed
+	// is asked (default 1.5 s); negative: the seed is asked like any peer.
+	SeedQuiet time.Duration
 	// Spool is where the pieces the memory window lets go of are kept, so that the device
 	// serves the whole image it has, not only the window: "" (auto) is the disk after the
 	// image on a block device with room for it, and a file beside a regular-file target;
@@ -119,7 +122,7 @@ func openSwarm(ctx context.Context, opts Options, sopts source.Options, log *slo
 	}
 	s, err := swarm.Open(ctx, swarm.Options{
 		Torrent: t, Peers: sw.Peers, ListenPort: sw.Port, Window: sw.Window, Stall: sw.Stall,
-		UploadRate: sw.UploadRate, Logger: log, ServerHost: urlHost(opts.Source),
+		UploadRate: sw.UploadRate, Logger: log, ServerHost: urlHost(opts.Source), SeedQuiet: sw.SeedQuiet,
 	})
 	if err != nil {
 		return nil, err.Error(), nil
@@ -246,12 +249,9 @@ func openSpool(spec string, tgt *target.Target, imageSize, torrentSize int64) (*
 		}
 		return &spool{f: f, where: spec, remove: true}, ""
 	case tgt.Kind == target.BlockDevice:
-		if imageSize <= 0 {
-			return nil, "the image's size is not known before it is written, so neither is where it ends"
-		}
-		base := (imageSize + HoldBack - 1) / HoldBack * HoldBack
-		if base+torrentSize > tgt.Size()-HoldBack {
-			return nil, fmt.Sprintf("the disk (%d bytes) has no room for the %d-byte download after the %d-byte image", tgt.Size(), torrentSize, imageSize)
+		base, why := spoolBase(imageSize, tgt.Size(), torrentSize)
+		if why != "" {
+			return nil, why
 		}
 		// Not O_EXCL: the target's own descriptor holds the disk exclusively.
 		f, err := os.OpenFile(tgt.Path, os.O_RDWR, 0)
@@ -276,4 +276,18 @@ func urlHost(spec string) string {
 		return ""
 	}
 	return u.Hostname()
+}
+
+// spoolBase is where on a disk of diskSize bytes the spool of a torrentSize-byte download
+// starts: the MiB after the image's end, leaving the disk's last MiB alone. "" why when it
+// fits.
+func spoolBase(imageSize, diskSize, torrentSize int64) (int64, string) {
+	if imageSize <= 0 {
+		return 0, "the image's size is not known before it is written, so neither is where it ends"
+	}
+	base := (imageSize + HoldBack - 1) / HoldBack * HoldBack
+	if base+torrentSize > diskSize-HoldBack {
+		return 0, fmt.Sprintf("the disk (%d bytes) has no room for the %d-byte download after the %d-byte image", diskSize, torrentSize, imageSize)
+	}
+	return base, ""
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -114,8 +115,25 @@ func TestSwarmFlash(t *testing.T) {
 			if sw.MaxHeld == 0 || sw.MaxHeld > window {
 				t.Errorf("window held at most %d bytes, bound %d", sw.MaxHeld, window)
 			}
+			// A regular-file target keeps the pieces past the window beside it, and the
+			// scratch file is gone once the flash is.
+			if sw.Spool != dst+".swarm-spool" || sw.Spooled < int64(len(s.gz))-2*window {
+				t.Errorf("spool %q with %d bytes, want %s.swarm-spool with about the %d-byte download", sw.Spool, sw.Spooled, dst, len(s.gz))
+			}
+			if _, err := os.Stat(dst + ".swarm-spool"); !os.IsNotExist(err) {
+				t.Errorf("the spool is still there after the flash: %v", err)
+			}
 		})
 	}
+	t.Run("spool off", func(t *testing.T) {
+		dst := writeFile(t, "disk", nil)
+		res, err := Write(t.Context(), Options{Source: s.url + "/image.img.gz", Target: dst, SHA256: sum(s.img), NoDirect: true,
+			Swarm: &Swarm{Torrent: s.torrentFile(t), Peers: []string{seed.Addr}, Window: 512 << 10, Spool: "off"}})
+		s.check(t, res, err, dst)
+		if res.Swarm.Spool != "" || res.Swarm.Spooled != 0 {
+			t.Errorf("spool %q with %d bytes, want none", res.Swarm.Spool, res.Swarm.Spooled)
+		}
+	})
 }
 
 // TestSwarmFallsBack: whatever is wrong with the swarm, the flash ends right over HTTP.
@@ -254,5 +272,34 @@ func TestSwarmLinger(t *testing.T) {
 	}
 	if o.res.Swarm.Lingered >= time.Minute || time.Since(bDone) > 10*time.Second {
 		t.Errorf("lingered %v, %v after the last peer was done", o.res.Swarm.Lingered, time.Since(bDone))
+	}
+}
+
+func TestSpoolBase(t *testing.T) {
+	const mib = 1 << 20
+	for _, tc := range []struct {
+		name              string
+		image, disk, down int64
+		base              int64 // -1: no spool
+	}{
+		{"after the image, from the next MiB", 10*mib + 1, 100 * mib, 5 * mib, 11 * mib},
+		{"image ending on a MiB", 10 * mib, 100 * mib, 5 * mib, 10 * mib},
+		{"fits up to the last MiB", 10 * mib, 100 * mib, 89 * mib, 10 * mib},
+		{"would reach the last MiB", 10 * mib, 100 * mib, 89*mib + 1, -1},
+		{"image fills the disk", 100 * mib, 100 * mib, mib, -1},
+		{"size unknown", -1, 100 * mib, mib, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			base, why := spoolBase(tc.image, tc.disk, tc.down)
+			if tc.base < 0 {
+				if why == "" {
+					t.Errorf("spool at %d, want none", base)
+				}
+				return
+			}
+			if why != "" || base != tc.base {
+				t.Errorf("spool at %d (%q), want %d", base, why, tc.base)
+			}
+		})
 	}
 }

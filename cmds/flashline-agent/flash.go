@@ -49,6 +49,7 @@ func cmdFlash(ctx context.Context, args []string) int {
 	fs.IntVar(&sw.Port, "peer-port", envInt("FLASHLINE_PEER_PORT"), "with --torrent: TCP port for peers (default $FLASHLINE_PEER_PORT, else any free port)")
 	windowMiB := fs.Int64("swarm-window", 0, "with --torrent: MiB of pieces held in memory (default 32; at least two pieces)")
 	fs.StringVar(&sw.Spool, "swarm-spool", "", "with --torrent: where pieces past the memory window are kept to serve: auto (the disk after the image, or a file beside a file target), off, or a scratch FILE (default auto)")
+	fs.DurationVar(&sw.SeedQuiet, "swarm-seed-quiet", 0, "with --torrent: ask the server's seed only once no other peer has had the next piece this long (default 1.5s; negative: like any peer)")
 	fs.DurationVar(&sw.Stall, "swarm-stall", 0, "with --torrent: go on over HTTP after the swarm sends nothing this long (default 5s)")
 	fs.Usage = func() {
 		fmt.Fprintln(os.Stderr, "usage: flashline-agent flash [--sha256 HEX | --bmap FILE|URL] [--size BYTES] [--torrent URL|FILE [--linger D]] [flags] SOURCE TARGET\n\nSOURCE is an http(s) URL, a file or - (stdin); TARGET a block device or a regular file.\nWith --torrent the image comes from its BitTorrent swarm, SOURCE being its web seed and fallback.\n\nFlags:")
