@@ -27,6 +27,10 @@ import (
 type serverGate struct {
 	ips   map[string]bool // the server's addresses
 	quiet time.Duration
+	// holders is how many other peers must have the next piece for the seed to stay shut:
+	// a piece only one device has comes at that device's upload rate, shared by all who
+	// want it.
+	holders int
 
 	// next is the first piece this device is missing from the read position on; -1 none.
 	next   func() int
@@ -45,11 +49,13 @@ type serverGate struct {
 // goes to the seed long before it would go to HTTP.
 const defaultQuiet = 1500 * time.Millisecond
 
+const defaultHolders = 2
+
 func newServerGate(ips map[string]bool, quiet time.Duration, next func() int) *serverGate {
 	if quiet <= 0 {
 		quiet = defaultQuiet
 	}
-	return &serverGate{ips: ips, quiet: quiet, next: next, addrs: map[string]bool{}, lastHad: time.Now()}
+	return &serverGate{ips: ips, quiet: quiet, holders: defaultHolders, next: next, addrs: map[string]bool{}, lastHad: time.Now()}
 }
 
 // Lookup implements iplist.Ranger: the server's addresses are blocked while the gate is
@@ -103,7 +109,7 @@ func (g *serverGate) step(t *torrent.Torrent, now time.Time) {
 	if next < 0 {
 		return // nothing left to fetch
 	}
-	others, had := 0, false
+	others, holders := 0, 0
 	var seed []*torrent.PeerConn
 	for _, pc := range t.PeerConns() {
 		if g.isServer(pc.RemoteAddr) {
@@ -111,10 +117,11 @@ func (g *serverGate) step(t *torrent.Torrent, now time.Time) {
 			continue
 		}
 		others++
-		if !had && pc.PeerPieces().Contains(uint32(next)) {
-			had = true
+		if pc.PeerPieces().Contains(uint32(next)) {
+			holders++
 		}
 	}
+	had := holders > 0 && holders >= min(g.holders, others)
 	if had {
 		g.lastHad = now
 	}
