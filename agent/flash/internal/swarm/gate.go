@@ -37,6 +37,8 @@ type serverGate struct {
 	closed atomic.Bool
 	// lastHad is when another peer last had the next piece (the step goroutine's).
 	lastHad time.Time
+	// openedAt is when the gate last opened (the step goroutine's).
+	openedAt time.Time
 
 	mu    sync.Mutex
 	addrs map[string]bool // the seed's listening addresses seen, to dial again on opening
@@ -109,7 +111,8 @@ func (g *serverGate) step(t *torrent.Torrent, now time.Time) {
 	if next < 0 {
 		return // nothing left to fetch
 	}
-	others, holders := 0, 0
+	n := t.NumPieces()
+	others, holders, done := 0, 0, 0
 	var seed []*torrent.PeerConn
 	for _, pc := range t.PeerConns() {
 		if g.isServer(pc.RemoteAddr) {
@@ -117,23 +120,33 @@ func (g *serverGate) step(t *torrent.Torrent, now time.Time) {
 			continue
 		}
 		others++
-		if pc.PeerPieces().Contains(uint32(next)) {
+		pieces := pc.PeerPieces()
+		if pieces.Contains(uint32(next)) {
 			holders++
+			if pieces.GetCardinality() >= uint64(n) {
+				done++
+			}
 		}
 	}
-	had := holders > 0 && holders >= min(g.holders, others)
+	// A holder still downloading is a device ahead of this one: the front of the line, or
+	// close to it, and the seed's uplink is busy with it; this device waits for its pieces
+	// rather than compete. Holders that are all done (lingering) mean the front has finished
+	// and the seed is free: with fewer than g.holders of them, the seed helps at once.
+	had := holders > 0 && (holders >= min(g.holders, others) || holders > done)
 	if had {
 		g.lastHad = now
 	}
-	starving := !had && (others == 0 || now.Sub(g.lastHad) >= g.quiet)
+	starving := !had && (others == 0 || holders > 0 || now.Sub(g.lastHad) >= g.quiet)
 	switch {
-	case had && !g.closed.Load():
+	case had && !g.closed.Load() && now.Sub(g.openedAt) >= g.quiet:
+		// Open for at least quiet: the seed's connection is not dialled for nothing.
 		g.closed.Store(true)
 		for _, pc := range seed {
 			pc.Close()
 		}
 	case starving && g.closed.Load():
 		g.closed.Store(false)
+		g.openedAt = now
 		g.mu.Lock()
 		g.opens++
 		var peers []torrent.PeerInfo

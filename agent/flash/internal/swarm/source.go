@@ -120,11 +120,12 @@ func Open(ctx context.Context, opts Options) (*Source, error) {
 	cfg := torrent.NewDefaultClientConfig()
 	cfg.NoDHT = true
 	cfg.DisableUTP = true
+	// TCP is the uplink's (see uplink): its own listener and dialer order the uploads.
+	cfg.DisableTCP = true
 	cfg.DisableWebtorrent = true
 	cfg.DisableWebseeds = true // HTTP is the fallback after a stall, not a parallel source
 	cfg.NoDefaultPortForwarding = true
 	cfg.Seed = true
-	cfg.ListenPort = opts.ListenPort
 	cfg.MaxUnverifiedBytes = opts.Window / 2
 	// v1.59.1 serves a peer's requests one at a time in map order, each waiting for its
 	// share of this allocation limit: once a peer has more than the limit outstanding
@@ -171,23 +172,33 @@ func Open(ctx context.Context, opts Options) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("swarm: start client: %w", err)
 	}
-	spec, err := torrent.TorrentSpecFromMetaInfoErr(opts.Torrent.MI)
+	up := newUplink()
+	ln, err := up.listen(cl, opts.ListenPort)
 	if err != nil {
 		cl.Close()
+		return nil, err
+	}
+	closeClient := func() {
+		cl.Close()
+		ln.Close()
+	}
+	spec, err := torrent.TorrentSpecFromMetaInfoErr(opts.Torrent.MI)
+	if err != nil {
+		closeClient()
 		return nil, fmt.Errorf("swarm: %w", err)
 	}
 	spec.Webseeds = nil
 	spec.Storage = win
 	t, _, err := cl.AddTorrentSpec(spec)
 	if err != nil {
-		cl.Close()
+		closeClient()
 		return nil, fmt.Errorf("swarm: add torrent: %w", err)
 	}
 	win.dropped = func(i int) { go t.Piece(i).UpdateCompletion() }
 	var peers []torrent.PeerInfo
 	for _, p := range opts.Peers {
 		if _, _, err := net.SplitHostPort(p); err != nil {
-			cl.Close()
+			closeClient()
 			return nil, fmt.Errorf("swarm: peer %q: %w", p, err)
 		}
 		peers = append(peers, torrent.PeerInfo{Addr: torrent.StringAddr(p), Source: torrent.PeerSourceDirect})
@@ -202,11 +213,12 @@ func Open(ctx context.Context, opts Options) (*Source, error) {
 	if gate != nil {
 		go gate.run(gctx, t)
 	}
+	go up.rank(gctx, t, 250*time.Millisecond)
 	s.stopGate = stopGate
 	s.close = func() {
 		stopGate()
 		r.Close()
-		cl.Close()
+		closeClient()
 	}
 	return s, nil
 }
