@@ -103,9 +103,8 @@ func (g *serverGate) run(ctx context.Context, t *torrent.Torrent) {
 	}
 }
 
-// step closes the gate while another peer has the next piece, dropping the connections to
-// the seed, and opens it once none has had it for quiet (or there is no other peer),
-// dialling the seed again.
+// step shuts the gate while other peers can give this device its next piece, dropping the
+// connections to the seed, and opens it when they cannot (decide), dialling the seed again.
 func (g *serverGate) step(t *torrent.Torrent, now time.Time) {
 	next := g.next()
 	if next < 0 {
@@ -128,23 +127,14 @@ func (g *serverGate) step(t *torrent.Torrent, now time.Time) {
 			}
 		}
 	}
-	// A holder still downloading is a device ahead of this one: the front of the line, or
-	// close to it, and the seed's uplink is busy with it; this device waits for its pieces
-	// rather than compete. Holders that are all done (lingering) mean the front has finished
-	// and the seed is free: with fewer than g.holders of them, the seed helps at once.
-	had := holders > 0 && (holders >= min(g.holders, others) || holders > done)
-	if had {
-		g.lastHad = now
-	}
-	starving := !had && (others == 0 || holders > 0 || now.Sub(g.lastHad) >= g.quiet)
+	shut, open := g.decide(now, others, holders, done)
 	switch {
-	case had && !g.closed.Load() && now.Sub(g.openedAt) >= g.quiet:
-		// Open for at least quiet: the seed's connection is not dialled for nothing.
+	case shut:
 		g.closed.Store(true)
 		for _, pc := range seed {
 			pc.Close()
 		}
-	case starving && g.closed.Load():
+	case open:
 		g.closed.Store(false)
 		g.openedAt = now
 		g.mu.Lock()
@@ -156,4 +146,21 @@ func (g *serverGate) step(t *torrent.Torrent, now time.Time) {
 		g.mu.Unlock()
 		t.AddPeers(peers)
 	}
+}
+
+// decide tells step whether to shut or open the gate, from the other (non-seed) peers, how
+// many of them have the next piece, and how many of those have every piece.
+func (g *serverGate) decide(now time.Time, others, holders, done int) (shut, open bool) {
+	// A holder still downloading is a device ahead of this one: the front of the line, or
+	// close to it, and the seed's uplink is busy with it; this device waits for its pieces
+	// rather than compete. Holders that are all done (lingering) mean the front has finished
+	// and the seed is free: with fewer than g.holders of them, the seed helps at once.
+	had := holders > 0 && (holders >= min(g.holders, others) || holders > done)
+	if had {
+		g.lastHad = now
+	}
+	starving := !had && (others == 0 || holders > 0 || now.Sub(g.lastHad) >= g.quiet)
+	closed := g.closed.Load()
+	// Open for at least quiet: the seed's connection is not dialled for nothing.
+	return had && !closed && now.Sub(g.openedAt) >= g.quiet, starving && closed
 }
