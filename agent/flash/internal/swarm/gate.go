@@ -91,15 +91,20 @@ func (g *serverGate) added(pc *torrent.PeerConn) {
 
 // run opens and closes the gate until ctx ends.
 func (g *serverGate) run(ctx context.Context, t *torrent.Torrent) {
-	tick := time.NewTicker(min(g.quiet/6, 250*time.Millisecond))
+	every(ctx, min(g.quiet/6, 250*time.Millisecond), func(now time.Time) { g.step(t, now) })
+}
+
+// every calls f with the time every d until ctx ends.
+func every(ctx context.Context, d time.Duration, f func(time.Time)) {
+	tick := time.NewTicker(d)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case now := <-tick.C:
+			f(now)
 		}
-		g.step(t, time.Now())
 	}
 }
 

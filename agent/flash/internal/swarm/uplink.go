@@ -47,15 +47,8 @@ func newUplink() *uplink {
 }
 
 // rank records how many pieces each connected peer has, every tick until ctx ends.
-func (u *uplink) rank(ctx context.Context, t *torrent.Torrent, every time.Duration) {
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+func (u *uplink) rank(ctx context.Context, t *torrent.Torrent, d time.Duration) {
+	every(ctx, d, func(time.Time) {
 		ranks := map[string]uint64{}
 		for _, pc := range t.PeerConns() {
 			ranks[pc.RemoteAddr.String()] = pc.PeerPieces().GetCardinality()
@@ -63,7 +56,7 @@ func (u *uplink) rank(ctx context.Context, t *torrent.Torrent, every time.Durati
 		u.mu.Lock()
 		u.ranks = ranks
 		u.mu.Unlock()
-	}
+	})
 }
 
 // wrap puts a connection under the uplink's order.
