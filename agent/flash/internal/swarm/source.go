@@ -1,9 +1,11 @@
 // Package swarm is the flash pipeline's BitTorrent source: the image's compressed bytes,
 // in order, from the line's swarm (peers and the server's seed), each piece checked against
 // the metainfo's SHA-1 by the library before the reader sees it, held in a bounded memory
-// window that is also served to other peers while it downloads. It is built on
-// github.com/anacrolix/torrent and speaks plain BitTorrent over TCP: no DHT, no uTP, no
-// WebRTC, no web seed (falling back to HTTP is the caller's, see ErrStalled).
+// window that is also served to other peers while it downloads, the peer furthest along
+// first (uplink), with the server's seed asked only for what other devices cannot give
+// (serverGate). It is built on github.com/anacrolix/torrent and speaks plain BitTorrent
+// over TCP: no DHT, no uTP, no WebRTC, no web seed (falling back to HTTP is the caller's,
+// see ErrStalled).
 package swarm
 
 import (
