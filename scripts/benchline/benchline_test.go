@@ -2,6 +2,7 @@ package main
 
 import (
 	"maps"
+	"slices"
 	"testing"
 )
 
@@ -55,6 +56,37 @@ func TestKillSet(t *testing.T) {
 			if !got[i] {
 				t.Errorf("killSet(%d, %d) = %v, want %v", tt.n, tt.k, got, tt.want)
 			}
+		}
+	}
+}
+
+func TestParseSlow(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    []int
+		wantErr bool
+	}{
+		{in: "", want: nil},
+		{in: " ", want: nil},
+		{in: "1", want: []int{1}},
+		{in: "1, 5,5", want: []int{1, 5}},
+		{in: "0,19", want: []int{0, 19}},
+		{in: "20", wantErr: true},
+		{in: "-1", wantErr: true},
+		{in: "1,x", wantErr: true},
+		{in: "1,", wantErr: true},
+	}
+	for _, tt := range tests {
+		got, err := parseSlow(tt.in, 20)
+		if (err != nil) != tt.wantErr {
+			t.Errorf("parseSlow(%q) error %v, want error %v", tt.in, err, tt.wantErr)
+			continue
+		}
+		if err != nil {
+			continue
+		}
+		if keys := slices.Sorted(maps.Keys(got)); !slices.Equal(keys, tt.want) {
+			t.Errorf("parseSlow(%q) = %v, want %v", tt.in, keys, tt.want)
 		}
 	}
 }

@@ -15,11 +15,14 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -43,6 +46,8 @@ type config struct {
 	KeepLogs   bool
 	SkipHTTP   bool
 	AgentArgs  string
+	Slow       map[int]bool // devices on a slower link
+	SlowMbit   int64
 }
 
 func main() {
@@ -62,7 +67,14 @@ func main() {
 	flag.BoolVar(&c.KeepLogs, "keep-logs", false, "keep the server's and agents' logs")
 	flag.StringVar(&c.AgentArgs, "agent-args", "", "extra flags for every agent, space-separated (e.g. -v)")
 	flag.BoolVar(&c.SkipHTTP, "skip-http", false, "skip the plain HTTP baseline (its figure prints as -)")
+	slow := flag.String("slow", envString("BENCH_LINE_SLOW", ""), "devices (indexes from 0, comma-separated) on a slower link of -slow-mbit: a bad cable, a port at 100 Mbit/s (env BENCH_LINE_SLOW)")
+	flag.Int64Var(&c.SlowMbit, "slow-mbit", int64(envInt("BENCH_LINE_SLOW_MBIT", 10)), "the -slow devices' link, Mbit/s each way")
 	flag.Parse()
+	var err error
+	if c.Slow, err = parseSlow(*slow, c.N); err != nil || c.SlowMbit < 1 {
+		fmt.Fprintln(os.Stderr, "benchline: -slow wants device indexes below -n, comma-separated, and -slow-mbit >= 1:", err)
+		os.Exit(2)
+	}
 	if c.Agent == "" || c.Server == "" || c.N < 1 || c.Kill < 0 || c.Kill >= c.N {
 		fmt.Fprintln(os.Stderr, "benchline: need -agent, -server, -n >= 1 and 0 <= -kill < -n")
 		os.Exit(2)
@@ -113,12 +125,19 @@ func run(ctx context.Context, c config) error {
 	devs := make([]*netlab.Host, c.N)
 	for i := range devs {
 		a := netip.AddrFrom4([4]byte{10, 78, byte(1 + i/250), byte(1 + i%250)})
-		if devs[i], err = sw.AddHost(ctx, fmt.Sprintf("d%02d", i), netip.PrefixFrom(a, 16), c.DeviceMbit*1e6); err != nil {
+		rate := c.DeviceMbit
+		if c.Slow[i] {
+			rate = c.SlowMbit
+		}
+		if devs[i], err = sw.AddHost(ctx, fmt.Sprintf("d%02d", i), netip.PrefixFrom(a, 16), rate*1e6); err != nil {
 			return err
 		}
 	}
 	fmt.Printf("line: %d devices at %d Mbit/s each way, server uplink %d Mbit/s each way (tc tbf on veth, one bridge), staggered %s; image %.1f MiB zstd (%.1f MiB raw); swarm %s, linger %s\n",
 		c.N, c.DeviceMbit, c.ServerMbit, c.Stagger, mib(img.Size), mib(img.RawSize), onOff(swarm), c.Linger)
+	if len(c.Slow) > 0 {
+		fmt.Printf("line: slow links: devices %v at %d Mbit/s each way\n", slices.Sorted(maps.Keys(c.Slow)), c.SlowMbit)
+	}
 
 	srv, err := startServer(ctx, c, work, srvHost, devs[0], img, swarm)
 	if err != nil {
@@ -231,4 +250,23 @@ func onOff(b bool) string {
 		return "on"
 	}
 	return "off"
+}
+
+// parseSlow reads -slow: device indexes below n, comma-separated; "" is none.
+func parseSlow(s string, n int) (map[int]bool, error) {
+	slow := map[int]bool{}
+	if strings.TrimSpace(s) == "" {
+		return slow, nil
+	}
+	for _, f := range strings.Split(s, ",") {
+		i, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return nil, fmt.Errorf("device %q: %w", f, err)
+		}
+		if i < 0 || i >= n {
+			return nil, fmt.Errorf("device %d: not on a line of %d", i, n)
+		}
+		slow[i] = true
+	}
+	return slow, nil
 }
