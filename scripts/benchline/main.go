@@ -71,8 +71,12 @@ func main() {
 	flag.Int64Var(&c.SlowMbit, "slow-mbit", int64(envInt("BENCH_LINE_SLOW_MBIT", 10)), "the -slow devices' link, Mbit/s each way")
 	flag.Parse()
 	var err error
-	if c.Slow, err = parseSlow(*slow, c.N); err != nil || c.SlowMbit < 1 {
-		fmt.Fprintln(os.Stderr, "benchline: -slow wants device indexes below -n, comma-separated, and -slow-mbit >= 1:", err)
+	if c.Slow, err = parseSlow(*slow, c.N); err != nil {
+		fmt.Fprintln(os.Stderr, "benchline: -slow wants device indexes below -n, comma-separated:", err)
+		os.Exit(2)
+	}
+	if c.SlowMbit < 1 {
+		fmt.Fprintln(os.Stderr, "benchline: -slow-mbit must be at least 1")
 		os.Exit(2)
 	}
 	if c.Agent == "" || c.Server == "" || c.N < 1 || c.Kill < 0 || c.Kill >= c.N {

@@ -20,16 +20,16 @@ import (
 // busy the whole time the line flashes. The seed is only needed for pieces no device has
 // yet: those of the device at the front of the line, and those of a device whose peers have
 // all gone. So the seed's addresses are blocked (the client's IP blocklist, checked before
-// every dial and accept) while another peer has the next piece this device is missing, and
-// let through again once none has had it for Quiet (at once when there is no other peer):
-// the device then fetches from the seed what the others cannot give it. A device just
-// behind the front waits a little for the front's next piece instead of fetching it twice.
+// every dial and accept) while other peers can give this device the next piece it is
+// missing, and let through again when they cannot (decide has the rule): the device then
+// fetches from the seed what the others cannot give it. A device just behind the front
+// waits for the front's next piece instead of competing with it for the seed.
 type serverGate struct {
 	ips   map[string]bool // the server's addresses
 	quiet time.Duration
-	// holders is how many other peers must have the next piece for the seed to stay shut:
-	// a piece only one device has comes at that device's upload rate, shared by all who
-	// want it.
+	// holders is how many other peers that are done must have the next piece for the seed
+	// to stay shut: a piece only one lingering device has comes at that device's upload
+	// rate, shared by all who want it, while the seed's uplink is idle.
 	holders int
 
 	// next is the first piece this device is missing from the read position on; -1 none.

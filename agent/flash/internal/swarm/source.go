@@ -60,9 +60,9 @@ type Options struct {
 	// ServerHost is the line server's host (SOURCE's): the piece data from a peer at one of
 	// its addresses is counted as the server seed's in Stats.FromServer.
 	ServerHost string
-	// SeedQuiet is how long no data may come from other peers before this device asks the
-	// server's seed (ServerHost's) again (default 1.5 s; see serverGate). Negative: the seed
-	// is asked like any peer.
+	// SeedQuiet is how long no other peer may have the next piece before this device asks
+	// the server's seed (ServerHost's) again, and the least time it then stays asked
+	// (default 1.5 s; see serverGate). Negative: the seed is asked like any peer.
 	SeedQuiet time.Duration
 	// NoPEX stops peers from telling this one about others (a test that wants to know
 	// where the bytes came from).

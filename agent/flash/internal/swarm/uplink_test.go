@@ -88,7 +88,6 @@ func TestUplinkOrdersPieceData(t *testing.T) {
 		released <- time.Now()
 		u.release(front)
 	}()
-	start = time.Now()
 	if _, err := back.Write(make([]byte, 32<<10)); err != nil {
 		t.Fatal(err)
 	}
